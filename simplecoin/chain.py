@@ -1,0 +1,160 @@
+"""The block index: every known block with its height and cumulative work, and the choice of best chain.
+
+Pure bookkeeping: no disk. The node loads the index from the store and keeps both in step.
+The best chain is the one with the most cumulative work (never the most blocks); among equals the one seen
+first wins, so a node does not flip between two tips of the same work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+
+from simplecoin.params import NetworkParams
+from simplecoin.pow import block_work, retarget
+from simplecoin.primitives import BlockHeader
+
+
+class BlockStatus(IntEnum):
+    """How far a stored block got."""
+
+    STORED = 1  # passed the context-free and header checks; not yet connected
+    VALID = 2  # connected to the UTXO set at least once
+    INVALID = 3  # failed to connect, or descends from a block that did
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One block in the index (Bitcoin: CBlockIndex)."""
+
+    hash: bytes
+    header: BlockHeader
+    height: int
+    chain_work: int  # total work of the chain ending here
+    status: BlockStatus
+    seq: int  # arrival order: breaks ties between tips of equal work
+
+    @property
+    def prev_hash(self) -> bytes:
+        return self.header.prev_hash
+
+
+@dataclass(frozen=True)
+class ReorgResult:
+    """What a change of tip did, oldest first within each list."""
+
+    disconnected: tuple[bytes, ...] = ()  # blocks taken off the active chain, tip first
+    connected: tuple[bytes, ...] = ()  # blocks put on it, in chain order
+    invalid: tuple[tuple[bytes, str, str], ...] = ()  # (block hash, reason, detail) found invalid on the way
+
+
+class BlockIndex:
+    """All known blocks, by hash, with the set of candidate tips."""
+
+    def __init__(self, params: NetworkParams) -> None:
+        self.params = params
+        self.entries: dict[bytes, IndexEntry] = {}
+        self.children: dict[bytes, list[bytes]] = {}
+        self._candidates: set[bytes] = set()  # valid-or-unknown blocks with no valid-or-unknown child
+        self._seq = 0
+
+    def __contains__(self, block_hash: bytes) -> bool:
+        return block_hash in self.entries
+
+    def __getitem__(self, block_hash: bytes) -> IndexEntry:
+        return self.entries[block_hash]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def make_entry(
+        self, header: BlockHeader, status: BlockStatus = BlockStatus.STORED, seq: int | None = None
+    ) -> IndexEntry:
+        """An entry for `header` on top of its (known) parent; genesis has no parent."""
+        parent = self.entries.get(header.prev_hash)
+        height = parent.height + 1 if parent else 0
+        work = (parent.chain_work if parent else 0) + block_work(header.bits)
+        return IndexEntry(header.hash(), header, height, work, status, self._seq + 1 if seq is None else seq)
+
+    def add(self, entry: IndexEntry) -> None:
+        self.entries[entry.hash] = entry
+        self._seq = max(self._seq, entry.seq)
+        if entry.height > 0:
+            self.children.setdefault(entry.prev_hash, []).append(entry.hash)
+        if entry.status != BlockStatus.INVALID:
+            self._candidates.add(entry.hash)
+            self._candidates.discard(entry.prev_hash)
+
+    def set_status(self, block_hash: bytes, status: BlockStatus) -> None:
+        self.entries[block_hash] = dataclasses.replace(self.entries[block_hash], status=status)
+
+    def mark_invalid(self, block_hash: bytes) -> list[bytes]:
+        """Mark a block and all its descendants invalid; return their hashes."""
+        marked = []
+        stack = [block_hash]
+        while stack:
+            h = stack.pop()
+            if self.entries[h].status != BlockStatus.INVALID:
+                self.set_status(h, BlockStatus.INVALID)
+                marked.append(h)
+            self._candidates.discard(h)
+            stack.extend(self.children.get(h, ()))
+        parent = self.entries[block_hash].prev_hash
+        if parent in self.entries and self.entries[parent].status != BlockStatus.INVALID:
+            if all(self.entries[c].status == BlockStatus.INVALID for c in self.children[parent]):
+                self._candidates.add(parent)
+        return marked
+
+    def best_candidate(self) -> IndexEntry:
+        """The tip with the most work among blocks not known to be invalid (earliest seen on ties)."""
+        return max((self.entries[h] for h in self._candidates), key=lambda e: (e.chain_work, -e.seq))
+
+    def ancestor(self, entry: IndexEntry, height: int) -> IndexEntry:
+        """The block at `height` on the chain ending in `entry`."""
+        if not 0 <= height <= entry.height:
+            raise ValueError(f"no ancestor at height {height} of a block at {entry.height}")
+        while entry.height > height:
+            entry = self.entries[entry.prev_hash]
+        return entry
+
+    def median_time_past(self, entry: IndexEntry) -> int:
+        """Median time of the last 11 blocks up to `entry` (Bitcoin: GetMedianTimePast)."""
+        times = []
+        for _ in range(self.params.median_time_span):
+            times.append(entry.header.time)
+            if entry.height == 0:
+                break
+            entry = self.entries[entry.prev_hash]
+        times.sort()
+        return times[len(times) // 2]
+
+    def next_bits(self, prev: IndexEntry) -> int:
+        """The bits a block on top of `prev` must carry (Bitcoin: GetNextWorkRequired)."""
+        params = self.params
+        height = prev.height + 1
+        if params.no_retargeting or height % params.retarget_interval != 0:
+            return prev.header.bits
+        # Bitcoin measures the period from its first block, so it spans interval-1 gaps; kept for fidelity.
+        first = self.ancestor(prev, height - params.retarget_interval)
+        timespan = prev.header.time - first.header.time
+        return retarget(prev.header.bits, timespan, params.retarget_timespan, params.pow_limit)
+
+    def find_fork(self, a: IndexEntry, b: IndexEntry) -> IndexEntry:
+        """The last block two chains share (Bitcoin: LastCommonAncestor)."""
+        if a.height > b.height:
+            a = self.ancestor(a, b.height)
+        elif b.height > a.height:
+            b = self.ancestor(b, a.height)
+        while a.hash != b.hash:
+            a, b = self.entries[a.prev_hash], self.entries[b.prev_hash]
+        return a
+
+    def branch(self, fork: IndexEntry, tip: IndexEntry) -> list[IndexEntry]:
+        """The blocks after `fork` up to and including `tip`, oldest first."""
+        path = []
+        while tip.hash != fork.hash:
+            path.append(tip)
+            tip = self.entries[tip.prev_hash]
+        path.reverse()
+        return path

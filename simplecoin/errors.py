@@ -1,0 +1,42 @@
+"""The exceptions SimpleCoin raises; every rejection carries a stable reason."""
+
+from __future__ import annotations
+
+
+class SimpleCoinError(Exception):
+    """Raised for any SimpleCoin failure; the root of the hierarchy."""
+
+
+class DecodeError(SimpleCoinError, ValueError):
+    """Raised when bytes or text do not decode strictly (short, trailing, out of range)."""
+
+    reason = "bad-encoding"
+
+
+class ValidationError(SimpleCoinError):
+    """Raised when a transaction or block breaks a consensus or policy rule.
+
+    `reason` is short and stable (Bitcoin Core style, e.g. `bad-cb-amount`); `detail` is for people.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TxValidationError(ValidationError):
+    """Raised when a transaction is invalid (or, in the mempool, not acceptable)."""
+
+
+class BlockValidationError(ValidationError):
+    """Raised when a block or block header is invalid."""
+
+
+class MissingParent(SimpleCoinError):
+    """Raised when a block's parent is unknown; not invalid, the block is kept as an orphan."""
+
+    def __init__(self, block_hash: bytes, parent_hash: bytes) -> None:
+        super().__init__(f"parent {parent_hash[::-1].hex()} of block {block_hash[::-1].hex()} is unknown")
+        self.block_hash = block_hash
+        self.parent_hash = parent_hash

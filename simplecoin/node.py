@@ -1,0 +1,243 @@
+"""The node: the single owner of the block index, the active chain, the mempool and the store.
+
+This is the I/O shell around the pure core: it reads the clock (passed in as `clock`) and the store, and
+hands their values to the consensus functions. It does not talk to the network; whoever calls it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simplecoin.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
+from simplecoin.errors import BlockValidationError, ValidationError
+from simplecoin.mempool import Mempool, MempoolEntry, MempoolPolicy
+from simplecoin.mining import COINBASE_RESERVE, make_block
+from simplecoin.params import NetworkParams
+from simplecoin.primitives import Block, Transaction
+from simplecoin.store import Store
+from simplecoin.validation import check_block, check_header_contextual, connect_block
+
+log = logging.getLogger(__name__)
+
+MAX_ORPHANS = 100  # blocks whose parent we have not seen yet (Bitcoin: DEFAULT_MAX_ORPHAN_TRANSACTIONS)
+SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
+
+
+@dataclass(frozen=True)
+class BlockOutcome:
+    """What submitting a block did."""
+
+    status: str  # "accepted" (stored; maybe the new tip), "orphan" (parent unknown) or "duplicate"
+    reorg: ReorgResult = field(default_factory=ReorgResult)
+
+
+class Node:
+    """Chain state, mempool and store, kept in step."""
+
+    def __init__(
+        self,
+        store: Store,
+        params: NetworkParams,
+        clock: Callable[[], float] = time.time,
+        policy: MempoolPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.params = params
+        self.clock = clock
+        self.index = BlockIndex(params)
+        for stored in store.load_index():
+            self.index.add(self.index.make_entry(stored.header, stored.status, stored.seq))
+        self.active: list[bytes] = store.active_chain()
+        self.mempool = Mempool(params, policy)
+        self.orphans: OrderedDict[bytes, Block] = OrderedDict()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
+        self.activate_best_chain()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- views -------------------------------------------------------------------------------------------------
+
+    @property
+    def tip(self) -> IndexEntry:
+        return self.index[self.active[-1]]
+
+    @property
+    def height(self) -> int:
+        return len(self.active) - 1
+
+    def median_time_past(self) -> int:
+        return self.index.median_time_past(self.tip)
+
+    # -- blocks ------------------------------------------------------------------------------------------------
+
+    def submit_block(self, block: Block) -> BlockOutcome:
+        """Validate and store a block, then follow the most-work chain. Raises BlockValidationError."""
+        if block.hash in self.index:
+            if self.index[block.hash].status == BlockStatus.INVALID:
+                raise BlockValidationError("duplicate-invalid", f"block {block.header.hash_hex()} is known invalid")
+            return BlockOutcome("duplicate")
+        check_block(block, self.params)
+        if block.header.prev_hash not in self.index:
+            self._add_orphan(block)
+            return BlockOutcome("orphan")
+        reorg = self._accept_block(block)
+        return BlockOutcome("accepted", self._merge(reorg, self._connect_orphans(block.hash)))
+
+    def _accept_block(self, block: Block) -> ReorgResult:
+        parent = self.index[block.header.prev_hash]
+        if parent.status == BlockStatus.INVALID:
+            raise BlockValidationError("bad-prevblk", f"parent {block.header.prev_hash[::-1].hex()} is invalid")
+        check_header_contextual(
+            block.header,
+            expected_bits=self.index.next_bits(parent),
+            median_time_past=self.index.median_time_past(parent),
+            now=int(self.clock()),
+            params=self.params,
+        )
+        entry = self.index.make_entry(block.header)
+        self.store.add_block(block, entry.height, entry.status, entry.seq)
+        self.index.add(entry)
+        reorg = self.activate_best_chain(block)
+        for bad_hash, reason, detail in reorg.invalid:
+            if bad_hash == block.hash:
+                raise BlockValidationError(reason, detail)
+        return reorg
+
+    def _add_orphan(self, block: Block) -> None:
+        self.orphans[block.hash] = block
+        while len(self.orphans) > MAX_ORPHANS:
+            self.orphans.popitem(last=False)
+        log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), block.header.prev_hash[::-1].hex())
+
+    def _connect_orphans(self, parent_hash: bytes) -> ReorgResult:
+        """Accept orphans whose parent just arrived, and theirs in turn."""
+        result = ReorgResult()
+        parents = [parent_hash]
+        while parents:
+            parent = parents.pop()
+            for orphan in [b for b in self.orphans.values() if b.header.prev_hash == parent]:
+                del self.orphans[orphan.hash]
+                try:
+                    result = self._merge(result, self._accept_block(orphan))
+                except ValidationError as e:
+                    log.warning("orphan block %s is invalid: %s", orphan.header.hash_hex(), e)
+                    continue
+                parents.append(orphan.hash)
+        return result
+
+    @staticmethod
+    def _merge(first: ReorgResult, second: ReorgResult) -> ReorgResult:
+        return _net_reorg(
+            first.disconnected + second.disconnected, first.connected + second.connected, first.invalid + second.invalid
+        )
+
+    def activate_best_chain(self, new_block: Block | None = None) -> ReorgResult:
+        """Move the tip to the valid chain with the most work (Bitcoin: ActivateBestChain).
+
+        A block that fails to connect is marked invalid with all its descendants, and the search starts
+        again, so the node always ends on the best chain it can validate.
+        """
+        disconnected: list[Block] = []
+        connected: list[Block] = []
+        invalid: list[tuple[bytes, str, str]] = []
+        while True:
+            best = self.index.best_candidate()
+            if best.chain_work <= self.tip.chain_work:
+                break
+            fork = self.index.find_fork(self.tip, best)
+            while self.tip.hash != fork.hash:
+                disconnected.append(self._disconnect_tip())
+            for entry in self.index.branch(fork, best):
+                block = new_block if new_block and new_block.hash == entry.hash else self.store.get_block(entry.hash)
+                assert block is not None, "every indexed block has its data stored"
+                try:
+                    self._connect_tip(entry, block)
+                except BlockValidationError as e:
+                    log.warning("block %s at height %d is invalid: %s", entry.header.hash_hex(), entry.height, e)
+                    self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
+                    invalid.append((entry.hash, e.reason, e.detail))
+                    break
+                connected.append(block)
+        self._update_mempool(disconnected, connected)
+        if disconnected:
+            log.info("reorganised: %d blocks off, %d on, tip %s", len(disconnected), len(connected), self.tip.height)
+        return _net_reorg(tuple(b.hash for b in disconnected), tuple(b.hash for b in connected), tuple(invalid))
+
+    def _connect_tip(self, entry: IndexEntry, block: Block) -> None:
+        parent = self.index[entry.prev_hash]
+        undo = connect_block(
+            block, self.store, entry.height, self.params, self.index.median_time_past(parent), self._verified
+        )
+        self.store.connect_block(block, entry.height, undo)
+        self.index.set_status(entry.hash, BlockStatus.VALID)
+        self.active.append(entry.hash)
+
+    def _disconnect_tip(self) -> Block:
+        block = self.store.get_block(self.tip.hash)
+        assert block is not None, "the active chain's blocks are stored"
+        self.store.disconnect_block(block, self.height)
+        self.active.pop()
+        return block
+
+    # -- transactions ------------------------------------------------------------------------------------------
+
+    def submit_tx(self, tx: Transaction) -> MempoolEntry:
+        """Add a transaction to the mempool. Raises TxValidationError with the reason."""
+        entry = self.mempool.accept(
+            tx, self.store, self.height + 1, self.median_time_past(), check_signatures=tx.txid not in self._verified
+        )
+        self._verified[tx.txid] = None
+        self._verified.move_to_end(tx.txid)
+        while len(self._verified) > SIGNATURE_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return entry
+
+    def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> None:
+        if not disconnected:
+            for block in connected:
+                self.mempool.remove_for_block(block)
+            return
+        # After a reorg, re-admit the transactions of the blocks that left (oldest first), then the old pool:
+        # whatever is still valid against the new chain stays, the rest (mined, conflicting) is dropped.
+        pending = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
+        pending += [entry.tx for entry in self.mempool.entries.values()]
+        self.mempool = Mempool(self.params, self.mempool.policy)
+        for tx in pending:
+            try:
+                self.submit_tx(tx)
+            except ValidationError as e:
+                log.debug("dropped %s after reorg: %s", tx.txid[::-1].hex(), e.reason)
+
+    # -- mining ------------------------------------------------------------------------------------------------
+
+    def block_template(self, pubkey_hash: bytes, extra: bytes = b"") -> Block:
+        """An unsolved block on the tip paying the best-fee mempool transactions' fees to `pubkey_hash`."""
+        entries = self.mempool.select(self.params.max_block_size - COINBASE_RESERVE)
+        tip = self.tip
+        return make_block(
+            prev_hash=tip.hash,
+            height=tip.height + 1,
+            bits=self.index.next_bits(tip),
+            time=max(int(self.clock()), self.median_time_past() + 1),
+            pubkey_hash=pubkey_hash,
+            params=self.params,
+            txs=[e.tx for e in entries],
+            fees=sum(e.fee for e in entries),
+            extra=extra,
+        )
+
+
+def _net_reorg(
+    disconnected: tuple[bytes, ...], connected: tuple[bytes, ...], invalid: tuple[tuple[bytes, str, str], ...]
+) -> ReorgResult:
+    """Drop blocks that went off and came back on again: the caller cares about the net change."""
+    both = set(disconnected) & set(connected)
+    return ReorgResult(
+        tuple(h for h in disconnected if h not in both), tuple(h for h in connected if h not in both), invalid
+    )

@@ -1,0 +1,116 @@
+"""Network parameters: one immutable value per network, passed in wherever rules depend on them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+
+from simplecoin.pow import bits_to_target
+from simplecoin.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
+
+COIN = 100_000_000  # base units in one coin (Bitcoin: COIN)
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """Everything that makes one network differ from another (Bitcoin: CChainParams)."""
+
+    name: str
+    address_version: int  # first byte of an address' Base58Check payload
+    pow_limit_bits: int  # easiest allowed target, compact (Bitcoin: powLimit)
+    target_spacing: int  # seconds between blocks (Bitcoin: nPowTargetSpacing)
+    retarget_interval: int  # blocks between retargets (Bitcoin: DifficultyAdjustmentInterval)
+    no_retargeting: bool  # regtest keeps its trivial target forever (Bitcoin: fPowNoRetargeting)
+    initial_subsidy: int  # base units paid to the first blocks' miners
+    halving_interval: int  # blocks between subsidy halvings (Bitcoin: nSubsidyHalvingInterval)
+    max_money: int  # no amount may exceed this (Bitcoin: MAX_MONEY)
+    coinbase_maturity: int  # blocks before a coinbase output may be spent (Bitcoin: COINBASE_MATURITY)
+    max_block_size: int  # bytes (Bitcoin: MAX_BLOCK_SERIALIZED_SIZE before segwit)
+    max_tx_size: int  # bytes; also bounds the work of checking one transaction
+    genesis_time: int
+    genesis_nonce: int
+    genesis_message: bytes
+    genesis_hash_hex: str  # a constant: every node of the network starts from exactly this block
+    max_future_block_time: int = 2 * 60 * 60  # Bitcoin: MAX_FUTURE_BLOCK_TIME
+    median_time_span: int = 11  # blocks whose median time a new block must beat
+
+    @property
+    def pow_limit(self) -> int:
+        return bits_to_target(self.pow_limit_bits)
+
+    @property
+    def retarget_timespan(self) -> int:
+        return self.target_spacing * self.retarget_interval
+
+    def subsidy(self, height: int) -> int:
+        """New coins a block at `height` may create (Bitcoin: GetBlockSubsidy)."""
+        halvings = height // self.halving_interval
+        return 0 if halvings >= 64 else self.initial_subsidy >> halvings
+
+    @cached_property
+    def genesis_block(self) -> Block:
+        """Built from constants only, so it is identical on every node. Its output is never spendable."""
+        coinbase = Transaction(
+            version=1,
+            inputs=(TxIn(NULL_OUTPOINT, b"", (0).to_bytes(4, "little") + self.genesis_message),),
+            outputs=(TxOut(self.initial_subsidy, bytes(20)),),
+        )
+        header = BlockHeader(
+            version=1,
+            prev_hash=bytes(32),
+            merkle_root=coinbase.txid,
+            time=self.genesis_time,
+            bits=self.pow_limit_bits,
+            nonce=self.genesis_nonce,
+        )
+        return Block(header, (coinbase,))
+
+    @property
+    def genesis_hash(self) -> bytes:
+        return bytes.fromhex(self.genesis_hash_hex)[::-1]
+
+    def replace(self, **changes: object) -> NetworkParams:
+        """A copy with some values changed (tests use this for small retarget intervals)."""
+        return dataclasses.replace(self, **changes)
+
+
+MAIN = NetworkParams(
+    name="main",
+    address_version=63,  # addresses start with 'S'
+    pow_limit_bits=0x1E0FFFFF,  # about 2^20 hashes a block: a laptop in pure Python mines the first ones in seconds
+    target_spacing=30,
+    retarget_interval=120,  # an hour at the target spacing
+    no_retargeting=False,
+    initial_subsidy=50 * COIN,
+    halving_interval=210_000,
+    max_money=21_000_000 * COIN,
+    coinbase_maturity=10,  # five minutes at the target spacing
+    max_block_size=1_000_000,
+    max_tx_size=100_000,
+    genesis_time=1794182400,  # 2026-11-10 00:00:00 UTC
+    genesis_nonce=2338910,
+    genesis_message=b"SimpleCoin: a small coin that validates like Bitcoin",
+    genesis_hash_hex="000005b241d72f43c7c34582e4de2a9ce01284d4ee90b23b527395d69a9df60f",
+)
+
+REGTEST = NetworkParams(
+    name="regtest",
+    address_version=122,  # addresses start with 'r'
+    pow_limit_bits=0x207FFFFF,  # every other hash wins: for tests and demos (Bitcoin regtest's limit)
+    target_spacing=30,
+    retarget_interval=120,
+    no_retargeting=True,
+    initial_subsidy=50 * COIN,
+    halving_interval=150,  # Bitcoin regtest's
+    max_money=21_000_000 * COIN,
+    coinbase_maturity=10,
+    max_block_size=1_000_000,
+    max_tx_size=100_000,
+    genesis_time=1794182400,
+    genesis_nonce=5,
+    genesis_message=b"SimpleCoin regtest",
+    genesis_hash_hex="16f80063788c567ec12e93bcd732f85b3cddb291a712bdd466e9c1b09fddd757",
+)
+
+NETWORKS = {p.name: p for p in (MAIN, REGTEST)}

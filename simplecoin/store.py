@@ -1,0 +1,255 @@
+"""SQLite storage: the only module that speaks SQL.
+
+Every public write method is one SQL transaction, so a crash (even `kill -9`) leaves the store at a block
+boundary. WAL mode with synchronous=NORMAL keeps that promise for process crashes; after a power loss the
+last few blocks may be missing, never half-written.
+
+Tables:
+    meta            key/value: schema version, network name, genesis hash
+    block_index     every stored block's header, height, status and arrival order
+    block_data      every stored block's bytes
+    undo            per connected block, the coins it spent
+    active_chain    height -> hash of the best chain
+    utxo            the unspent outputs at the tip, indexed by address
+    tx_index        txid -> (height, position) of transactions in the active chain
+    address_history per address, the active-chain transactions that pay or spend it, with the amounts
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from simplecoin.chain import BlockStatus
+from simplecoin.errors import SimpleCoinError
+from simplecoin.params import NetworkParams
+from simplecoin.primitives import Block, BlockHeader, OutPoint
+from simplecoin.validation import BlockUndo, Coin
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS block_index (
+    hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL,
+    status INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS block_data (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS utxo (
+    txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
+    height INTEGER NOT NULL, coinbase INTEGER NOT NULL, PRIMARY KEY (txid, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS utxo_by_address ON utxo (pubkey_hash);
+CREATE TABLE IF NOT EXISTS tx_index (
+    txid BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tx_index_by_height ON tx_index (height);
+CREATE TABLE IF NOT EXISTS address_history (
+    pubkey_hash BLOB NOT NULL, height INTEGER NOT NULL, position INTEGER NOT NULL, txid BLOB NOT NULL,
+    received INTEGER NOT NULL, sent INTEGER NOT NULL,
+    PRIMARY KEY (pubkey_hash, height, position)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS address_history_by_height ON address_history (height);
+"""
+
+
+class StoreError(SimpleCoinError):
+    """Raised when a data directory cannot be used (another network's, a newer schema, unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One active-chain transaction touching an address."""
+
+    txid: bytes
+    height: int
+    position: int
+    received: int  # paid to the address by this tx
+    sent: int  # spent from the address by this tx
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIndexEntry:
+    header: BlockHeader
+    status: BlockStatus
+    seq: int
+
+
+def _changes(block: Block, height: int, undo: BlockUndo):
+    """Net UTXO changes and address-history rows of connecting `block` (spends inside the block cancel)."""
+    created: dict[OutPoint, Coin] = {}
+    spent: list[OutPoint] = []
+    history: dict[tuple[bytes, int], list[int]] = defaultdict(lambda: [0, 0])
+    coins = iter(undo.spent)
+    for position, tx in enumerate(block.txs):
+        if not tx.is_coinbase():
+            for txin in tx.inputs:
+                coin = next(coins)
+                history[coin.pubkey_hash, position][1] += coin.amount
+                if created.pop(txin.prevout, None) is None:
+                    spent.append(txin.prevout)
+        for i, txout in enumerate(tx.outputs):
+            created[OutPoint(tx.txid, i)] = Coin(txout.amount, txout.pubkey_hash, height, tx.is_coinbase())
+            history[txout.pubkey_hash, position][0] += txout.amount
+    rows = [
+        (pkh, height, position, block.txs[position].txid, received, sent)
+        for (pkh, position), (received, sent) in history.items()
+    ]
+    return created, spent, rows
+
+
+class Store:
+    """A node's data directory: one SQLite database."""
+
+    def __init__(self, path: str | Path, params: NetworkParams) -> None:
+        self.params = params
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._db:
+                self._db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the store at {path}: {e}") from e
+        self._check_meta()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check_meta(self) -> None:
+        meta = dict(self._db.execute("SELECT key, value FROM meta"))
+        expected = {
+            "schema": str(SCHEMA_VERSION),
+            "network": self.params.name,
+            "genesis": self.params.genesis_hash_hex,
+        }
+        if not meta:
+            self._init_genesis(expected)
+            return
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                raise StoreError(f"the store is for {key} {meta.get(key)!r}, not {value!r}")
+
+    def _init_genesis(self, meta: dict[str, str]) -> None:
+        genesis = self.params.genesis_block
+        with self._db:
+            self._db.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            self._db.execute(
+                "INSERT INTO block_index VALUES (?, ?, 0, ?, 0)",
+                (genesis.hash, genesis.header.serialize(), int(BlockStatus.VALID)),
+            )
+            self._db.execute("INSERT INTO block_data VALUES (?, ?)", (genesis.hash, genesis.serialize()))
+            self._db.execute("INSERT INTO active_chain VALUES (0, ?)", (genesis.hash,))
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def load_index(self) -> Iterator[StoredIndexEntry]:
+        """Every stored block, parents before children."""
+        for header, status, seq in self._db.execute("SELECT header, status, seq FROM block_index ORDER BY height, seq"):
+            yield StoredIndexEntry(BlockHeader.deserialize(header), BlockStatus(status), seq)
+
+    def active_chain(self) -> list[bytes]:
+        return [h for (h,) in self._db.execute("SELECT hash FROM active_chain ORDER BY height")]
+
+    def get_block(self, block_hash: bytes) -> Block | None:
+        row = self._db.execute("SELECT raw FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
+        return Block.deserialize(row[0]) if row else None
+
+    def get_undo(self, block_hash: bytes) -> BlockUndo:
+        (raw,) = self._db.execute("SELECT raw FROM undo WHERE hash = ?", (block_hash,)).fetchone()
+        return BlockUndo.deserialize(raw)
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        row = self._db.execute(
+            "SELECT amount, pubkey_hash, height, coinbase FROM utxo WHERE txid = ? AND idx = ?",
+            (outpoint.txid, outpoint.index),
+        ).fetchone()
+        return Coin(row[0], row[1], row[2], bool(row[3])) if row else None
+
+    def utxos(self, pubkey_hash: bytes | None = None) -> dict[OutPoint, Coin]:
+        """The unspent outputs of one address, or all of them."""
+        query = "SELECT txid, idx, amount, pubkey_hash, height, coinbase FROM utxo"
+        args: tuple = ()
+        if pubkey_hash is not None:
+            query, args = query + " WHERE pubkey_hash = ?", (pubkey_hash,)
+        return {
+            OutPoint(txid, idx): Coin(amount, pkh, height, bool(cb))
+            for txid, idx, amount, pkh, height, cb in self._db.execute(query, args)
+        }
+
+    def balance(self, pubkey_hash: bytes) -> int:
+        (total,) = self._db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM utxo WHERE pubkey_hash = ?", (pubkey_hash,)
+        ).fetchone()
+        return total
+
+    def history(self, pubkey_hash: bytes, limit: int = 50, offset: int = 0) -> list[HistoryRow]:
+        """Transactions touching an address, newest first."""
+        rows = self._db.execute(
+            "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
+            " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?",
+            (pubkey_hash, limit, offset),
+        )
+        return [HistoryRow(*row) for row in rows]
+
+    def tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        """(height, position) of a transaction in the active chain."""
+        row = self._db.execute("SELECT height, position FROM tx_index WHERE txid = ?", (txid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # -- writes: each is one transaction --------------------------------------------------------------------
+
+    def add_block(self, block: Block, height: int, status: BlockStatus, seq: int) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO block_index VALUES (?, ?, ?, ?, ?)",
+                (block.hash, block.header.serialize(), height, int(status), seq),
+            )
+            self._db.execute("INSERT INTO block_data VALUES (?, ?)", (block.hash, block.serialize()))
+
+    def set_status(self, block_hashes: list[bytes], status: BlockStatus) -> None:
+        with self._db:
+            self._db.executemany(
+                "UPDATE block_index SET status = ? WHERE hash = ?", [(int(status), h) for h in block_hashes]
+            )
+
+    def connect_block(self, block: Block, height: int, undo: BlockUndo) -> None:
+        """Make `block` the new tip: apply its UTXO changes, index it, keep its undo data."""
+        created, spent, history = _changes(block, height, undo)
+        with self._db:
+            self._db.executemany("DELETE FROM utxo WHERE txid = ? AND idx = ?", [(o.txid, o.index) for o in spent])
+            self._db.executemany(
+                "INSERT INTO utxo VALUES (?, ?, ?, ?, ?, ?)",
+                [(o.txid, o.index, c.amount, c.pubkey_hash, c.height, int(c.is_coinbase)) for o, c in created.items()],
+            )
+            self._db.executemany(
+                "INSERT INTO tx_index VALUES (?, ?, ?)", [(tx.txid, height, i) for i, tx in enumerate(block.txs)]
+            )
+            self._db.executemany("INSERT INTO address_history VALUES (?, ?, ?, ?, ?, ?)", history)
+            self._db.execute("INSERT OR REPLACE INTO undo VALUES (?, ?)", (block.hash, undo.serialize()))
+            self._db.execute("INSERT INTO active_chain VALUES (?, ?)", (height, block.hash))
+            self._db.execute("UPDATE block_index SET status = ? WHERE hash = ?", (int(BlockStatus.VALID), block.hash))
+
+    def disconnect_block(self, block: Block, height: int) -> BlockUndo:
+        """Take the tip `block` off the active chain, restoring the coins it spent from its undo data."""
+        undo = self.get_undo(block.hash)
+        created, spent_list, _ = _changes(block, height, undo)
+        spent = set(spent_list)
+        restored = []
+        coins = iter(undo.spent)
+        for tx in block.txs[1:]:
+            for txin in tx.inputs:
+                coin = next(coins)
+                if txin.prevout in spent:  # skip coins created and spent inside this block
+                    restored.append((txin.prevout, coin))
+        with self._db:
+            self._db.executemany("DELETE FROM utxo WHERE txid = ? AND idx = ?", [(o.txid, o.index) for o in created])
+            self._db.executemany(
+                "INSERT INTO utxo VALUES (?, ?, ?, ?, ?, ?)",
+                [(o.txid, o.index, c.amount, c.pubkey_hash, c.height, int(c.is_coinbase)) for o, c in restored],
+            )
+            self._db.execute("DELETE FROM tx_index WHERE height = ?", (height,))
+            self._db.execute("DELETE FROM address_history WHERE height = ?", (height,))
+            self._db.execute("DELETE FROM active_chain WHERE height = ?", (height,))
+        return undo

@@ -1,0 +1,272 @@
+"""Consensus rules. Pure: no clock, disk or network -- the time, the parameters and a view of the UTXO set
+are passed in.
+
+Context-free checks (`check_transaction`, `check_block`) need nothing but the object itself; contextual ones
+(`check_header_contextual`, `check_tx_inputs`, `connect_block`) take what they depend on as arguments.
+Every rejection is a `ValidationError` whose `reason` is stable; docs/protocol.md lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from simplecoin.encoding import Reader, Writer
+from simplecoin.errors import BlockValidationError, TxValidationError
+from simplecoin.hashing import hash160
+from simplecoin.keys import signature_hash, signature_problem
+from simplecoin.params import NetworkParams
+from simplecoin.pow import check_proof_of_work
+from simplecoin.primitives import Block, BlockHeader, OutPoint, Transaction
+
+LOCKTIME_THRESHOLD = 500_000_000  # below: a block height; at or above: a Unix time (Bitcoin's)
+MIN_COINBASE_DATA = 4  # the height
+MAX_COINBASE_DATA = 100  # Bitcoin's coinbase scriptSig limit
+
+
+@dataclass(frozen=True, slots=True)
+class Coin:
+    """An unspent output and where it was created (Bitcoin: Coin)."""
+
+    amount: int
+    pubkey_hash: bytes
+    height: int
+    is_coinbase: bool
+
+    def write(self, w: Writer) -> None:
+        w.i64(self.amount).raw(self.pubkey_hash).u32(self.height).raw(b"\x01" if self.is_coinbase else b"\x00")
+
+    @classmethod
+    def read(cls, r: Reader) -> Coin:
+        amount, pubkey_hash, height, flag = r.i64(), r.raw(20), r.u32(), r.raw(1)
+        if flag not in (b"\x00", b"\x01"):
+            raise ValueError("coinbase flag must be 0 or 1")
+        return cls(amount, pubkey_hash, height, flag == b"\x01")
+
+
+class CoinView(Protocol):
+    """Read access to a UTXO set."""
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
+
+
+@dataclass(frozen=True)
+class BlockUndo:
+    """The coins a block spent, in the order it spent them: enough to disconnect it without a rescan."""
+
+    spent: tuple[Coin, ...]
+
+    def serialize(self) -> bytes:
+        w = Writer().compact_size(len(self.spent))
+        for coin in self.spent:
+            coin.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> BlockUndo:
+        r = Reader(data)
+        spent = tuple(Coin.read(r) for _ in range(r.length()))
+        r.end()
+        return cls(spent)
+
+
+class _Overlay:
+    """A view plus the changes of the transactions connected so far."""
+
+    def __init__(self, base: CoinView) -> None:
+        self.base = base
+        self.added: dict[OutPoint, Coin] = {}
+        self.spent: set[OutPoint] = set()
+
+    def get_coin(self, outpoint: OutPoint) -> Coin | None:
+        if outpoint in self.spent:
+            return None
+        coin = self.added.get(outpoint)
+        return coin if coin is not None else self.base.get_coin(outpoint)
+
+    def apply(self, tx: Transaction, height: int) -> None:
+        if not tx.is_coinbase():
+            self.spent.update(txin.prevout for txin in tx.inputs)
+        for i, txout in enumerate(tx.outputs):
+            self.added[OutPoint(tx.txid, i)] = Coin(txout.amount, txout.pubkey_hash, height, tx.is_coinbase())
+
+
+def check_transaction(tx: Transaction, params: NetworkParams) -> None:
+    """Rules a transaction must meet on its own (Bitcoin: CheckTransaction)."""
+
+    def fail(reason: str, detail: str) -> None:
+        raise TxValidationError(reason, f"tx {tx.txid[::-1].hex()}: {detail}")
+
+    if not tx.inputs:
+        fail("bad-txns-vin-empty", "no inputs")
+    if not tx.outputs:
+        fail("bad-txns-vout-empty", "no outputs")
+    if tx.size > params.max_tx_size:
+        fail("bad-txns-oversize", f"{tx.size} bytes > {params.max_tx_size}")
+    total = 0
+    for i, txout in enumerate(tx.outputs):
+        if txout.amount <= 0:
+            fail("bad-txns-vout-notpositive", f"output {i} pays {txout.amount}")
+        if txout.amount > params.max_money:
+            fail("bad-txns-vout-toolarge", f"output {i} pays {txout.amount} > {params.max_money}")
+        total += txout.amount
+        if total > params.max_money:
+            fail("bad-txns-txouttotal-toolarge", f"outputs add up to more than {params.max_money}")
+    if len({txin.prevout for txin in tx.inputs}) != len(tx.inputs):
+        fail("bad-txns-inputs-duplicate", "spends the same output twice")
+    if tx.is_coinbase():
+        data = tx.inputs[0].signature
+        if tx.inputs[0].pubkey or not MIN_COINBASE_DATA <= len(data) <= MAX_COINBASE_DATA:
+            fail("bad-cb-length", f"coinbase data must be {MIN_COINBASE_DATA}-{MAX_COINBASE_DATA} bytes, no key")
+    elif any(txin.prevout.is_null() for txin in tx.inputs):
+        fail("bad-txns-prevout-null", "a non-coinbase input spends the null outpoint")
+
+
+def is_final(tx: Transaction, height: int, median_time_past: int) -> bool:
+    """Whether the locktime allows `tx` in a block at `height` (Bitcoin: IsFinalTx, with BIP113 time)."""
+    if tx.locktime == 0:
+        return True
+    limit = height if tx.locktime < LOCKTIME_THRESHOLD else median_time_past
+    return tx.locktime < limit
+
+
+def check_tx_inputs(
+    tx: Transaction, view: CoinView, spend_height: int, params: NetworkParams
+) -> tuple[int, list[Coin]]:
+    """Check that every input exists, is mature, is owned by its key and covers the outputs.
+
+    Returns the fee and the coins spent, in input order.
+    Signatures are checked separately (`check_tx_signatures`) because they cost far more than all of this.
+    """
+    txid = tx.txid[::-1].hex()
+    total_in = 0
+    coins = []
+    for i, txin in enumerate(tx.inputs):
+        coin = view.get_coin(txin.prevout)
+        if coin is None:
+            raise TxValidationError("bad-txns-inputs-missingorspent", f"tx {txid} input {i} spends {txin.prevout}")
+        if coin.is_coinbase and spend_height - coin.height < params.coinbase_maturity:
+            raise TxValidationError(
+                "bad-txns-premature-spend-of-coinbase",
+                f"tx {txid} input {i}: coinbase from height {coin.height} spent at {spend_height},"
+                f" needs {params.coinbase_maturity} confirmations",
+            )
+        if hash160(txin.pubkey) != coin.pubkey_hash:
+            raise TxValidationError("bad-txns-wrong-key", f"tx {txid} input {i}: key does not hash to the address")
+        coins.append(coin)
+        total_in += coin.amount
+        if not 0 <= coin.amount <= params.max_money or total_in > params.max_money:
+            raise TxValidationError("bad-txns-inputvalues-outofrange", f"tx {txid}: inputs exceed max money")
+    total_out = sum(txout.amount for txout in tx.outputs)
+    if total_in < total_out:
+        raise TxValidationError("bad-txns-in-belowout", f"tx {txid} spends {total_in} but pays {total_out}")
+    return total_in - total_out, coins
+
+
+def check_tx_signatures(tx: Transaction, genesis_hash: bytes) -> None:
+    """Every input carries a valid low-S signature by its key over the transaction's signature hash."""
+    for i, txin in enumerate(tx.inputs):
+        problem = signature_problem(txin.pubkey, txin.signature, signature_hash(tx, i, genesis_hash))
+        if problem:
+            reason, detail = problem
+            raise TxValidationError(reason, f"tx {tx.txid[::-1].hex()} input {i}: {detail}")
+
+
+def check_block(block: Block, params: NetworkParams) -> None:
+    """Rules a block must meet on its own (Bitcoin: CheckBlock)."""
+    header = block.header
+    problem = check_proof_of_work(block.hash, header.bits, params.pow_limit)
+    if problem:
+        raise BlockValidationError("high-hash", problem)
+    if not block.txs:
+        raise BlockValidationError("bad-blk-length", "no transactions")
+    txids = [tx.txid for tx in block.txs]
+    if block.compute_merkle_root() != header.merkle_root:
+        raise BlockValidationError("bad-txnmrklroot", "merkle root does not match the transactions")
+    # CVE-2012-2459: a list with its tail repeated has the same merkle root, so an attacker can turn a
+    # valid block into an invalid one with the same hash; refuse repeats outright.
+    if len(set(txids)) != len(txids):
+        raise BlockValidationError("bad-txns-duplicate", "the same transaction appears twice")
+    if block.size > params.max_block_size:
+        raise BlockValidationError("bad-blk-length", f"{block.size} bytes > {params.max_block_size}")
+    if not block.txs[0].is_coinbase():
+        raise BlockValidationError("bad-cb-missing", "first transaction is not a coinbase")
+    if any(tx.is_coinbase() for tx in block.txs[1:]):
+        raise BlockValidationError("bad-cb-multiple", "more than one coinbase")
+    spent: set[OutPoint] = set()
+    for tx in block.txs:
+        try:
+            check_transaction(tx, params)
+        except TxValidationError as e:
+            raise BlockValidationError(e.reason, e.detail) from e
+        if not tx.is_coinbase():
+            for txin in tx.inputs:
+                if txin.prevout in spent:
+                    raise BlockValidationError(
+                        "bad-txns-inputs-duplicate", f"{txin.prevout} is spent twice in the block"
+                    )
+                spent.add(txin.prevout)
+
+
+def check_header_contextual(
+    header: BlockHeader, *, expected_bits: int, median_time_past: int, now: int, params: NetworkParams
+) -> None:
+    """Rules that depend on the parent chain (Bitcoin: ContextualCheckBlockHeader)."""
+    if header.bits != expected_bits:
+        raise BlockValidationError("bad-diffbits", f"bits {header.bits:#010x}, expected {expected_bits:#010x}")
+    if header.time <= median_time_past:
+        raise BlockValidationError("time-too-old", f"time {header.time} <= median time past {median_time_past}")
+    if header.time > now + params.max_future_block_time:
+        raise BlockValidationError("time-too-new", f"time {header.time} is more than 2 hours after {now}")
+
+
+def coinbase_height(tx: Transaction) -> int:
+    return int.from_bytes(tx.inputs[0].signature[:4], "little")
+
+
+def connect_block(
+    block: Block,
+    view: CoinView,
+    height: int,
+    params: NetworkParams,
+    median_time_past: int,
+    verified_txids: Collection[bytes] = (),
+) -> BlockUndo:
+    """Check a block against the UTXO set it would extend; return the undo data (Bitcoin: ConnectBlock).
+
+    `block` must have passed `check_block`. `verified_txids` are transactions whose signatures were already
+    checked (on mempool entry): a txid commits to the signatures, keys and spent outpoints, so the result
+    would be the same. The view itself is not changed; the caller applies the block.
+    """
+    coinbase = block.txs[0]
+    if coinbase_height(coinbase) != height:
+        raise BlockValidationError("bad-cb-height", f"coinbase commits to {coinbase_height(coinbase)}, not {height}")
+    overlay = _Overlay(view)
+    spent: list[Coin] = []
+    fees = 0
+    to_verify = []
+    for tx in block.txs:
+        if not is_final(tx, height, median_time_past):
+            raise BlockValidationError("bad-txns-nonfinal", f"tx {tx.txid[::-1].hex()} is locked until {tx.locktime}")
+        if not tx.is_coinbase():
+            try:
+                fee, coins = check_tx_inputs(tx, overlay, height, params)
+            except TxValidationError as e:
+                raise BlockValidationError(e.reason, e.detail) from e
+            fees += fee
+            spent.extend(coins)
+            if tx.txid not in verified_txids:
+                to_verify.append(tx)
+        overlay.apply(tx, height)
+    paid = sum(txout.amount for txout in coinbase.outputs)
+    allowed = params.subsidy(height) + fees
+    if paid > allowed:
+        raise BlockValidationError("bad-cb-amount", f"coinbase pays {paid} > subsidy + fees {allowed}")
+    # Signatures last: they cost the most, and every cheaper rule has passed by now.
+    for tx in to_verify:
+        try:
+            check_tx_signatures(tx, params.genesis_hash)
+        except TxValidationError as e:
+            raise BlockValidationError(e.reason, e.detail) from e
+    return BlockUndo(tuple(spent))
