@@ -123,6 +123,10 @@ def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[s
     """None when `signature` by `pubkey` over `digest` is valid; otherwise (reject reason, detail)."""
     if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
         return "bad-txns-pubkey", "public key is not a 33-byte compressed key"
+    try:
+        key = VerifyingKey.from_string(pubkey, curve=SECP256k1)
+    except MalformedPointError:
+        return "bad-txns-pubkey", "public key is not a point on secp256k1"
     if len(signature) > MAX_SIGNATURE_SIZE:
         return "bad-txns-sig-der", f"signature is {len(signature)} bytes, more than DER allows"
     try:
@@ -134,10 +138,6 @@ def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[s
         return "bad-txns-sig-der", "signature is not strict DER"
     if s > HALF_ORDER:
         return "bad-txns-sig-high-s", "signature has a high S value, which makes the txid malleable"  # BIP146
-    try:
-        key = VerifyingKey.from_string(pubkey, curve=SECP256k1)
-    except MalformedPointError:
-        return "bad-txns-pubkey", "public key is not a point on secp256k1"
     try:
         key.verify_digest(signature, digest, sigdecode=sigdecode_der)
     except BadSignatureError:

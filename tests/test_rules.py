@@ -1,0 +1,343 @@
+"""Every consensus and mempool rule, one row per reject reason.
+
+Each row builds something that breaks exactly one rule on top of the `funded` chain (tip at height 13, the
+coinbases of m1..m4 spendable), submits it, and checks the exact reason and that nothing changed: tip,
+active chain, UTXO set and mempool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ecdsa.util import sigdecode_der, sigencode_der
+
+from simplecoin.errors import BlockValidationError, TxValidationError, ValidationError
+from simplecoin.hashing import hash160
+from simplecoin.keys import CURVE_ORDER
+from simplecoin.mining import make_coinbase
+from simplecoin.params import MAIN, REGTEST
+from simplecoin.pow import bits_to_target
+from simplecoin.primitives import NULL_OUTPOINT, Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.validation import Coin, check_tx_inputs
+from tests.builder import ALICE, BOB, ChainBuilder, resolve, sign_all, snapshot
+from tests.conftest import NOW
+
+SPEND_HEIGHT = 14  # the next block, and what the mempool checks against
+
+
+# -- transaction makers: each returns a tx that breaks one rule -------------------------------------------------
+
+
+def with_sig(tx: Transaction, i: int, sig: bytes) -> Transaction:
+    inputs = list(tx.inputs)
+    inputs[i] = dataclasses.replace(inputs[i], signature=sig)
+    return dataclasses.replace(tx, inputs=tuple(inputs))
+
+
+def high_s(b: ChainBuilder) -> Transaction:
+    tx = b.spend("m1")
+    r, s = sigdecode_der(tx.inputs[0].signature, CURVE_ORDER)
+    return with_sig(tx, 0, sigencode_der(r, CURVE_ORDER - s, CURVE_ORDER))
+
+
+def redirected(b: ChainBuilder) -> Transaction:
+    """A signed payment whose recipient was changed afterwards."""
+    tx = b.spend("m1")
+    return dataclasses.replace(tx, outputs=(TxOut(tx.outputs[0].amount, ALICE.pubkey_hash),))
+
+
+def repriced(b: ChainBuilder) -> Transaction:
+    """A signed payment whose amount was lowered afterwards (a larger fee for whoever changed it)."""
+    tx = b.spend("m1")
+    return dataclasses.replace(tx, outputs=(TxOut(tx.outputs[0].amount - 1, tx.outputs[0].pubkey_hash),))
+
+
+def other_network(b: ChainBuilder) -> Transaction:
+    """Signed for the main network: must not be replayable on regtest."""
+    return sign_all(b.spend("m1", sign=False), b.key, REGTEST, genesis_hash=MAIN.genesis_hash)
+
+
+def unsigned_copy(b: ChainBuilder, **changes) -> Transaction:
+    """A tx with changed fields, signed after the change (so only the changed rule fails)."""
+    tx = dataclasses.replace(b.spend("m1", sign=False), **changes)
+    return sign_all(tx, b.key, REGTEST)
+
+
+def two_inputs_same_coin(b: ChainBuilder) -> Transaction:
+    return b.spend([b.coinbase_outpoint("m1"), b.coinbase_outpoint("m1")], [(1000, BOB.pubkey_hash)])
+
+
+def bad_point_key(b: ChainBuilder) -> Transaction:
+    """x = 0 is not on secp256k1 (7 is not a square mod p); the coin is paid to that key's hash."""
+    key = b"\x02" + bytes(32)
+    return Transaction(1, (TxIn(b.coinbase_outpoint("m1"), key, bytes(70)),), (TxOut(1000, BOB.pubkey_hash),))
+
+
+TX_CASES: dict[str, Callable[[ChainBuilder], Transaction]] = {
+    "bad-txns-vin-empty": lambda b: Transaction(1, (), (TxOut(1, BOB.pubkey_hash),)),
+    "bad-txns-vout-empty": lambda b: unsigned_copy(b, outputs=()),
+    "bad-txns-oversize": lambda b: b.spend("m1", [(1, BOB.pubkey_hash)] * 4000),
+    "bad-txns-vout-notpositive": lambda b: b.spend("m1", [(0, BOB.pubkey_hash)]),
+    "bad-txns-vout-toolarge": lambda b: b.spend("m1", [(REGTEST.max_money + 1, BOB.pubkey_hash)]),
+    "bad-txns-txouttotal-toolarge": lambda b: b.spend("m1", [(REGTEST.max_money, BOB.pubkey_hash)] * 2),
+    "bad-txns-inputs-duplicate": two_inputs_same_coin,
+    "bad-txns-prevout-null": lambda b: b.spend([b.coinbase_outpoint("m1"), NULL_OUTPOINT], [(1000, BOB.pubkey_hash)]),
+    "bad-txns-inputs-missingorspent": lambda b: b.spend(OutPoint(bytes(range(32)), 0), [(1000, BOB.pubkey_hash)]),
+    "bad-txns-premature-spend-of-coinbase": lambda b: b.spend("m5"),
+    "bad-txns-wrong-key": lambda b: b.spend("m1", key=ALICE),
+    "bad-txns-in-belowout": lambda b: b.spend("m1", [(REGTEST.initial_subsidy + 1, BOB.pubkey_hash)]),
+    "bad-txns-nonfinal": lambda b: unsigned_copy(b, locktime=SPEND_HEIGHT),
+    "bad-txns-sig-der": lambda b: with_sig(b.spend("m1"), 0, b.spend("m1").inputs[0].signature + b"\x00"),
+    "bad-txns-sig-high-s": high_s,
+    "bad-txns-sig-invalid": redirected,
+    "bad-txns-pubkey": bad_point_key,
+}
+
+# Signature cases that matter enough to name: a signature covers recipient, amount and network.
+SIGNATURE_CASES = {"redirected": redirected, "repriced": repriced, "replayed-from-main": other_network}
+
+
+@pytest.mark.parametrize("reason", sorted(TX_CASES))
+def test_invalid_tx_rejected_from_mempool(funded, reason):
+    node, b = funded
+    if reason == "bad-txns-pubkey":
+        # The coin must belong to the malformed key for the key check to be reached at all.
+        _pay_m1_to(node, b, hash160(b"\x02" + bytes(32)))
+    tx = TX_CASES[reason](b)
+    before = snapshot(node)
+    with pytest.raises(TxValidationError) as err:
+        node.submit_tx(tx)
+    assert err.value.reason == reason, err.value
+    assert snapshot(node) == before
+
+
+@pytest.mark.parametrize("reason", sorted(TX_CASES))
+def test_invalid_tx_rejected_in_block(funded, reason):
+    node, b = funded
+    if reason == "bad-txns-pubkey":
+        _pay_m1_to(node, b, hash160(b"\x02" + bytes(32)))
+    tx = TX_CASES[reason](b)
+    before = snapshot(node)
+    block = b.block("bad", parent=b.name_of(node.tip.hash), txs=[tx])
+    with pytest.raises(BlockValidationError) as err:
+        node.submit_block(block)
+    assert err.value.reason == reason, err.value
+    assert snapshot(node) == before
+
+
+def _pay_m1_to(node, b: ChainBuilder, pubkey_hash: bytes) -> None:
+    """Rewrite history so that m1's coinbase pays `pubkey_hash`: rebuild the funded chain on a fork."""
+    b.block("k1", parent="genesis", pay_to=pubkey_hash)
+    names = ["k1"] + [f"k{i}" for i in range(2, 15)]
+    b.chain(names[1:], parent="k1")
+    for name in names:
+        node.submit_block(b[name])
+    assert node.tip.hash == b["k14"].hash
+    b.blocks["m1"] = b["k1"]
+
+
+@pytest.mark.parametrize("case", sorted(SIGNATURE_CASES))
+def test_signature_commits_to_recipient_amount_and_network(funded, case):
+    node, b = funded
+    tx = SIGNATURE_CASES[case](b)
+    before = snapshot(node)
+    with pytest.raises(TxValidationError) as err:
+        node.submit_tx(tx)
+    assert err.value.reason == "bad-txns-sig-invalid"
+    assert snapshot(node) == before
+
+
+def test_one_input_signature_cannot_serve_another(funded):
+    node, b = funded
+    tx = b.spend([b.coinbase_outpoint("m1"), b.coinbase_outpoint("m2")], [(1000, BOB.pubkey_hash)])
+    swapped = with_sig(tx, 1, tx.inputs[0].signature)
+    with pytest.raises(TxValidationError) as err:
+        node.submit_tx(swapped)
+    assert err.value.reason == "bad-txns-sig-invalid"
+    assert node.submit_tx(tx).fee == 2 * REGTEST.initial_subsidy - 1000
+
+
+def test_input_values_out_of_range_is_checked():
+    """No valid chain holds such a coin, so the rule is checked against a forged view."""
+    outpoint = OutPoint(bytes(range(32)), 0)
+    tx = Transaction(1, (TxIn(outpoint, BOB.pubkey, b""),), (TxOut(1, ALICE.pubkey_hash),))
+
+    class View:
+        def get_coin(self, o):
+            return Coin(REGTEST.max_money + 1, BOB.pubkey_hash, 0, False) if o == outpoint else None
+
+    with pytest.raises(TxValidationError) as err:
+        check_tx_inputs(tx, View(), 1, REGTEST)
+    assert err.value.reason == "bad-txns-inputvalues-outofrange"
+
+
+# -- mempool policy -------------------------------------------------------------------------------------------
+
+
+def test_mempool_policy_reasons(funded):
+    node, b = funded
+    tx = b.spend("m1")
+    node.submit_tx(tx)
+    cases = {
+        "txn-already-in-mempool": tx,
+        "txn-mempool-conflict": b.spend("m1", fee=2 * DEFAULT_FEE_X),
+        "min-relay-fee-not-met": b.spend("m2", fee=1),
+        "coinbase": make_coinbase(SPEND_HEIGHT, BOB.pubkey_hash, 1),
+    }
+    for reason, bad in cases.items():
+        before = snapshot(node)
+        with pytest.raises(TxValidationError) as err:
+            node.submit_tx(bad)
+        assert err.value.reason == reason, err.value
+        assert snapshot(node) == before
+
+
+DEFAULT_FEE_X = 10_000
+
+
+# -- block cases ----------------------------------------------------------------------------------------------
+
+
+def tip_name(node, b: ChainBuilder) -> str:
+    return b.name_of(node.tip.hash)
+
+
+def unsolved_bad_pow(node, b):
+    block = b.block("x", parent=tip_name(node, b))
+    target = bits_to_target(block.header.bits)
+    for nonce in range(1000):
+        header = dataclasses.replace(block.header, nonce=nonce)
+        if int.from_bytes(header.hash(), "little") > target:
+            return Block(header, block.txs)
+    raise AssertionError("no failing nonce found")
+
+
+def replace_txs(txs: Callable[[tuple[Transaction, ...]], tuple[Transaction, ...]]):
+    return lambda block: resolve(Block(block.header, txs(block.txs)))
+
+
+def coinbase_data(data: bytes):
+    def edit(txs):
+        cb = txs[0]
+        return (dataclasses.replace(cb, inputs=(dataclasses.replace(cb.inputs[0], signature=data),)), *txs[1:])
+
+    return replace_txs(edit)
+
+
+def oversized_block(node, b):
+    big = Transaction(1, (TxIn(b.coinbase_outpoint("m1"), BOB.pubkey, bytes(70)),), (TxOut(1, BOB.pubkey_hash),) * 3500)
+    assert big.size < REGTEST.max_tx_size
+    copies = [dataclasses.replace(big, locktime=i) for i in range(REGTEST.max_block_size // big.size + 1)]
+    return b.block("x", parent=tip_name(node, b), tweak=replace_txs(lambda txs: (txs[0], *copies)))
+
+
+def header_tweak(**changes):
+    return lambda block: Block(dataclasses.replace(block.header, **changes), block.txs)
+
+
+def invalid_parent(node, b):
+    bad = b.block("bad-parent", parent=tip_name(node, b), coinbase_extra=1)
+    with pytest.raises(BlockValidationError):
+        node.submit_block(bad)
+    return b.block("x", parent="bad-parent")
+
+
+def known_invalid(node, b):
+    bad = b.block("x", parent=tip_name(node, b), coinbase_extra=1)
+    with pytest.raises(BlockValidationError):
+        node.submit_block(bad)
+    return bad
+
+
+def double_spend_across_txs(node, b):
+    return b.block("x", parent=tip_name(node, b), txs=[b.spend("m1"), b.spend("m1", fee=20_000)])
+
+
+BLOCK_CASES: dict[str, Callable] = {
+    "high-hash": unsolved_bad_pow,
+    "bad-blk-length": oversized_block,
+    "bad-txnmrklroot": lambda n, b: b.block("x", parent=tip_name(n, b), tweak=header_tweak(merkle_root=bytes(32))),
+    "bad-txns-duplicate": lambda n, b: b.block(
+        "x", parent=tip_name(n, b), txs=[b.spend("m1")], tweak=replace_txs(lambda t: (*t, t[-1]))
+    ),
+    "bad-cb-missing": lambda n, b: b.block(
+        "x", parent=tip_name(n, b), txs=[b.spend("m1")], tweak=replace_txs(lambda t: t[1:])
+    ),
+    "bad-cb-multiple": lambda n, b: b.block(
+        "x", parent=tip_name(n, b), tweak=replace_txs(lambda t: (t[0], make_coinbase(14, BOB.pubkey_hash, 1)))
+    ),
+    "bad-cb-length": lambda n, b: b.block("x", parent=tip_name(n, b), tweak=coinbase_data(b"\x0e\x00\x00")),
+    "bad-cb-height": lambda n, b: b.block("x", parent=tip_name(n, b), tweak=coinbase_data((15).to_bytes(4, "little"))),
+    "bad-cb-amount": lambda n, b: b.block("x", parent=tip_name(n, b), coinbase_extra=1),
+    "bad-txns-inputs-duplicate": double_spend_across_txs,
+    "bad-diffbits": lambda n, b: b.block("x", parent=tip_name(n, b), tweak=header_tweak(bits=0x2007FFFF)),
+    "time-too-old": lambda n, b: b.block("x", parent=tip_name(n, b), time_delta=-30 * 6),
+    "time-too-new": lambda n, b: b.block("x", parent=tip_name(n, b), time_delta=NOW + 2 * 3600 + 1 - n.tip.header.time),
+    "bad-prevblk": invalid_parent,
+    "duplicate-invalid": known_invalid,
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BLOCK_CASES))
+def test_invalid_block_rejected(funded, reason):
+    node, b = funded
+    block = BLOCK_CASES[reason](node, b)
+    before = snapshot(node)
+    with pytest.raises(BlockValidationError) as err:
+        node.submit_block(block)
+    assert err.value.reason == reason, err.value
+    assert snapshot(node) == before
+
+
+def test_high_hash_also_covers_bad_bits_encodings(funded):
+    node, b = funded
+    for bits in (0x04923456, 0xFF123456, 0x21010000):  # negative, overflowing, above the proof-of-work limit
+        valid = b.block(f"bits-{bits:x}", parent=tip_name(node, b))
+        block = Block(dataclasses.replace(valid.header, bits=bits), valid.txs)
+        before = snapshot(node)
+        with pytest.raises(BlockValidationError) as err:
+            node.submit_block(block)
+        assert err.value.reason == "high-hash"
+        assert snapshot(node) == before
+
+
+def test_locktime_in_the_past_is_final(funded):
+    node, b = funded
+    tx = unsigned_copy(b, locktime=SPEND_HEIGHT - 1)
+    assert node.submit_tx(tx).tx == tx
+
+
+# -- completeness: every reason in the code has a row ---------------------------------------------------------
+
+SOURCES = ["validation.py", "keys.py", "mempool.py", "node.py"]
+TESTED_ELSEWHERE = {
+    "bad-txns-inputvalues-outofrange",
+    "txn-already-in-mempool",
+    "txn-mempool-conflict",
+    "min-relay-fee-not-met",
+    "coinbase",
+    "mempool-full",
+}
+
+
+def reasons_in_code() -> set[str]:
+    package = Path(__file__).parent.parent / "simplecoin"
+    text = "".join((package / name).read_text() for name in SOURCES)
+    return set(re.findall(r'(?:Error|fail)\(\s*"([a-z0-9-]+)"', text)) | set(
+        re.findall(r'return "([a-z0-9-]+)", ', text)
+    )
+
+
+def test_every_reject_reason_has_a_test():
+    untested = reasons_in_code() - TX_CASES.keys() - BLOCK_CASES.keys() - TESTED_ELSEWHERE
+    assert not untested, f"reasons with no test: {sorted(untested)}"
+    assert "bad-cb-amount" in reasons_in_code()  # the scan itself works
+
+
+def test_reasons_are_validation_errors():
+    assert issubclass(TxValidationError, ValidationError)
+    assert issubclass(BlockValidationError, ValidationError)
