@@ -1,9 +1,9 @@
 """A chain builder for tests: blocks by name on any parent, signed spends, and whole-store checks.
 
-    b = ChainBuilder(REGTEST)
-    b.block("b1")                       # on genesis
-    b.block("b2", parent="b1", txs=[b.spend("b1")])
-    b.block("b2x", parent="b1")         # a fork
+b = ChainBuilder(REGTEST)
+b.block("b1")                       # on genesis
+b.block("b2", parent="b1", txs=[b.spend("b1")])
+b.block("b2x", parent="b1")         # a fork
 """
 
 from __future__ import annotations
