@@ -12,6 +12,13 @@ from simplecoin.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction
 COIN = 100_000_000  # base units in one coin (Bitcoin: COIN)
 
 
+def format_coins(base_units: int) -> str:
+    """An amount in coins with all eight decimals, computed in integers ("-1.50000000")."""
+    sign = "-" if base_units < 0 else ""
+    whole, frac = divmod(abs(base_units), COIN)
+    return f"{sign}{whole}.{frac:08d}"
+
+
 @dataclass(frozen=True)
 class NetworkParams:
     """Everything that makes one network differ from another (Bitcoin: CChainParams)."""
