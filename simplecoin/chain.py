@@ -42,7 +42,7 @@ class IndexEntry:
 
 @dataclass(frozen=True)
 class ReorgResult:
-    """What a change of tip did, oldest first within each list."""
+    """What a change of tip did."""
 
     disconnected: tuple[bytes, ...] = ()  # blocks taken off the active chain, tip first
     connected: tuple[bytes, ...] = ()  # blocks put on it, in chain order

@@ -31,12 +31,3 @@ class TxValidationError(ValidationError):
 
 class BlockValidationError(ValidationError):
     """Raised when a block or block header is invalid."""
-
-
-class MissingParent(SimpleCoinError):
-    """Raised when a block's parent is unknown; not invalid, the block is kept as an orphan."""
-
-    def __init__(self, block_hash: bytes, parent_hash: bytes) -> None:
-        super().__init__(f"parent {parent_hash[::-1].hex()} of block {block_hash[::-1].hex()} is unknown")
-        self.block_hash = block_hash
-        self.parent_hash = parent_hash

@@ -137,7 +137,8 @@ def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[s
     if not (0 < r < CURVE_ORDER and 0 < s < CURVE_ORDER) or sigencode_der(r, s, CURVE_ORDER) != signature:
         return "bad-txns-sig-der", "signature is not strict DER"
     if s > HALF_ORDER:
-        return "bad-txns-sig-high-s", "signature has a high S value, which makes the txid malleable"  # BIP146
+        # Bitcoin enforces LOW_S only as relay policy (BIP146 never activated); here it is consensus.
+        return "bad-txns-sig-high-s", "signature has a high S value, which makes the txid malleable"
     try:
         key.verify_digest(signature, digest, sigdecode=sigdecode_der)
     except BadSignatureError:

@@ -23,7 +23,7 @@ from simplecoin.validation import check_block, check_header_contextual, connect_
 
 log = logging.getLogger(__name__)
 
-MAX_ORPHANS = 100  # blocks whose parent we have not seen yet (Bitcoin: DEFAULT_MAX_ORPHAN_TRANSACTIONS)
+MAX_ORPHANS = 100  # blocks whose parent has not arrived yet; the oldest go first when there are more
 SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
 
 

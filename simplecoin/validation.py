@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from simplecoin.encoding import Reader, Writer
-from simplecoin.errors import BlockValidationError, TxValidationError
+from simplecoin.errors import BlockValidationError, DecodeError, TxValidationError
 from simplecoin.hashing import hash160
 from simplecoin.keys import signature_hash, signature_problem
 from simplecoin.params import NetworkParams
@@ -41,7 +41,7 @@ class Coin:
     def read(cls, r: Reader) -> Coin:
         amount, pubkey_hash, height, flag = r.i64(), r.raw(20), r.u32(), r.raw(1)
         if flag not in (b"\x00", b"\x01"):
-            raise ValueError("coinbase flag must be 0 or 1")
+            raise DecodeError("coinbase flag must be 0 or 1")
         return cls(amount, pubkey_hash, height, flag == b"\x01")
 
 
@@ -218,7 +218,9 @@ def check_header_contextual(
     if header.time <= median_time_past:
         raise BlockValidationError("time-too-old", f"time {header.time} <= median time past {median_time_past}")
     if header.time > now + params.max_future_block_time:
-        raise BlockValidationError("time-too-new", f"time {header.time} is more than 2 hours after {now}")
+        raise BlockValidationError(
+            "time-too-new", f"time {header.time} is more than {params.max_future_block_time} s after {now}"
+        )
 
 
 def coinbase_height(tx: Transaction) -> int:
