@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from ecdsa import BadSignatureError, MalformedPointError, SECP256k1, SigningKey, VerifyingKey
 from ecdsa.der import UnexpectedDER
@@ -100,11 +101,11 @@ class PrivateKey:
     def generate(cls) -> PrivateKey:
         return cls(SigningKey.generate(curve=SECP256k1).to_string())
 
-    @property
+    @cached_property
     def _signing_key(self) -> SigningKey:
         return SigningKey.from_string(self.secret, curve=SECP256k1)
 
-    @property
+    @cached_property
     def pubkey(self) -> bytes:
         return self._signing_key.get_verifying_key().to_string("compressed")
 

@@ -16,7 +16,8 @@ COINBASE_RESERVE = 1_000  # bytes kept free in a template for the coinbase and h
 def make_coinbase(height: int, pubkey_hash: bytes, amount: int, extra: bytes = b"") -> Transaction:
     """The block's first transaction; its data starts with the height, so every coinbase txid is unique (BIP34)."""
     data = height.to_bytes(4, "little") + extra
-    return Transaction(1, (TxIn(NULL_OUTPOINT, b"", data),), (TxOut(amount, pubkey_hash),))
+    outputs = (TxOut(amount, pubkey_hash),) if amount else ()  # zero-value outputs are invalid
+    return Transaction(1, (TxIn(NULL_OUTPOINT, b"", data),), outputs)
 
 
 def make_block(

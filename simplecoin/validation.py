@@ -100,7 +100,9 @@ def check_transaction(tx: Transaction, params: NetworkParams) -> None:
 
     if not tx.inputs:
         fail("bad-txns-vin-empty", "no inputs")
-    if not tx.outputs:
+    # A coinbase may pay nothing: once the subsidy has halved to zero, an empty block has nothing to pay,
+    # and every output must be positive.
+    if not tx.outputs and not tx.is_coinbase():
         fail("bad-txns-vout-empty", "no outputs")
     if tx.size > params.max_tx_size:
         fail("bad-txns-oversize", f"{tx.size} bytes > {params.max_tx_size}")

@@ -19,9 +19,11 @@ from simplecoin.errors import BlockValidationError, TxValidationError, Validatio
 from simplecoin.hashing import hash160
 from simplecoin.keys import CURVE_ORDER
 from simplecoin.mining import make_coinbase
+from simplecoin.node import Node
 from simplecoin.params import MAIN, REGTEST
 from simplecoin.pow import bits_to_target
 from simplecoin.primitives import NULL_OUTPOINT, Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.store import Store
 from simplecoin.validation import Coin, check_tx_inputs
 from tests.builder import ALICE, BOB, ChainBuilder, resolve, sign_all, snapshot
 from tests.conftest import NOW
@@ -341,3 +343,25 @@ def test_every_reject_reason_has_a_test():
 def test_reasons_are_validation_errors():
     assert issubclass(TxValidationError, ValidationError)
     assert issubclass(BlockValidationError, ValidationError)
+
+
+def test_blocks_stay_valid_after_the_subsidy_runs_out(tmp_path):
+    """With a halving every block the subsidy is zero from height 64: an empty block pays nothing."""
+    params = REGTEST.replace(halving_interval=1)
+    b = ChainBuilder(params)
+    node = Node(Store(tmp_path / "chain.db", params), params, clock=lambda: NOW)
+    try:
+        for i in range(1, 67):
+            node.submit_block(b.block(f"h{i}"))
+        assert node.height == 66
+        assert b["h65"].txs[0].outputs == ()
+        assert params.subsidy(66) == 0
+    finally:
+        node.close()
+
+
+def test_a_payment_without_outputs_is_still_refused(funded):
+    node, b = funded
+    with pytest.raises(TxValidationError) as err:
+        node.submit_tx(unsigned_copy(b, outputs=()))
+    assert err.value.reason == "bad-txns-vout-empty"
