@@ -38,9 +38,8 @@ Every timed figure is the median of several repetitions, timed with time.perf_co
 repetition validates a freshly deserialized block, so no txid, serialization or block hash is cached
 from the run before (the SQLite page cache is warm, as on a running node).
 
-Note on the long chain: regtest halves the subsidy every 150 blocks, so from height 4,950 on the
-subsidy is 0; a coinbase output of 0 is rejected (bad-txns-vout-notpositive), so every block from there
-on carries one fee-paying transaction from a separate "fee payer" key (never the watched address).
+Regtest halves the subsidy every 150 blocks, so from height 4,950 on the long chain's blocks are empty
+coinbases that pay nothing.
 """
 
 from __future__ import annotations
@@ -423,13 +422,10 @@ class ChainGrower:
         self.miner = Wallet.from_label("chain miner")
         self.watched = Wallet.from_label("watched address")
         self.sink = Wallet.from_label("shop")
-        self.fee_payer = Wallet.from_label("fee payer")
-        self.fee_coin: tuple[OutPoint, int] | None = None
-        self.fee_txs = 0
 
     def start(self) -> None:
-        """The watched address' 20 history rows and the fee payer's funding, all in blocks 11..31."""
-        coinbases = [mine(self.node, self.miner.pkh).txs[0] for _ in range(self.RECEIVES + 1)]  # heights 1..13
+        """The watched address' 20 history rows, all in blocks 21..40."""
+        coinbases = [mine(self.node, self.miner.pkh).txs[0] for _ in range(self.RECEIVES)]  # heights 1..12
         while self.node.height < 20:
             mine(self.node, self.miner.pkh)
         received = []
@@ -445,26 +441,13 @@ class ChainGrower:
         for outpoint in received[: self.SENDS]:  # one payment out per block
             tx = pay(self.watched, [outpoint], [(COIN - FEE, self.sink.pkh)])
             mine(self.node, self.miner.pkh, [tx], FEE)
-        cb = coinbases[-1]
-        funding = pay(self.miner, [OutPoint(cb.txid, 0)], [(cb.outputs[0].amount - FEE, self.fee_payer.pkh)])
-        mine(self.node, self.miner.pkh, [funding], FEE)
-        self.fee_coin = (OutPoint(funding.txid, 0), funding.outputs[0].amount)
 
     def grow_to(self, height: int, progress_every: int = 5_000) -> float:
-        """Mine empty blocks (one fee payment each once the subsidy is 0) up to `height`; return the seconds taken."""
+        """Mine empty blocks up to `height`; return the seconds taken."""
         start = time.perf_counter()
         first = self.node.height
         while self.node.height < height:
-            next_height = self.node.height + 1
-            if PARAMS.subsidy(next_height) > 0:
-                mine(self.node, self.miner.pkh)
-            else:  # a coinbase may not pay 0, so the block needs a fee to pay the miner with
-                assert self.fee_coin is not None
-                outpoint, amount = self.fee_coin
-                tx = pay(self.fee_payer, [outpoint], [(amount - FEE, self.fee_payer.pkh)])
-                mine(self.node, self.miner.pkh, [tx], FEE)
-                self.fee_coin = (OutPoint(tx.txid, 0), amount - FEE)
-                self.fee_txs += 1
+            mine(self.node, self.miner.pkh)
             if self.node.height % progress_every == 0:
                 elapsed = time.perf_counter() - start
                 rate = (self.node.height - first) / elapsed
@@ -563,7 +546,7 @@ def bench_lookups(workdir: Path, small: int, large: int, reps: int, batches: int
     built = large - profiled - small
     print(
         f"    extended to {large - profiled:,} blocks: {built:,} more blocks in {build_large:.1f} s"
-        f" ({build_large / max(built, 1) * 1e3:.2f} ms/block; {grower.fee_txs:,} blocks carried a fee payment)",
+        f" ({build_large / max(built, 1) * 1e3:.2f} ms/block)",
         flush=True,
     )
     if profiled:
