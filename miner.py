@@ -1,92 +1,151 @@
-"""Run a SimpleCoin mining node.
+"""Run a SimpleCoin node: a server process (HTTP API, peers, the chain) and mining processes.
 
-This first version mines in a single process on a local chain; the process split (a Flask server process
-and mining processes sharing state over a Pipe), the HTTP API and peers come with issue #3.
+    python miner.py                         # main network, settings from config.yaml
+    python miner.py --network regtest       # trivial proof of work, for experiments
+    python miner.py --peer http://host:5000 # join another node
+    python miner.py --no-mine               # validate and relay only
+
+The processes talk only through multiprocessing Pipes: the server sends block templates to the miners,
+the miners send back solved headers. Ctrl-C or SIGTERM stops them all; if one dies, the others are stopped
+and the exit code is non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
+import multiprocessing
+import signal
 import sys
+from multiprocessing.connection import wait
 from pathlib import Path
 
-from simplecoin.errors import DecodeError, SimpleCoinError
-from simplecoin.keys import PrivateKey, address_from_pubkey_hash, pubkey_hash_from_address
-from simplecoin.mining import solve
-from simplecoin.node import Node
-from simplecoin.params import NETWORKS, NetworkParams, format_coins
-from simplecoin.store import Store
+from simplecoin import worker
+from simplecoin.config import Config, ConfigError, build_config, check_environment, read_config_file
+from simplecoin.keyfile import WalletFile, WalletFileError
+from simplecoin.params import NETWORKS
+from simplecoin.server import serve
 
 log = logging.getLogger("miner")
-TRIES_PER_TEMPLATE = 200_000  # then a fresh template: new time, new mempool transactions
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+STOP_SECONDS = 15  # how long the processes get to stop before they are killed
 
 
-def reward_address(args: argparse.Namespace, params: NetworkParams, data_dir: Path) -> bytes:
-    """The public-key hash rewards go to: --address, or a key kept in the data directory."""
-    if args.address:
-        try:
-            return pubkey_hash_from_address(args.address, params.address_version)
-        except DecodeError as e:
-            raise DecodeError(f"--address {args.address!r}: {e}") from e
-    key_file = data_dir / "miner-key.json"
-    if key_file.exists():
-        key = PrivateKey(bytes.fromhex(json.loads(key_file.read_text())["secret"]))
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Run a SimpleCoin node that mines. Flags override config.yaml.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config", type=Path, help=f"the YAML settings file (default: {DEFAULT_CONFIG.name} beside miner.py)"
+    )
+    p.add_argument("--network", choices=sorted(NETWORKS), help="the chain to join (default: main)")
+    p.add_argument("--data-dir", help="where the chain and the wallet live (default: ~/.simplecoin/NETWORK)")
+    p.add_argument("--host", help="address the HTTP API listens on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port of the HTTP API (default: 5000)")
+    p.add_argument("--public-url", help="URL other nodes use to reach this one (default: http://HOST:PORT)")
+    p.add_argument(
+        "--peer", action="append", dest="peers", metavar="URL", help="another node to connect to (repeatable)"
+    )
+    p.add_argument("--address", help="pay mining rewards to this address (default: the wallet file's first address)")
+    p.add_argument("--wallet", help="wallet file for rewards when no --address (default: DATA_DIR/wallet.json)")
+    p.add_argument("--no-mine", action="store_false", dest="mine", default=None, help="validate and relay, do not mine")
+    p.add_argument("--workers", type=int, help="mining processes (default: one per CPU core)")
+    p.add_argument("--mining-pause", type=float, help="seconds to wait after each mined block (default: 0; regtest 1)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="how much to log (default: info)")
+    return p.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    path = args.config or DEFAULT_CONFIG
+    file_values = read_config_file(path) if args.config or path.exists() else {}
+    flags = {
+        "network": args.network,
+        "data_dir": args.data_dir,
+        "host": args.host,
+        "port": args.port,
+        "public_url": args.public_url,
+        "peers": args.peers,
+        "address": args.address,
+        "wallet": args.wallet,
+        "mine": args.mine,
+        "workers": args.workers,
+        "mining_pause": args.mining_pause,
+        "log_level": args.log_level,
+    }
+    config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
+    check_environment(config)
+    return config
+
+
+def reward_address(config: Config) -> str:
+    """The configured address, or the first of the wallet file's (a new wallet file if there is none)."""
+    if config.address:
+        return config.address
+    if config.wallet.exists():
+        wallet = WalletFile.load(config.wallet, config.params)
+        if not wallet.keys:
+            wallet = wallet.add_key("mining rewards")
+        log.info("mining rewards go to %s (wallet file %s)", wallet.keys[0].address, config.wallet)
     else:
-        key = PrivateKey.generate()
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"network": params.name, "secret": key.secret.hex()}, f)
-        log.info("created a reward key in %s (keep it private)", key_file)
-    return key.pubkey_hash
+        wallet = WalletFile.create(config.wallet, config.params, label="mining rewards")
+        log.info("created wallet file %s; mining rewards go to %s", config.wallet, wallet.keys[0].address)
+    return wallet.keys[0].address
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--network", choices=sorted(NETWORKS), default="main", help="which chain (default: main)")
-    parser.add_argument("--data-dir", type=Path, help="where the chain is stored (default: data/NETWORK)")
-    parser.add_argument("--address", help="pay mining rewards to this address (default: a key in the data dir)")
-    parser.add_argument("--blocks", type=int, default=0, help="stop after mining this many blocks (0: run forever)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    params = NETWORKS[args.network]
-    data_dir = args.data_dir or Path("data") / params.name
+    args = parse_args(argv)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        pubkey_hash = reward_address(args, params, data_dir)
-        node = Node(Store(data_dir / "chain.db", params), params)
-    except (OSError, DecodeError, SimpleCoinError) as e:
+        config = load_config(args)
+        logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        address = reward_address(config) if config.mine else None
+    except (ConfigError, WalletFileError) as e:
         print(f"miner: {e}", file=sys.stderr)
         return 2
-    log.info(
-        "mining on %s to %s from height %d",
-        params.name,
-        address_from_pubkey_hash(pubkey_hash, params.address_version),
-        node.height,
-    )
-    mined = 0
-    extra = 0
-    try:
-        while not args.blocks or mined < args.blocks:
-            extra += 1
-            block = solve(node.block_template(pubkey_hash, extra.to_bytes(8, "little")), TRIES_PER_TEMPLATE)
-            if block is None:
-                continue
-            node.submit_block(block)
-            mined += 1
-            log.info(
-                "mined block %d %s (reward %s coins)",
-                node.height,
-                block.header.hash_hex(),
-                format_coins(block.txs[0].outputs[0].amount),
-            )
-    except KeyboardInterrupt:
-        log.info("stopping")
-    finally:
-        node.close()
-    return 0
+    return supervise(config, address)
+
+
+def supervise(config: Config, address: str | None) -> int:
+    """Start the processes, wait for a signal or a death, stop everyone."""
+    ctx = multiprocessing.get_context("spawn")
+    pipes = [ctx.Pipe() for _ in range(config.workers)] if address else []
+    server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address), name="server")
+    miners = [ctx.Process(target=worker.run, args=(theirs,), name=f"miner-{i}") for i, (_, theirs) in enumerate(pipes)]
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    processes = [server, *miners]
+    for process in processes:
+        process.start()
+    for ours, theirs in pipes:  # each end now belongs to exactly one child
+        ours.close()
+        theirs.close()
+    log.info("node started: server pid %d, %d mining process(es)", server.pid, len(miners))
+    exit_code = 0
+    while not stopping:
+        wait([p.sentinel for p in processes], timeout=0.2)
+        dead = [p for p in processes if p.exitcode is not None]
+        if dead and not stopping:
+            for p in dead:
+                log.error("%s process (pid %d) died with exit code %s; stopping the node", p.name, p.pid, p.exitcode)
+            exit_code = 1
+            break
+    log.info("stopping")
+    for process in processes:
+        if process.exitcode is None:
+            process.terminate()
+    for process in processes:
+        process.join(timeout=STOP_SECONDS)
+        if process.exitcode is None:
+            log.error("%s process (pid %d) did not stop; killing it", process.name, process.pid)
+            process.kill()
+            process.join()
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,345 @@
+"""The HTTP API: JSON over Flask, served by waitress. docs/api.md describes every endpoint.
+
+`create_app(service, peers)` builds the app; the node is handed in, never imported. One error handler turns
+domain errors into `{"error": ..., "reason": ...}` with a 4xx status; bad input never gets a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from simplecoin.errors import DecodeError, ValidationError
+from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address
+from simplecoin.primitives import Block, BlockHeader, Transaction
+from simplecoin.service import NodeService, NotFound
+
+MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
+MAX_PAGE = 100
+HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+api = Blueprint("api", __name__)
+
+
+class ApiError(Exception):
+    """Raised by a handler for a request it refuses; becomes a JSON error response."""
+
+    def __init__(self, status: int, error: str, reason: str) -> None:
+        super().__init__(error)
+        self.status, self.error, self.reason = status, error, reason
+
+
+def create_app(service: NodeService, peers: Any = None) -> Flask:
+    """The Flask app for one node. `peers` (a PeerManager) is optional: without it the node has none."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["simplecoin"] = (service, peers)
+    app.register_blueprint(api)
+
+    @app.errorhandler(ApiError)
+    def api_error(e: ApiError):
+        return jsonify(error=e.error, reason=e.reason), e.status
+
+    @app.errorhandler(ValidationError)
+    def invalid(e: ValidationError):
+        return jsonify(error=str(e), reason=e.reason), 400
+
+    @app.errorhandler(DecodeError)
+    def undecodable(e: DecodeError):
+        return jsonify(error=str(e), reason=e.reason), 400
+
+    @app.errorhandler(NotFound)
+    def not_found(e: NotFound):
+        return jsonify(error=str(e), reason="not-found"), 404
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        reason = {413: "body-too-large", 404: "no-such-endpoint", 405: "method-not-allowed"}.get(e.code, "bad-request")
+        return jsonify(error=e.description or e.name, reason=reason), e.code
+
+    return app
+
+
+def _service() -> NodeService:
+    return current_app.extensions["simplecoin"][0]
+
+
+def _peers():
+    return current_app.extensions["simplecoin"][1]
+
+
+# -- input parsing: every helper raises ApiError naming what was wrong ----------------------------------------------
+
+
+def json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object", "bad-json")
+    return data
+
+
+def hex_field(data: dict, name: str) -> bytes:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ApiError(400, f"'{name}' must be a hex string", "bad-field")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as e:
+        raise ApiError(400, f"'{name}' is not valid hex", "bad-hex") from e
+
+
+def parse_hash(text: str, what: str = "hash") -> bytes:
+    """A hash as shown to people (64 hex digits, byte-reversed) to internal byte order."""
+    if not HASH_RE.fullmatch(text):
+        raise ApiError(400, f"{what} must be 64 hex digits", "bad-hash")
+    return bytes.fromhex(text)[::-1]
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ApiError(400, f"'{name}' must be a whole number from {low} to {high}", "bad-param")
+    return int(text)
+
+
+def parse_address(text: str) -> bytes:
+    try:
+        return pubkey_hash_from_address(text, _service().params.address_version)
+    except DecodeError as e:
+        raise ApiError(400, f"{text[:80]!r} is not a {_service().params.name} address: {e}", "bad-address") from e
+
+
+# -- JSON shapes --------------------------------------------------------------------------------------------------
+
+
+def address_of(pubkey_hash: bytes) -> str:
+    return address_from_pubkey_hash(pubkey_hash, _service().params.address_version)
+
+
+def header_json(header: BlockHeader) -> dict:
+    return {
+        "hash": header.hash_hex(),
+        "version": header.version,
+        "prev_hash": header.prev_hash[::-1].hex(),
+        "merkle_root": header.merkle_root[::-1].hex(),
+        "time": header.time,
+        "bits": header.bits,
+        "nonce": header.nonce,
+    }
+
+
+def tx_json(tx: Transaction) -> dict:
+    return {
+        "txid": tx.txid[::-1].hex(),
+        "version": tx.version,
+        "locktime": tx.locktime,
+        "size": tx.size,
+        "coinbase": tx.is_coinbase(),
+        "inputs": [
+            {
+                "txid": txin.prevout.txid[::-1].hex(),
+                "index": txin.prevout.index,
+                "pubkey": txin.pubkey.hex(),
+                "signature": txin.signature.hex(),
+            }
+            for txin in tx.inputs
+        ],
+        "outputs": [{"amount": out.amount, "address": address_of(out.pubkey_hash)} for out in tx.outputs],
+        "hex": tx.serialize().hex(),
+    }
+
+
+# -- public endpoints -----------------------------------------------------------------------------------------------
+
+
+@api.get("/status")
+def status():
+    data = _service().status()
+    peers = _peers()
+    data["peers"] = peers.count() if peers else 0
+    data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
+    return jsonify(data)
+
+
+@api.get("/address/<address>")
+def address(address: str):
+    pubkey_hash = parse_address(address)
+    offset = int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 25, 1, MAX_PAGE)
+    info = _service().address(pubkey_hash, offset, limit)
+    tip = _service().tip().height
+    return jsonify(
+        address=address,
+        balance=info.balance,
+        pending_received=info.pending_received,
+        pending_sent=info.pending_sent,
+        utxos=[
+            {
+                "txid": o.txid[::-1].hex(),
+                "index": o.index,
+                "amount": c.amount,
+                "height": c.height,
+                "coinbase": c.is_coinbase,
+            }
+            for o, c in sorted(info.utxos.items(), key=lambda item: (item[1].height, item[0].txid, item[0].index))
+        ],
+        history=[
+            {
+                "txid": row.txid[::-1].hex(),
+                "height": row.height,
+                "confirmations": tip - row.height + 1,
+                "received": row.received,
+                "sent": row.sent,
+            }
+            for row in info.history
+        ],
+        pending=[{"txid": e.tx.txid[::-1].hex(), "fee": e.fee} for e in info.pending],
+        offset=offset,
+        limit=limit,
+    )
+
+
+def _block_hash_from(ref: str) -> bytes:
+    if ref.isdigit() and len(ref) <= 10:
+        return _service().hash_at(int(ref))
+    return parse_hash(ref, "a block height or hash")
+
+
+@api.get("/block/<ref>")
+def block(ref: str):
+    blk, entry, active = _service().block(_block_hash_from(ref))
+    tip = _service().tip()
+    data = header_json(blk.header)
+    data.update(
+        height=entry.height,
+        active=active,
+        status=entry.status.name.lower(),
+        confirmations=tip.height - entry.height + 1 if active else 0,
+        size=blk.size,
+        chain_work=str(entry.chain_work),
+        txs=[tx_json(tx) for tx in blk.txs],
+    )
+    return jsonify(data)
+
+
+@api.get("/blocks")
+def blocks():
+    tip = _service().tip().height
+    start = int_arg("start", tip, 0, 10**9)
+    limit = int_arg("limit", 10, 1, MAX_PAGE)
+    entries = _service().recent(start, limit)
+    return jsonify(blocks=[{**header_json(e.header), "height": e.height} for e in entries], tip=tip)
+
+
+@api.get("/tx/<txid>")
+def tx(txid: str):
+    found = _service().tx(parse_hash(txid, "txid"))
+    data = tx_json(found.tx)
+    data.update(
+        confirmations=found.confirmations,
+        block_hash=found.block_hash[::-1].hex() if found.block_hash else None,
+        height=found.height,
+        position=found.position,
+        fee=found.fee,
+    )
+    return jsonify(data)
+
+
+@api.post("/tx")
+def submit_tx():
+    raw = hex_field(json_body(), "hex")
+    transaction = Transaction.deserialize(raw)
+    entry = _service().submit_tx(transaction, source=request.headers.get("X-SimpleCoin-Peer", ""))
+    return jsonify(txid=transaction.txid[::-1].hex(), fee=entry.fee)
+
+
+@api.get("/merkle-proof/<txid>")
+def merkle_proof(txid: str):
+    header, height, index, branch = _service().merkle_proof(parse_hash(txid, "txid"))
+    return jsonify(
+        txid=txid.lower(),
+        block_hash=header.hash_hex(),
+        height=height,
+        index=index,
+        branch=[h[::-1].hex() for h in branch],
+        header=header.serialize().hex(),
+    )
+
+
+@api.get("/headers")
+def headers():
+    text = request.args.get("locator", "")
+    locator = [parse_hash(h, "locator hash") for h in text.split(",") if h][:101]
+    limit = int_arg("limit", 2000, 1, 2000)
+    found = _service().headers_after(locator, limit)
+    return jsonify(headers=[h.serialize().hex() for h in found])
+
+
+@api.get("/peers")
+def peers():
+    manager = _peers()
+    return jsonify(peers=manager.describe() if manager else [])
+
+
+@api.post("/peers")
+def add_peer():
+    manager = _peers()
+    url = json_body().get("url")
+    if not isinstance(url, str) or manager is None:
+        raise ApiError(400, "'url' must be an http:// URL", "bad-field")
+    if not manager.add(url, announced=True):
+        raise ApiError(400, f"not adding peer {url[:100]!r} (not http(s), ourselves, banned or list full)", "bad-peer")
+    return jsonify(added=url)
+
+
+# -- peer-to-peer endpoints -----------------------------------------------------------------------------------------
+
+
+@api.post("/p2p/hello")
+def hello():
+    data = json_body()
+    service = _service()
+    manager = _peers()
+    if manager is not None and isinstance(data.get("url"), str):
+        manager.hello_from(data)
+    tip = service.tip()
+    return jsonify(
+        network=service.params.name,
+        genesis=service.params.genesis_hash_hex,
+        height=tip.height,
+        tip=tip.header.hash_hex(),
+        chain_work=str(tip.chain_work),
+    )
+
+
+@api.post("/p2p/block")
+def push_block():
+    raw = hex_field(json_body(), "hex")
+    source = request.headers.get("X-SimpleCoin-Peer", "")
+    manager = _peers()
+    if manager is not None and source and manager.is_banned(source):
+        raise ApiError(403, "you are banned", "banned")
+    try:
+        blk = Block.deserialize(raw)
+        outcome = _service().submit_block(blk, source=source)
+    except (ValidationError, DecodeError) as e:
+        if manager is not None and source:
+            manager.misbehaved(source, f"sent invalid block: {e}")
+        raise
+    if outcome.status == "orphan" and manager is not None and source:
+        manager.sync_soon(source)
+    return jsonify(status=outcome.status, hash=blk.header.hash_hex())
+
+
+@api.get("/p2p/blocks")
+def raw_blocks():
+    text = request.args.get("hashes", "")
+    hashes = [parse_hash(h, "block hash") for h in text.split(",") if h]
+    if not 1 <= len(hashes) <= 16:
+        raise ApiError(400, "'hashes' must list 1 to 16 block hashes", "bad-param")
+    return jsonify(blocks=[_service().raw_block(h).hex() for h in hashes])

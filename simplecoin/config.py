@@ -1,0 +1,170 @@
+"""Node configuration: config.yaml, overridden by command-line flags, checked before anything starts.
+
+Every problem is a `ConfigError` whose message is one line naming the key (or flag) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from simplecoin.errors import DecodeError, SimpleCoinError
+from simplecoin.keys import pubkey_hash_from_address
+from simplecoin.params import NETWORKS, NetworkParams
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(SimpleCoinError):
+    """Raised when the configuration or a flag is unusable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a node needs to start, already checked."""
+
+    params: NetworkParams
+    data_dir: Path
+    host: str
+    port: int
+    peers: tuple[str, ...]
+    public_url: str
+    mine: bool
+    address: str | None
+    wallet: Path
+    workers: int
+    mining_pause: float
+    log_level: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+# key: (type check, description) -- the description is what an error says the key should be.
+KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "network": (str, f"one of {', '.join(sorted(NETWORKS))}"),
+    "data_dir": (str, "a directory path"),
+    "host": (str, "a host name or IP address"),
+    "port": (int, "a port number 1-65535"),
+    "peers": (list, "a list of http:// URLs"),
+    "public_url": (str, "an http:// URL"),
+    "mine": (bool, "true or false"),
+    "address": (str, "an address"),
+    "wallet": (str, "a file path"),
+    "workers": (int, "a number of processes, 1 or more"),
+    "mining_pause": ((int, float), "a number of seconds, 0 or more"),
+    "log_level": (str, f"one of {', '.join(LOG_LEVELS)}"),
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The key/values of a YAML config file (empty values dropped); ConfigError on anything odd."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected key: value lines")
+    values = {}
+    for key, value in raw.items():
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r} (known: {', '.join(KEYS)})")
+        if value is not None:
+            values[key] = value
+    return values
+
+
+def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str = "config") -> Config:
+    """Merge file values with flags (flags win), check every value, and fill in the defaults."""
+    values = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    for key, value in values.items():
+        expected, description = KEYS[key]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            raise ConfigError(f"{source}: {key} must be {description}, not {value!r}")
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {key} {problem}")
+
+    network = values.get("network", "main")
+    if network not in NETWORKS:
+        raise fail("network", f"must be {KEYS['network'][1]}, not {network!r}")
+    params = NETWORKS[network]
+    port = values.get("port", 5000)
+    if not 1 <= port <= 65535:
+        raise fail("port", f"must be {KEYS['port'][1]}, not {port}")
+    host = values.get("host", "127.0.0.1")
+    peers = tuple(values.get("peers", ()))
+    for peer in peers:
+        if not isinstance(peer, str) or not _is_http_url(peer):
+            raise fail("peers", f"must be {KEYS['peers'][1]}; {peer!r} is not one")
+    public_url = values.get("public_url", f"http://{host}:{port}")
+    if not _is_http_url(public_url):
+        raise fail("public_url", f"must be an http:// URL, not {public_url!r}")
+    address = values.get("address")
+    if address is not None:
+        try:
+            pubkey_hash_from_address(address, params.address_version)
+        except DecodeError as e:
+            raise fail("address", f"{address!r} is not a {network} address: {e}") from e
+    workers = values.get("workers", os.cpu_count() or 1)
+    if workers < 1:
+        raise fail("workers", f"must be {KEYS['workers'][1]}, not {workers}")
+    pause = values.get("mining_pause", 1.0 if network == "regtest" else 0.0)
+    if pause < 0:
+        raise fail("mining_pause", f"must be {KEYS['mining_pause'][1]}, not {pause}")
+    log_level = values.get("log_level", "info")
+    if log_level not in LOG_LEVELS:
+        raise fail("log_level", f"must be {KEYS['log_level'][1]}, not {log_level!r}")
+    data_dir = Path(values.get("data_dir") or Path.home() / ".simplecoin" / network).expanduser()
+    wallet = Path(values["wallet"]).expanduser() if "wallet" in values else data_dir / "wallet.json"
+    return Config(
+        params=params,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        peers=peers,
+        public_url=public_url.rstrip("/"),
+        mine=values.get("mine", True),
+        address=address,
+        wallet=wallet,
+        workers=workers,
+        mining_pause=float(pause),
+        log_level=log_level,
+    )
+
+
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def check_environment(config: Config) -> None:
+    """What can only be checked on this machine: the data directory is usable and the port is free."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"data_dir {config.data_dir}: cannot create it: {e.strerror}") from e
+    if not os.access(config.data_dir, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"data_dir {config.data_dir}: not readable and writable by this user")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            s.bind((config.host, config.port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {config.port} on {config.host} is already in use") from e
+            raise ConfigError(f"host {config.host}: cannot listen there: {e.strerror}") from e

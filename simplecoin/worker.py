@@ -1,0 +1,92 @@
+"""A mining process: scans nonces for the work the server sends and sends back what it finds.
+
+It talks to the server only through its end of a Pipe: it receives `Work` (or None to stop) and sends
+`Solution` and `HashReport`. Between chunks of nonces it looks at the pipe, so new work replaces old within
+a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import struct
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from simplecoin.mining import COUNTER_NONCE_SIZE, Solution, Work, work_header_prefix
+from simplecoin.pow import bits_to_target
+
+NONCE_SPACE = 1 << 32
+CHUNK_SECONDS = 0.01  # how long one scan runs before the pipe is checked again
+REPORT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class HashReport:
+    """How many hashes a worker tried in how many seconds."""
+
+    hashes: int
+    seconds: float
+
+
+def scan(prefix: bytes, target: int, start: int, count: int) -> int | None:
+    """The first nonce in [start, start + count) whose header hash meets `target`, or None.
+
+    The SHA-256 state after the header's first 64 bytes is computed once and copied per nonce (the
+    midstate); a hash is first compared cheaply on the zero bytes the target demands.
+    """
+    midstate = hashlib.sha256(prefix[:64])
+    tail = prefix[64:76]
+    target_le = target.to_bytes(32, "little")
+    zeros = bytes(len(target_le) - len(target_le.rstrip(b"\0")))  # a hash below target ends with these
+    pack = struct.Struct("<I").pack
+    sha256 = hashlib.sha256
+    for nonce in range(start, min(start + count, NONCE_SPACE)):
+        h = midstate.copy()
+        h.update(tail + pack(nonce))
+        digest = sha256(h.digest()).digest()
+        if digest.endswith(zeros) and int.from_bytes(digest, "little") <= target:
+            return nonce
+    return None
+
+
+def run(conn: Connection, nice: int = 10) -> None:
+    """The mining process' main loop: until told to stop (None) or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when everyone stops
+    os.nice(nice)  # keep the node's server responsive on a busy machine
+    work: Work | None = None
+    chunk = 10_000
+    hashes, since = 0, time.monotonic()
+    try:
+        while True:
+            if work is None or conn.poll():
+                message = conn.recv()
+                if message is None:
+                    return
+                work, counter, nonce = message, 0, 0
+                target = bits_to_target(work.bits)
+                prefix = work_header_prefix(work, work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little"))
+            started = time.monotonic()
+            found = scan(prefix, target, nonce, chunk)
+            tried = (found - nonce + 1) if found is not None else min(chunk, NONCE_SPACE - nonce)
+            hashes += tried
+            elapsed = time.monotonic() - started
+            chunk = max(1_000, min(1_000_000, int(chunk * CHUNK_SECONDS / max(elapsed, 1e-6))))
+            if found is not None:
+                extranonce = work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little")
+                conn.send(Solution(work.job_id, extranonce, found))
+                work = None  # the server answers every solution with fresh work
+            else:
+                nonce += tried
+                if nonce >= NONCE_SPACE:  # nonce space exhausted: next extra nonce, new merkle root
+                    counter, nonce = counter + 1, 0
+                    extranonce = work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little")
+                    prefix = work_header_prefix(work, extranonce)
+            now = time.monotonic()
+            if now - since >= REPORT_SECONDS:
+                conn.send(HashReport(hashes, now - since))
+                hashes, since = 0, now
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
