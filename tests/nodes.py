@@ -1,0 +1,196 @@
+"""Real `miner.py` processes for functional tests: 127.0.0.1, free ports, temporary data directories.
+
+    with running_node(tmp_path / "a", mine=True) as a:
+        wait_until(lambda: a.status()["height"] >= 3)
+
+Every node is stopped by the test that started it (SIGTERM, then SIGKILL by PID, never by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+REQUEST_TIMEOUT = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> object:
+    """Poll `predicate` until it returns something true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except (requests.RequestException, KeyError, ValueError) as e:  # a node still starting up
+            last_error = e
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or predicate}"
+        + (f" (last error: {last_error})" if last_error else "")
+    )
+
+
+@dataclass
+class NodeProcess:
+    """One running `miner.py`."""
+
+    data_dir: Path
+    port: int
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> NodeProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "miner.py", *self.args],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        wait_until(self.is_up, timeout=30, what=f"node on port {self.port} to answer")
+        return self
+
+    def is_up(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"node exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return self.session.get(self.url + "/status", timeout=REQUEST_TIMEOUT).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.url + path, timeout=REQUEST_TIMEOUT, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.session.post(self.url + path, timeout=REQUEST_TIMEOUT, **kwargs)
+
+    def status(self) -> dict:
+        response = self.get("/status")
+        response.raise_for_status()
+        return response.json()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not stop. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill_group()
+        return self.process.returncode
+
+    def kill9(self) -> None:
+        """SIGKILL the supervisor and its children, by PID."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill_group()
+
+    def kill_group(self) -> None:
+        assert self.process is not None
+        for pid in [*child_pids(self.process.pid), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct and indirect children of `pid`, from /proc."""
+    children = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            direct = [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+    for child in direct:
+        children.extend([*child_pids(child), child])
+    return children
+
+
+def node_args(
+    data_dir: Path,
+    port: int,
+    *,
+    mine: bool,
+    peers: tuple[str, ...] = (),
+    workers: int = 1,
+    pause: float = 0.2,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    args = [
+        "--network",
+        "regtest",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "info",
+    ]
+    if mine:
+        args += ["--workers", str(workers), "--mining-pause", str(pause)]
+    else:
+        args += ["--no-mine"]
+    for peer in peers:
+        args += ["--peer", peer]
+    return args + list(extra)
+
+
+@contextlib.contextmanager
+def running_node(
+    data_dir: Path,
+    *,
+    mine: bool = False,
+    peers: tuple[str, ...] = (),
+    workers: int = 1,
+    pause: float = 0.2,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[NodeProcess]:
+    """A started node that is stopped (and its processes reaped) when the block ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    node = NodeProcess(
+        data_dir,
+        port,
+        node_args(data_dir, port, mine=mine, peers=peers, workers=workers, pause=pause, extra=extra),
+        data_dir / "node.log",
+    )
+    try:
+        yield node.start()
+    finally:
+        node.stop()
