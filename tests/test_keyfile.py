@@ -1,0 +1,72 @@
+"""The wallet file: 0600, never overwritten, several keys, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simplecoin.keyfile import WalletFile, WalletFileError
+from simplecoin.keys import pubkey_hash_from_address
+from simplecoin.params import MAIN, REGTEST
+
+
+def test_created_private_and_readable_back(tmp_path):
+    path = tmp_path / "wallet.json"
+    wallet = WalletFile.create(path, REGTEST, label="rewards")
+    assert path.stat().st_mode & 0o777 == 0o600
+    loaded = WalletFile.load(path, REGTEST)
+    assert [k.address for k in loaded.keys] == [wallet.keys[0].address]
+    assert loaded.keys[0].key.pubkey_hash == pubkey_hash_from_address(wallet.keys[0].address, REGTEST.address_version)
+    assert loaded.keys[0].label == "rewards"
+
+
+def test_never_overwritten(tmp_path):
+    path = tmp_path / "wallet.json"
+    first = WalletFile.create(path, REGTEST)
+    with pytest.raises(WalletFileError, match="already exists"):
+        WalletFile.create(path, REGTEST)
+    assert WalletFile.load(path, REGTEST).keys[0].address == first.keys[0].address
+
+
+def test_holds_several_addresses_and_stays_private(tmp_path):
+    path = tmp_path / "wallet.json"
+    wallet = WalletFile.create(path, REGTEST).add_key("savings").add_key("shop")
+    loaded = WalletFile.load(path, REGTEST)
+    assert [k.label for k in loaded.keys] == ["", "savings", "shop"]
+    assert len({k.address for k in loaded.keys}) == 3
+    assert [k.address for k in loaded.keys] == [k.address for k in wallet.keys]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "wallet.json.new").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "not a SimpleCoin wallet"),
+        (
+            '{"format": "simplecoin-wallet", "version": 1, "network": "regtest", "keys": [{"secret": "zz"}]}',
+            "malformed",
+        ),
+        (
+            '{"format": "simplecoin-wallet", "version": 1, "network": "regtest", "keys": [{"secret": "00"}]}',
+            "malformed",
+        ),
+    ],
+)
+def test_bad_files_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "wallet.json"
+    path.write_text(content)
+    with pytest.raises(WalletFileError, match=message):
+        WalletFile.load(path, REGTEST)
+
+
+def test_other_network_and_missing_file(tmp_path):
+    path = tmp_path / "wallet.json"
+    WalletFile.create(path, REGTEST)
+    with pytest.raises(WalletFileError, match="network 'regtest'"):
+        WalletFile.load(path, MAIN)
+    with pytest.raises(WalletFileError, match="cannot read"):
+        WalletFile.load(tmp_path / "missing.json", REGTEST)
+    assert json.loads(path.read_text())["network"] == "regtest"
