@@ -60,6 +60,7 @@ def solve(block: Block, max_tries: int = 1 << 32) -> Block | None:
 WORKER_NONCE_SIZE = 4
 COUNTER_NONCE_SIZE = 8
 EXTRANONCE_SIZE = WORKER_NONCE_SIZE + COUNTER_NONCE_SIZE
+IDLE = "idle"  # sent instead of Work: stop hashing until the next job
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
 from waitress.server import create_server
@@ -19,7 +20,7 @@ from simplecoin.api import create_app
 from simplecoin.config import Config
 from simplecoin.errors import ValidationError
 from simplecoin.keys import pubkey_hash_from_address
-from simplecoin.mining import EXTRANONCE_SIZE, Solution, block_from_solution, make_work
+from simplecoin.mining import EXTRANONCE_SIZE, IDLE, Solution, block_from_solution, make_work
 from simplecoin.node import Node
 from simplecoin.peers import PeerManager
 from simplecoin.primitives import Block
@@ -69,6 +70,7 @@ class MiningPump(threading.Thread):
                 if isinstance(message, Solution):
                     if self._submit(message) and self.pause:
                         resume_at = time.monotonic() + self.pause
+                        self._send_all(lambda worker: IDLE)  # no hashing on a stale job during the pause
                 elif isinstance(message, HashReport):
                     self.rates[self.conns.index(conn)] = message.hashes / max(message.seconds, 1e-9)
                     self.service.hashrate = sum(self.rates)
@@ -100,16 +102,19 @@ class MiningPump(threading.Thread):
             self.tip_changed.set()
         return accepted
 
+    def _send_all(self, message_for: Callable[[int], object]) -> None:
+        for worker, conn in enumerate(list(self.conns)):
+            try:
+                conn.send(message_for(worker))
+            except OSError:
+                self.conns.remove(conn)  # the supervisor notices the dead process
+
     def _new_work(self) -> None:
         self.tip_changed.clear()
         template = self.service.block_template(self.pubkey_hash, bytes(EXTRANONCE_SIZE))
         self.job_id += 1
         self.templates = {self.job_id: template, **{k: v for k, v in self.templates.items() if k > self.job_id - 4}}
-        for worker, conn in enumerate(self.conns):
-            try:
-                conn.send(make_work(template, self.job_id, worker))
-            except OSError:
-                self.conns.remove(conn)
+        self._send_all(lambda worker: make_work(template, self.job_id, worker))
         self.issued_at = time.monotonic()
         self.last_new_work = self.issued_at
 

@@ -1,6 +1,6 @@
 """A mining process: scans nonces for the work the server sends and sends back what it finds.
 
-It talks to the server only through its end of a Pipe: it receives `Work` (or None to stop) and sends
+It talks to the server only through its end of a Pipe: it receives `Work`, IDLE or None (stop) and sends
 `Solution` and `HashReport`. Between chunks of nonces it looks at the pipe, so new work replaces old within
 a few tens of milliseconds.
 """
@@ -65,6 +65,9 @@ def run(conn: Connection, nice: int = 10) -> None:
                 message = conn.recv()
                 if message is None:
                     return
+                if not isinstance(message, Work):  # IDLE: wait for the next job
+                    work = None
+                    continue
                 work, counter, nonce = message, 0, 0
                 target = bits_to_target(work.bits)
                 prefix = work_header_prefix(work, work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little"))
