@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.01
 TEMPLATE_SECONDS = 10.0  # refresh work this often anyway: new mempool transactions, a newer time
+HASHRATE_LOG_SECONDS = 60.0
 SERVER_THREADS = 8
 
 
@@ -51,6 +52,7 @@ class MiningPump(threading.Thread):
         self.issued_at = 0.0
         self.rates = [0.0] * len(conns)
         self.last_new_work = 0.0  # monotonic time work for a new tip was last sent (for the benchmark)
+        self.logged_at = time.monotonic()
         service.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -74,6 +76,11 @@ class MiningPump(threading.Thread):
                 elif isinstance(message, HashReport):
                     self.rates[self.conns.index(conn)] = message.hashes / max(message.seconds, 1e-9)
                     self.service.hashrate = sum(self.rates)
+                    if time.monotonic() - self.logged_at >= HASHRATE_LOG_SECONDS:
+                        self.logged_at = time.monotonic()
+                        log.info(
+                            "hash rate %.0f H/s over %d mining process(es)", self.service.hashrate, len(self.conns)
+                        )
             if time.monotonic() < resume_at:
                 continue
             if resume_at or self.tip_changed.is_set() or time.monotonic() - self.issued_at > TEMPLATE_SECONDS:
