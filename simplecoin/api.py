@@ -20,6 +20,7 @@ from simplecoin.service import NodeService, NotFound
 MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
 MAX_PAGE = 100
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
+NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 
 api = Blueprint("api", __name__)
 
@@ -75,7 +76,10 @@ def _peers():
 
 
 def json_body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # deeply nested arrays or objects: not a ValueError, so `silent` lets it through
+        data = None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object", "bad-json")
     return data
@@ -102,7 +106,7 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     text = request.args.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not NUMBER_RE.fullmatch(text) or not low <= int(text) <= high:
         raise ApiError(400, f"'{name}' must be a whole number from {low} to {high}", "bad-param")
     return int(text)
 
@@ -205,7 +209,7 @@ def address(address: str):
 
 
 def _block_hash_from(ref: str) -> bytes:
-    if ref.isdigit() and len(ref) <= 10:
+    if NUMBER_RE.fullmatch(ref):
         return _service().hash_at(int(ref))
     return parse_hash(ref, "a block height or hash")
 
@@ -292,7 +296,11 @@ def add_peer():
     url = json_body().get("url")
     if not isinstance(url, str) or manager is None:
         raise ApiError(400, "'url' must be an http:// URL", "bad-field")
-    if not manager.add(url, announced=True):
+    try:
+        added = manager.add(url, announced=True)
+    except ValueError:  # urlsplit refuses some URLs outright, e.g. "http://[::1"
+        added = False
+    if not added:
         raise ApiError(400, f"not adding peer {url[:100]!r} (not http(s), ourselves, banned or list full)", "bad-peer")
     return jsonify(added=url)
 
@@ -306,7 +314,10 @@ def hello():
     service = _service()
     manager = _peers()
     if manager is not None and isinstance(data.get("url"), str):
-        manager.hello_from(data)
+        try:
+            manager.hello_from(data)
+        except ValueError as e:  # an announced URL that urlsplit refuses
+            raise ApiError(400, f"not adding peer {data['url'][:100]!r}", "bad-peer") from e
     tip = service.tip()
     return jsonify(
         network=service.params.name,

@@ -51,7 +51,6 @@ class MiningPump(threading.Thread):
         self.job_id = 0
         self.issued_at = 0.0
         self.rates = [0.0] * len(conns)
-        self.last_new_work = 0.0  # monotonic time work for a new tip was last sent (for the benchmark)
         self.logged_at = time.monotonic()
         service.subscribe(self._on_event)
 
@@ -123,7 +122,6 @@ class MiningPump(threading.Thread):
         self.templates = {self.job_id: template, **{k: v for k, v in self.templates.items() if k > self.job_id - 4}}
         self._send_all(lambda worker: make_work(template, self.job_id, worker))
         self.issued_at = time.monotonic()
-        self.last_new_work = self.issued_at
 
 
 def serve(config: Config, conns: list[Connection], reward_address: str | None) -> None:
