@@ -34,20 +34,20 @@ class HashReport:
 def scan(prefix: bytes, target: int, start: int, count: int) -> int | None:
     """The first nonce in [start, start + count) whose header hash meets `target`, or None.
 
-    The SHA-256 state after the header's first 64 bytes is computed once and copied per nonce (the
-    midstate); a hash is first compared cheaply on the zero bytes the target demands.
+    The SHA-256 state after the header's first 76 bytes (one compressed 64-byte block and 12 buffered bytes)
+    is computed once and copied per nonce, so only the 4 nonce bytes are hashed into it. A hash is first
+    compared cheaply on its most significant byte (the digest's last: it is read little-endian); only one
+    that passes (rare at any real difficulty) is converted to an integer.
     """
-    midstate = hashlib.sha256(prefix[:64])
-    tail = prefix[64:76]
-    target_le = target.to_bytes(32, "little")
-    zeros = bytes(len(target_le) - len(target_le.rstrip(b"\0")))  # a hash below target ends with these
+    midstate = hashlib.sha256(prefix[:76])
+    top_byte = target >> 248  # a hash <= target has a most significant byte <= this
     pack = struct.Struct("<I").pack
     sha256 = hashlib.sha256
     for nonce in range(start, min(start + count, NONCE_SPACE)):
         h = midstate.copy()
-        h.update(tail + pack(nonce))
+        h.update(pack(nonce))
         digest = sha256(h.digest()).digest()
-        if digest.endswith(zeros) and int.from_bytes(digest, "little") <= target:
+        if digest[31] <= top_byte and int.from_bytes(digest, "little") <= target:
             return nonce
     return None
 
