@@ -296,11 +296,7 @@ def add_peer():
     url = json_body().get("url")
     if not isinstance(url, str) or manager is None:
         raise ApiError(400, "'url' must be an http:// URL", "bad-field")
-    try:
-        added = manager.add(url, announced=True)
-    except ValueError:  # urlsplit refuses some URLs outright, e.g. "http://[::1"
-        added = False
-    if not added:
+    if not manager.add(url, announced=True):
         raise ApiError(400, f"not adding peer {url[:100]!r} (not http(s), ourselves, banned or list full)", "bad-peer")
     return jsonify(added=url)
 
@@ -314,10 +310,7 @@ def hello():
     service = _service()
     manager = _peers()
     if manager is not None and isinstance(data.get("url"), str):
-        try:
-            manager.hello_from(data)
-        except ValueError as e:  # an announced URL that urlsplit refuses
-            raise ApiError(400, f"not adding peer {data['url'][:100]!r}", "bad-peer") from e
+        manager.hello_from(data)
     tip = service.tip()
     return jsonify(
         network=service.params.name,

@@ -123,8 +123,12 @@ class PeerManager:
     def add(self, url: str, announced: bool = False) -> bool:
         """Add a peer by URL; False for a bad URL, ourselves, a banned peer or a full list."""
         url = url.rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or url == self.own_url:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:  # urlsplit refuses some strings outright, e.g. "http://[::1"
+            return False
+        if parts.scheme not in ("http", "https") or not hostname or url == self.own_url:
             return False
         with self.lock:
             if url in self.peers:
