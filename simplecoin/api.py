@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -116,6 +117,26 @@ def parse_address(text: str) -> bytes:
         return pubkey_hash_from_address(text, _service().params.address_version)
     except DecodeError as e:
         raise ApiError(400, f"{text[:80]!r} is not a {_service().params.name} address: {e}", "bad-address") from e
+
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def peer_identity() -> str:
+    """The URL a peer gave in X-SimpleCoin-Peer, if the request really comes from that host; else "".
+
+    Ban score goes to this identity, so a request may not claim another machine's URL: anyone could
+    otherwise get an honest peer banned by sending junk in its name.
+    """
+    claimed = request.headers.get("X-SimpleCoin-Peer", "")
+    try:
+        host = urlsplit(claimed).hostname or ""
+    except ValueError:
+        return ""
+    remote = request.remote_addr or ""
+    if host == remote or (host in LOOPBACK and remote in LOOPBACK):
+        return claimed.rstrip("/")
+    return ""
 
 
 # -- JSON shapes --------------------------------------------------------------------------------------------------
@@ -258,7 +279,7 @@ def tx(txid: str):
 def submit_tx():
     raw = hex_field(json_body(), "hex")
     transaction = Transaction.deserialize(raw)
-    entry = _service().submit_tx(transaction, source=request.headers.get("X-SimpleCoin-Peer", ""))
+    entry = _service().submit_tx(transaction, source=peer_identity())
     return jsonify(txid=transaction.txid[::-1].hex(), fee=entry.fee)
 
 
@@ -324,7 +345,7 @@ def hello():
 @api.post("/p2p/block")
 def push_block():
     raw = hex_field(json_body(), "hex")
-    source = request.headers.get("X-SimpleCoin-Peer", "")
+    source = peer_identity()
     manager = _peers()
     if manager is not None and source and manager.is_banned(source):
         raise ApiError(403, "you are banned", "banned")

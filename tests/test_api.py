@@ -458,6 +458,17 @@ def test_invalid_block_bans_the_peer_that_sent_it(api: Api):
     assert api.state() == before
 
 
+def test_a_request_cannot_get_another_host_banned(api: Api):
+    def bad_root(block: Block) -> Block:
+        return Block(dataclasses.replace(block.header, merkle_root=bytes(32)), block.txs)
+
+    bad = api.builder.block("bad15", parent="m14", tweak=bad_root)
+    spoofed = {"X-SimpleCoin-Peer": "http://192.0.2.7:5000"}  # a documentation address; the request is local
+    assert_error(api.post("/p2p/block", json={"hex": bad.serialize().hex()}, headers=spoofed), 400, "bad-txnmrklroot")
+    assert not api.peers.is_banned("http://192.0.2.7:5000")
+    assert api.peers.describe() == []
+
+
 def test_push_block_with_a_bad_coinbase_amount(api: Api):
     block = api.builder.block("greedy", parent="m14", coinbase_extra=1, tweak=resolve)
     before = api.state()
