@@ -111,7 +111,9 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
     for peer in peers:
         if not isinstance(peer, str) or not _is_http_url(peer):
             raise fail("peers", f"must be {KEYS['peers'][1]}; {peer!r} is not one")
-    public_url = values.get("public_url", f"http://{host}:{port}")
+    # Listening on every interface says nothing about how peers reach us: offer the machine's name.
+    reachable_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    public_url = values.get("public_url", f"http://{reachable_host}:{port}")
     if not _is_http_url(public_url):
         raise fail("public_url", f"must be an http:// URL, not {public_url!r}")
     address = values.get("address")

@@ -75,3 +75,11 @@ def test_port_in_use_and_unusable_data_dir(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="data_dir"):
         check_environment(build_config({"data_dir": str(blocker / "sub"), "port": 1}, {}))
+
+
+def test_listening_everywhere_advertises_the_machine_name():
+    config = build_config({"host": "0.0.0.0", "port": 5000}, {})
+    assert config.public_url == f"http://{socket.gethostname()}:5000"
+    assert build_config({"host": "0.0.0.0", "public_url": "http://me.example:5000/"}, {}).public_url == (
+        "http://me.example:5000"
+    )
