@@ -19,6 +19,7 @@ import signal
 import sys
 from multiprocessing.connection import wait
 from pathlib import Path
+from typing import NoReturn
 
 from simplecoin import worker
 from simplecoin.config import Config, ConfigError, build_config, check_environment, read_config_file
@@ -31,8 +32,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
 STOP_SECONDS = 15  # how long the processes get to stop before they are killed
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Flag errors in one line, like every other configuration error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"miner: {message}\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         description="Run a SimpleCoin node that mines. Flags override config.yaml.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

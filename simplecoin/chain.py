@@ -47,6 +47,7 @@ class ReorgResult:
     disconnected: tuple[bytes, ...] = ()  # blocks taken off the active chain, tip first
     connected: tuple[bytes, ...] = ()  # blocks put on it, in chain order
     invalid: tuple[tuple[bytes, str, str], ...] = ()  # (block hash, reason, detail) found invalid on the way
+    returned: tuple[bytes, ...] = ()  # txids of disconnected blocks that are pending again
 
 
 class BlockIndex:

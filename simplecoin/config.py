@@ -90,14 +90,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str = "config") -> Config:
     """Merge file values with flags (flags win), check every value, and fill in the defaults."""
-    values = {**file_values, **{k: v for k, v in flags.items() if v is not None}}
+    flags = {k: v for k, v in flags.items() if v is not None}
+    values = {**file_values, **flags}
+
+    def fail(key: str, problem: str) -> ConfigError:
+        """An error naming where the value came from: the flag, or the key in the file."""
+        where = "--" + key.replace("_", "-") if key in flags else f"{source}: {key}"
+        return ConfigError(f"{where} {problem}")
+
     for key, value in values.items():
         expected, description = KEYS[key]
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-            raise ConfigError(f"{source}: {key} must be {description}, not {value!r}")
-
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{source}: {key} {problem}")
+            raise fail(key, f"must be {description}, not {value!r}")
 
     network = values.get("network", "main")
     if network not in NETWORKS:

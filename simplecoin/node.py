@@ -134,7 +134,10 @@ class Node:
     @staticmethod
     def _merge(first: ReorgResult, second: ReorgResult) -> ReorgResult:
         return _net_reorg(
-            first.disconnected + second.disconnected, first.connected + second.connected, first.invalid + second.invalid
+            first.disconnected + second.disconnected,
+            first.connected + second.connected,
+            first.invalid + second.invalid,
+            first.returned + second.returned,
         )
 
     def activate_best_chain(self, new_block: Block | None = None) -> ReorgResult:
@@ -164,10 +167,12 @@ class Node:
                     invalid.append((entry.hash, e.reason, e.detail))
                     break
                 connected.append(block)
-        self._update_mempool(disconnected, connected)
+        returned = self._update_mempool(disconnected, connected)
         if disconnected:
             log.info("reorganised: %d blocks off, %d on, tip %s", len(disconnected), len(connected), self.tip.height)
-        return _net_reorg(tuple(b.hash for b in disconnected), tuple(b.hash for b in connected), tuple(invalid))
+        return _net_reorg(
+            tuple(b.hash for b in disconnected), tuple(b.hash for b in connected), tuple(invalid), tuple(returned)
+        )
 
     def _connect_tip(self, entry: IndexEntry, block: Block) -> None:
         parent = self.index[entry.prev_hash]
@@ -198,14 +203,16 @@ class Node:
             self._verified.popitem(last=False)
         return entry
 
-    def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> None:
+    def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
+        """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""
         if not disconnected:
             for block in connected:
                 self.mempool.remove_for_block(block)
-            return
+            return []
         # After a reorg, re-admit the transactions of the blocks that left (oldest first), then the old pool:
         # whatever is still valid against the new chain stays, the rest (mined, conflicting) is dropped.
         pending = [tx for block in reversed(disconnected) for tx in block.txs[1:]]
+        from_blocks = {tx.txid for tx in pending}
         pending += [entry.tx for entry in self.mempool.entries.values()]
         self.mempool = Mempool(self.params, self.mempool.policy)
         for tx in pending:
@@ -213,6 +220,7 @@ class Node:
                 self.submit_tx(tx)
             except ValidationError as e:
                 log.debug("dropped %s after reorg: %s", tx.txid[::-1].hex(), e.reason)
+        return [txid for txid in self.mempool.entries if txid in from_blocks]
 
     # -- mining ------------------------------------------------------------------------------------------------
 
@@ -234,10 +242,16 @@ class Node:
 
 
 def _net_reorg(
-    disconnected: tuple[bytes, ...], connected: tuple[bytes, ...], invalid: tuple[tuple[bytes, str, str], ...]
+    disconnected: tuple[bytes, ...],
+    connected: tuple[bytes, ...],
+    invalid: tuple[tuple[bytes, str, str], ...],
+    returned: tuple[bytes, ...],
 ) -> ReorgResult:
     """Drop blocks that went off and came back on again: the caller cares about the net change."""
     both = set(disconnected) & set(connected)
     return ReorgResult(
-        tuple(h for h in disconnected if h not in both), tuple(h for h in connected if h not in both), invalid
+        tuple(h for h in disconnected if h not in both),
+        tuple(h for h in connected if h not in both),
+        invalid,
+        returned,
     )

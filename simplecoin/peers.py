@@ -264,7 +264,9 @@ class PeerManager:
                 peer.failures += 1
                 peer.connected = False
                 peer.next_try = self.clock() + min(MAX_BACKOFF, 2.0**peer.failures)
-            log.info("peer %s: %s (retrying in %.0f s)", url, e, min(MAX_BACKOFF, 2.0**peer.failures))
+                banned = peer.banned_until > self.clock()
+            if not banned:  # a banned peer is not retried
+                log.info("peer %s: %s (retrying in %.0f s)", url, e, min(MAX_BACKOFF, 2.0**peer.failures))
             return
         with self.lock:
             peer = self.peers[url]

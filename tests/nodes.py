@@ -61,6 +61,8 @@ class NodeProcess:
     log_path: Path
     process: subprocess.Popen | None = None
     session: requests.Session = field(default_factory=requests.Session)
+    new_session: bool = False  # own session and process group, like a node started from its own terminal
+    log_offset: int = 0  # where this run's output starts in the log (a restarted node appends)
 
     @property
     def url(self) -> str:
@@ -68,12 +70,14 @@ class NodeProcess:
 
     def start(self) -> NodeProcess:
         log = self.log_path.open("ab")
+        self.log_offset = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "miner.py", *self.args],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=self.new_session,
         )
         log.close()
         wait_until(self.is_up, timeout=30, what=f"node on port {self.port} to answer")
@@ -82,6 +86,9 @@ class NodeProcess:
     def is_up(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"node exited with {self.process.returncode}:\n{self.log()}")
+        # Only our node's answer counts: another test's node may have taken the port before ours could.
+        if f":{self.port} (network " not in self.run_log():  # the server's "serving the API on ..." line
+            return False
         try:
             return self.session.get(self.url + "/status", timeout=REQUEST_TIMEOUT).status_code == 200
         except requests.RequestException:
@@ -100,6 +107,14 @@ class NodeProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def run_log(self) -> str:
+        """The log of the current run only."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM and wait; SIGKILL if it does not stop. Returns the exit code."""
@@ -180,6 +195,7 @@ def running_node(
     pause: float = 0.2,
     port: int | None = None,
     extra: tuple[str, ...] = (),
+    new_session: bool = False,
 ) -> Iterator[NodeProcess]:
     """A started node that is stopped (and its processes reaped) when the block ends."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +205,7 @@ def running_node(
         port,
         node_args(data_dir, port, mine=mine, peers=peers, workers=workers, pause=pause, extra=extra),
         data_dir / "node.log",
+        new_session=new_session,
     )
     try:
         yield node.start()

@@ -188,10 +188,12 @@ def test_reorg_returns_transactions_to_the_mempool(funded):
     node.submit_tx(s)
     assert set(node.mempool.entries) == {s.txid}
 
-    submit_all(node, b, "u14 u15 u16")
+    submit_all(node, b, "u14 u15")
+    outcome = node.submit_block(b["u16"])
 
     assert node.tip.hash == b["u16"].hash
     assert set(node.mempool.entries) == {p.txid, q.txid}  # s lost to r, which is now confirmed
+    assert outcome.reorg.returned == (p.txid, q.txid)
     assert_consistent(node)
 
 

@@ -131,3 +131,24 @@ def test_peer_list_is_bounded_and_rejects_nonsense(two_services):
     for i in range(MAX_PEERS + 5):
         manager.add(f"http://127.0.1.{i}:5000")
     assert len(manager.peers) == MAX_PEERS
+
+
+def test_transactions_back_from_a_reorg_are_relayed_again(two_services):
+    """
+    genesis - m1 ... m11 - t12              t12 mines p
+                        \\
+                         u12 - u13*          after the reorg p is pending again and announced anew
+    """
+    a, _ = two_services
+    b = ChainBuilder(REGTEST)
+    for block in b.chain([f"m{i}" for i in range(1, 12)]):
+        a.submit_block(block)
+    p = b.spend("m1")
+    a.submit_tx(p)
+    a.submit_block(b.block("t12", parent="m11", txs=[p]))
+    events = []
+    a.subscribe(events.append)
+    a.submit_block(b.block("u12", parent="m11"))
+    a.submit_block(b.block("u13", parent="u12"))
+    assert [(e.kind, e.hash) for e in events if e.kind == "tx"] == [("tx", p.txid)]
+    assert p.txid in a.node.mempool
