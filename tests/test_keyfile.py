@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simplecoin.keyfile import WalletFile, WalletFileError
+from simplecoin.keyfile import PassphraseNeeded, WalletFile, WalletFileError
 from simplecoin.keys import pubkey_hash_from_address
 from simplecoin.params import MAIN, REGTEST
 
@@ -70,3 +70,32 @@ def test_other_network_and_missing_file(tmp_path):
     with pytest.raises(WalletFileError, match="cannot read"):
         WalletFile.load(tmp_path / "missing.json", REGTEST)
     assert json.loads(path.read_text())["network"] == "regtest"
+
+
+def test_encrypted_file_needs_the_right_passphrase(tmp_path):
+    path = tmp_path / "wallet.json"
+    wallet = WalletFile.create(path, REGTEST, passphrase="correct horse").add_key("second")
+    text = path.read_text()
+    assert all(k.key.secret.hex() not in text for k in wallet.keys)
+    assert WalletFile.is_encrypted(path, REGTEST)
+    assert [a for a, _ in WalletFile.addresses(path, REGTEST)] == [k.address for k in wallet.keys]
+    with pytest.raises(PassphraseNeeded):
+        WalletFile.load(path, REGTEST)
+    with pytest.raises(WalletFileError, match="wrong passphrase"):
+        WalletFile.load(path, REGTEST, passphrase="wrong horse")
+    opened = WalletFile.load(path, REGTEST, passphrase="correct horse")
+    assert [k.key.secret for k in opened.keys] == [k.key.secret for k in wallet.keys]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_sealed_secret_moved_to_another_address_does_not_open(tmp_path):
+    path = tmp_path / "wallet.json"
+    WalletFile.create(path, REGTEST, passphrase="pw").add_key()
+    data = json.loads(path.read_text())
+    data["keys"][0]["sealed_secret"], data["keys"][1]["sealed_secret"] = (
+        data["keys"][1]["sealed_secret"],
+        data["keys"][0]["sealed_secret"],
+    )
+    path.write_text(json.dumps(data))
+    with pytest.raises(WalletFileError, match="wrong passphrase"):
+        WalletFile.load(path, REGTEST, passphrase="pw")
