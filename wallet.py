@@ -1,0 +1,352 @@
+"""SimpleCoin wallet: create addresses, send coins, see balance and history -- checked, not trusted.
+
+    python wallet.py                                  # the interactive console
+    python wallet.py new                              # a new address (creates the wallet file if needed)
+    python wallet.py address                          # list addresses
+    python wallet.py balance                          # confirmed and pending, per address and in total
+    python wallet.py send ADDRESS AMOUNT              # AMOUNT in coins, like 1.25
+    python wallet.py history                          # every transaction, with SPV checks
+    python wallet.py export ADDRESS                   # print one private key (only when asked)
+
+Exit codes: 0 done, 1 the node refused, 2 bad input, 3 no node reachable, 4 a node lied (failed verification),
+5 wallet file problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from simplecoin.errors import DecodeError
+from simplecoin.keyfile import PassphraseNeeded, WalletFile, WalletFileError
+from simplecoin.keys import pubkey_hash_from_address
+from simplecoin.params import NETWORKS, NetworkParams, format_coins, parse_coins
+from simplecoin.spv import SpvError
+from simplecoin.wallet import DEFAULT_FEE_RATE, LightWallet, NodeClient, NodeError, Payment, WalletError
+
+EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_LIED, EXIT_WALLET = 1, 2, 3, 4, 5
+DEFAULT_NODE = "http://127.0.0.1:5000"
+
+
+class Failure(Exception):
+    """Raised to end a command with a one-line message and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"wallet: {message}\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(description="SimpleCoin wallet. Without a command: the interactive console.")
+    p.add_argument("--network", choices=sorted(NETWORKS), default="main", help="the chain (default: main)")
+    p.add_argument("--wallet", type=Path, help="the wallet file (default: ~/.simplecoin/NETWORK/wallet.json)")
+    p.add_argument(
+        "--node",
+        action="append",
+        dest="nodes",
+        metavar="URL",
+        help=f"a node to use (repeatable; the first reachable answers; default {DEFAULT_NODE})",
+    )
+    p.add_argument(
+        "--fee",
+        type=int,
+        default=DEFAULT_FEE_RATE,
+        metavar="RATE",
+        help=f"fee rate in base units per byte (default {DEFAULT_FEE_RATE})",
+    )
+    p.add_argument("--yes", action="store_true", help="send without asking for confirmation")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--encrypt", action="store_true", help="with 'new' on a new file: protect it with a passphrase")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("new", help="create a new address")
+    sub.add_parser("address", help="list the wallet's addresses")
+    sub.add_parser("balance", help="confirmed and pending balance")
+    send = sub.add_parser("send", help="send coins")
+    send.add_argument("address")
+    send.add_argument("amount", help="in coins, e.g. 1.25")
+    sub.add_parser("history", help="transactions, verified against block headers")
+    export = sub.add_parser("export", help="print the private key of one address")
+    export.add_argument("address")
+    return p.parse_args(argv)
+
+
+class App:
+    """The wallet's commands, shared by the subcommands and the console."""
+
+    def __init__(self, args: argparse.Namespace, ask: Callable[[str], str], out: Callable[[str], None]) -> None:
+        self.params: NetworkParams = NETWORKS[args.network]
+        self.path: Path = args.wallet or Path.home() / ".simplecoin" / self.params.name / "wallet.json"
+        self.nodes: list[str] = args.nodes or [DEFAULT_NODE]
+        self.fee_rate: int = args.fee
+        self.json: bool = args.json
+        self.encrypt: bool = args.encrypt
+        self.ask = ask
+        self.out = out
+        self._passphrase: str | None = os.environ.get("SIMPLECOIN_PASSPHRASE")
+        if self.fee_rate < 0:
+            raise Failure("--fee must not be negative", EXIT_INPUT)
+
+    def light(self) -> LightWallet:
+        self._require_file()
+        return LightWallet(self.path, self.params, NodeClient(self.nodes))
+
+    def _require_file(self) -> None:
+        if not self.path.exists():
+            raise Failure(f"no wallet file at {self.path}: create one with 'wallet.py new'", EXIT_WALLET)
+
+    def open_keys(self) -> WalletFile:
+        self._require_file()
+        try:
+            return WalletFile.load(self.path, self.params, self._passphrase)
+        except PassphraseNeeded:
+            self._passphrase = self.ask_secret(f"passphrase for {self.path}: ")
+            return WalletFile.load(self.path, self.params, self._passphrase)
+
+    def ask_secret(self, prompt: str) -> str:
+        if sys.stdin.isatty():
+            return getpass.getpass(prompt)
+        return self.ask(prompt)
+
+    def emit(self, data: object, text: str) -> None:
+        self.out(json.dumps(data, indent=2) if self.json else text)
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    def new(self) -> None:
+        if self.path.exists():
+            wallet = self.open_keys().add_key()
+            created = False
+        else:
+            passphrase = None
+            if self.encrypt:
+                passphrase = self.ask_secret("new passphrase: ")
+                if self.ask_secret("repeat it: ") != passphrase:
+                    raise Failure("the passphrases differ", EXIT_INPUT)
+            wallet = WalletFile.create(self.path, self.params, passphrase=passphrase)
+            created = True
+        address = wallet.keys[-1].address
+        note = f" (new wallet file {self.path}, mode 0600)" if created else ""
+        self.emit({"address": address, "wallet": str(self.path), "created": created}, f"{address}{note}")
+
+    def address(self) -> None:
+        self._require_file()
+        rows = WalletFile.addresses(self.path, self.params)
+        self.emit(
+            [{"address": a, "label": label} for a, label in rows],
+            "\n".join(f"{a}  {label}".rstrip() for a, label in rows),
+        )
+
+    def balance(self) -> None:
+        rows = self.light().balances()
+        total_confirmed = sum(r.confirmed for r in rows)
+        total_pending = sum(r.pending for r in rows)
+        data = {
+            "addresses": [
+                {"address": r.address, "label": r.label, "confirmed": r.confirmed, "pending": r.pending} for r in rows
+            ],
+            "confirmed": total_confirmed,
+            "pending": total_pending,
+        }
+        lines = [f"{'address':36} {'confirmed':>18} {'pending':>18}"]
+        lines += [f"{r.address:36} {format_coins(r.confirmed):>18} {format_coins(r.pending):>18}" for r in rows]
+        lines.append(f"{'total':36} {format_coins(total_confirmed):>18} {format_coins(total_pending):>18}")
+        self.emit(data, "\n".join(lines))
+
+    def prepare(self, address: str, amount_text: str) -> tuple[LightWallet, WalletFile, Payment]:
+        try:
+            amount = parse_coins(amount_text)
+        except ValueError as e:
+            raise Failure(f"amount {e}", EXIT_INPUT) from e
+        if amount == 0:
+            raise Failure("amount must be more than zero", EXIT_INPUT)
+        light = self.light()
+        keys = self.open_keys()
+        payment = light.make_payment(keys, address, amount, self.fee_rate)
+        return light, keys, payment
+
+    def confirm_text(self, p: Payment) -> str:
+        return (
+            f"send {format_coins(p.amount)} to {p.to_address}\n"
+            f"  fee     {format_coins(p.fee)} ({self.fee_rate} per byte)\n"
+            f"  change  {format_coins(p.change)} back to {p.change_address}\n"
+            f"  spendable balance after: {format_coins(p.balance_after)}"
+        )
+
+    def send(self, address: str, amount_text: str, yes: bool) -> None:
+        light, _, payment = self.prepare(address, amount_text)
+        if not yes:
+            self.out(self.confirm_text(payment))
+            if not ask_yes_no(self.ask, "send it? [y/n] "):
+                self.emit({"sent": False}, "not sent")
+                return
+        results = light.send(payment)
+        txid = payment.tx.txid[::-1].hex()
+        self.emit(
+            {
+                "sent": True,
+                "txid": txid,
+                "amount": payment.amount,
+                "fee": payment.fee,
+                "change": payment.change,
+                "nodes": [{"node": url, "error": error or None} for url, error in results],
+            },
+            f"sent {txid}" + "".join(f"\n  {url}: {error}" for url, error in results if error),
+        )
+
+    def history(self) -> None:
+        entries = self.light().history()
+        data = [e.__dict__ for e in entries]
+        lines = []
+        for e in entries:
+            sign = "+" if e.direction == "received" else "-" if e.direction == "sent" else " "
+            where = "pending" if e.pending else f"height {e.height}, {e.confirmations} conf."
+            who = ", ".join(e.counterparties) or "-"
+            fee = f", fee {format_coins(e.fee)}" if e.fee is not None else ""
+            lines.append(f"{e.txid[:16]}…  {sign}{format_coins(e.amount)}  {e.direction:8} {who}  ({where}{fee})")
+        self.emit(data, "\n".join(lines) or "no transactions yet")
+
+    def export(self, address: str) -> None:
+        keys = self.open_keys()
+        for key in keys.keys:
+            if key.address == address:
+                self.emit(
+                    {"address": address, "secret": key.key.secret.hex()},
+                    f"private key of {address} (anyone who sees it can spend its coins):\n{key.key.secret.hex()}",
+                )
+                return
+        raise Failure(f"{address} is not an address of this wallet", EXIT_INPUT)
+
+
+def ask_yes_no(ask: Callable[[str], str], prompt: str) -> bool:
+    while True:
+        answer = ask(prompt).strip().lower()
+        if answer in ("y", "yes"):
+            return True
+        if answer in ("n", "no"):
+            return False
+
+
+def run_command(app: App, args: argparse.Namespace) -> None:
+    if args.command == "new":
+        app.new()
+    elif args.command == "address":
+        app.address()
+    elif args.command == "balance":
+        app.balance()
+    elif args.command == "send":
+        app.send(args.address, args.amount, args.yes)
+    elif args.command == "history":
+        app.history()
+    elif args.command == "export":
+        app.export(args.address)
+
+
+MENU = """
+  1) new address      2) addresses and balances      3) send coins
+  4) history          5) choose node(s)              6) export a private key      q) quit"""
+
+
+def console(app: App) -> None:
+    """The interactive menu; returns on 'q', end of input or Ctrl-C."""
+    app.out(f"SimpleCoin wallet ({app.params.name}) - {app.path} - node(s) {', '.join(app.nodes)}")
+    while True:
+        app.out(MENU)
+        choice = app.ask("> ").strip().lower()
+        try:
+            if choice == "1":
+                app.new()
+            elif choice == "2":
+                app.balance()
+            elif choice == "3":
+                console_send(app)
+            elif choice == "4":
+                app.history()
+            elif choice == "5":
+                urls = app.ask("node URLs, separated by spaces: ").split()
+                if urls and all(u.startswith(("http://", "https://")) for u in urls):
+                    app.nodes = urls
+                else:
+                    app.out("node URLs start with http:// or https://; unchanged")
+            elif choice == "6":
+                app.export(app.ask("address: ").strip())
+            elif choice in ("q", "quit"):
+                return
+            else:
+                app.out(f"{choice!r} is not on the menu")
+        except Failure as e:
+            app.out(f"error: {e}")
+        except (NodeError, WalletError, WalletFileError, SpvError) as e:
+            app.out(describe(e)[0])
+
+
+def console_send(app: App) -> None:
+    while True:
+        address = app.ask("recipient address: ").strip()
+        try:
+            pubkey_hash_from_address(address, app.params.address_version)
+            break
+        except DecodeError as e:
+            app.out(f"not a {app.params.name} address: {e}; try again")
+    while True:
+        text = app.ask("amount in coins: ")
+        try:
+            if parse_coins(text) > 0:
+                break
+            app.out("the amount must be more than zero; try again")
+        except ValueError as e:
+            app.out(f"amount {e}; try again")
+    app.send(address, text, yes=False)
+
+
+def describe(error: Exception) -> tuple[str, int]:
+    """The one line and the exit code for an error."""
+    if isinstance(error, Failure):
+        return str(error), error.code
+    if isinstance(error, SpvError):
+        return f"untrustworthy node: {error}", EXIT_LIED
+    if isinstance(error, NodeError):
+        if error.reason == "unreachable":
+            return str(error), EXIT_UNREACHABLE
+        return f"node refused: {error.reason}: {error}" if error.reason else f"node error: {error}", EXIT_REFUSED
+    if isinstance(error, WalletError):
+        return str(error), EXIT_INPUT
+    if isinstance(error, WalletFileError):
+        return str(error), EXIT_WALLET
+    raise error
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def ask(prompt: str) -> str:
+        return input(prompt)
+
+    try:
+        app = App(args, ask, print)
+        if args.command is None:
+            console(app)
+        else:
+            run_command(app, args)
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return 0
+    except (Failure, NodeError, WalletError, WalletFileError, SpvError) as e:
+        message, code = describe(e)
+        print(f"wallet: {message}", file=sys.stderr)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
