@@ -338,7 +338,7 @@ class LightWallet:
                 return Payment(signed, to_address, amount, fee, change, change_key.address, available - amount - fee)
         needed = amount + fee_rate * _estimated_size(max(len(coins), 1), 2)
         raise WalletError(
-            f"not enough spendable coins: {format_coins(available)} spendable, {format_coins(needed)} needed with the fee"
+            f"not enough spendable coins: {format_coins(available)} spendable, {format_coins(needed)} needed with fee"
         )
 
     def send(self, payment: Payment) -> list[tuple[str, str]]:
