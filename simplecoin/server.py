@@ -128,6 +128,8 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     """The server process' main function (the target the supervisor starts)."""
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us with SIGTERM
+    # Under load waitress warns about its queue depth for a good share of requests, which drowns the log.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     params = config.params
     node = Node(Store(config.data_dir / "chain.db", params), params)
     service = NodeService(node)

@@ -1,0 +1,825 @@
+"""SimpleCoin node benchmark: new work after a new tip, /status under load, and initial sync from a peer.
+
+Run from the repository root:
+
+    python bench/bench_node.py           # the full run (a few minutes)
+    python bench/bench_node.py --quick   # a smoke run: short windows, a small chain, the Python load generator
+
+What is measured, and why:
+
+1. New tip -> every mining process on new work. Hashing on a stale tip is wasted work, so a node must hand
+   its mining processes a job on the new tip quickly. Measured end to end in one process tree: a
+   `NodeService` on a temporary MAIN store, the real `simplecoin.server.MiningPump` thread, and real
+   `simplecoin.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
+   hashing MAIN work. Each process runs `worker.run` on a proxy of its Pipe end whose `recv()` notes
+   time.monotonic() whenever a `Work` arrives and reports it over a separate multiprocessing Queue
+   (CLOCK_MONOTONIC is one clock for all processes on Linux). The proxy also raises the job's difficulty
+   (bits 0x1c00ffff): the loop costs the same per hash (a MAIN target and this one both have a zero top
+   byte, so the same hashes take the slow path), but no process ever solves a block, so the tip changes only
+   when the benchmark says so. Tip changes are real MAIN blocks, pre-mined on the genesis with
+   `worker.scan` (about 2^20 hashes each) before the processes start, submitted with
+   `NodeService.submit_block` while the processes hash. Latency = max over the processes of (when it received
+   its first Work on the new tip) - (just before submit_block). The first block is a warm-up.
+   Goal: <= 100 ms (median and max are printed; the verdict is on the max).
+
+2. `GET /status` under 16 concurrent keep-alive connections while the node mines: a real node
+   (`miner.py --network main`, one mining process per core, mining pause 0, so the mining processes really
+   hash all the time, at nice 10) is loaded from another process. `wrk` (Debian: `apt-get install wrk`) is
+   used when it is installed: it is C and costs the 2-core machine little. Otherwise (and always with
+   --quick) a Python asyncio load generator with 16 connections runs in this process; it needs a good
+   share of a core itself, so it understates the server, and the output says so. The node's reported
+   hash rate and the CPU used by its server and mining processes during the window are printed too.
+   Goals: >= 1,500 requests/s and p99 latency <= 50 ms.
+
+3. Initial sync. A regtest chain (2,000 blocks holding 5,000 signed transactions spending mature coinbases
+   and the outputs of earlier transactions) is built with tests.builder.ChainBuilder and stored into node
+   A's data directory with `Node.submit_block` (an in-process replay with every check, timed, with the time
+   inside `signature_problem` summed by a thin wrapper). Then real non-mining nodes run: A on that data,
+   B empty with `--peer A`; the time until B's tip is A's is measured, and B's server CPU time. To see
+   what share of a sync is signature checking, the same sync is run a second time in this process (a
+   `NodeService` and `PeerManager` on a fresh store, syncing from A over HTTP) with the time inside
+   `simplecoin.validation.signature_problem` (python-ecdsa parse + verify) summed the same way. No goal:
+   figures only.
+
+The 1-minute load average is printed before each measurement: other work on the machine slows everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+import queue
+import random
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import simplecoin.validation  # noqa: E402
+from simplecoin.mining import (  # noqa: E402
+    COUNTER_NONCE_SIZE,
+    EXTRANONCE_SIZE,
+    Solution,
+    Work,
+    block_from_solution,
+    make_work,
+    work_header_prefix,
+)
+from simplecoin.node import Node  # noqa: E402
+from simplecoin.params import MAIN, REGTEST  # noqa: E402
+from simplecoin.peers import PeerManager  # noqa: E402
+from simplecoin.pow import bits_to_target  # noqa: E402
+from simplecoin.primitives import Block, OutPoint, Transaction  # noqa: E402
+from simplecoin.server import MiningPump  # noqa: E402
+from simplecoin.service import NodeService  # noqa: E402
+from simplecoin.store import Store  # noqa: E402
+from simplecoin.worker import NONCE_SPACE, run, scan  # noqa: E402
+from tests.builder import MINER_KEY, ChainBuilder  # noqa: E402
+from tests.nodes import NodeProcess, child_pids, free_port, running_node, wait_until  # noqa: E402
+
+GOAL_NEW_WORK_MS = 100.0
+GOAL_STATUS_RPS = 1_500.0
+GOAL_STATUS_P99_MS = 50.0
+CONNECTIONS = 16
+WORKER_NICE = 10  # as in a node (worker.run's default)
+UNREACHABLE_BITS = 0x1C00FFFF  # a 2^-40 target: never met, and as cheap to test per hash as MAIN's
+PUMP_PAY_TO = hashlib.sha256(b"bench_node pump").digest()[:20]
+PREMINE_PAY_TO = hashlib.sha256(b"bench_node premine").digest()[:20]
+SYNC_FEE = 1_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    workers: int  # mining processes in part 1
+    tip_changes: int  # measured tip changes in part 1 (one more is the warm-up)
+    warmup: float  # seconds of load before the measured window in part 2
+    window: float  # seconds of measured load in part 2
+    blocks: int  # chain length in part 3
+    txs: int  # transactions in it
+
+
+FULL = Settings(workers=2, tip_changes=10, warmup=2.0, window=10.0, blocks=2_000, txs=5_000)
+QUICK = Settings(workers=2, tip_changes=3, warmup=0.5, window=2.0, blocks=120, txs=200)
+
+
+# -- small helpers ------------------------------------------------------------------------------------------------
+
+
+def load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def show_load(what: str) -> None:
+    print(f"   load average (1 min) before {what}: {load_average()}")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process, from /proc (Linux); None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def nice_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])  # field 19
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_processes(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """Wait for each process to end; terminate, then kill (by PID), any that does not."""
+    for process in processes:
+        if process.pid is None:
+            continue
+        process.join(timeout=3)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=3)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+# -- 1. new tip -> new work ---------------------------------------------------------------------------------------
+
+
+class RecordingConnection:
+    """A mining process' Pipe end as `worker.run` sees it: notes when each Work arrives, makes it unsolvable."""
+
+    def __init__(self, conn: Connection, worker: int, records: multiprocessing.queues.Queue) -> None:
+        self.conn = conn
+        self.worker = worker
+        self.records = records
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self.conn.poll(timeout)
+
+    def recv(self) -> object:
+        message = self.conn.recv()
+        if isinstance(message, Work):
+            received = time.monotonic()
+            self.records.put((self.worker, message.job_id, message.prev_hash, received))
+            message = dataclasses.replace(message, bits=UNREACHABLE_BITS)
+        return message
+
+    def send(self, message: object) -> None:
+        self.conn.send(message)
+
+
+def recording_worker(conn: Connection, worker: int, records: multiprocessing.queues.Queue, nice: int) -> None:
+    """A mining process' target: the real worker loop on a recording proxy of its Pipe end."""
+    records.cancel_join_thread()  # never hang at exit on records nobody reads any more
+    run(RecordingConnection(conn, worker, records), nice)  # type: ignore[arg-type]
+
+
+def premine(path: Path, count: int) -> tuple[list[Block], float, int]:
+    """`count` real MAIN blocks on the genesis, mined with worker.scan: (blocks, seconds, hashes)."""
+    node = Node(Store(path, MAIN), MAIN)
+    blocks, hashes = [], 0
+    started = time.perf_counter()
+    try:
+        for job in range(1, count + 1):
+            template = node.block_template(PREMINE_PAY_TO, bytes(EXTRANONCE_SIZE))
+            work = make_work(template, job, 0)
+            target = bits_to_target(work.bits)
+            counter = 0
+            while True:
+                extranonce = work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little")
+                nonce = scan(work_header_prefix(work, extranonce), target, 0, NONCE_SPACE)
+                if nonce is not None:
+                    hashes += nonce + 1
+                    break
+                hashes += NONCE_SPACE
+                counter += 1
+            block = block_from_solution(template, Solution(job, extranonce, nonce))
+            outcome = node.submit_block(block)
+            if outcome.status != "accepted" or node.tip.hash != block.hash:
+                raise RuntimeError(f"pre-mined block {job} was not accepted as the tip: {outcome}")
+            blocks.append(block)
+    finally:
+        node.close()
+    return blocks, time.perf_counter() - started, hashes
+
+
+@dataclass(frozen=True)
+class NewWorkResult:
+    latencies: list[float]  # seconds, per measured tip change: the last process' first Work on the new tip
+    first: list[float]  # the first process'
+    submits: list[float]  # seconds inside NodeService.submit_block
+    premine_seconds: float
+    premine_hashes: int
+    workers: int
+
+
+def wait_for_work(records, seen: dict, tip: bytes, workers: int, timeout: float = 10.0) -> dict[int, float]:
+    """Read Work records until every process has received one on `tip`; {worker: first receipt on tip}."""
+    deadline = time.monotonic() + timeout
+    while len(seen.get(tip, {})) < workers:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"only {len(seen.get(tip, {}))} of {workers} mining processes got work on the tip")
+        try:
+            worker, _job, prev_hash, received = records.get(timeout=remaining)
+        except queue.Empty as e:
+            raise RuntimeError("no work reached the mining processes") from e
+        seen.setdefault(prev_hash, {}).setdefault(worker, received)
+    return seen[tip]
+
+
+def bench_new_work(settings: Settings) -> NewWorkResult:
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="bench_node_pump_") as tmp:
+        blocks, premine_seconds, premine_hashes = premine(Path(tmp) / "premine.db", settings.tip_changes + 1)
+        print(
+            f"   pre-mined {len(blocks)} MAIN blocks with worker.scan in {premine_seconds:.1f} s "
+            f"({premine_hashes:,} hashes)"
+        )
+        node = Node(Store(Path(tmp) / "pump.db", MAIN), MAIN)
+        service = NodeService(node)
+        records = ctx.Queue()
+        pipes = [ctx.Pipe() for _ in range(settings.workers)]
+        processes = [
+            ctx.Process(target=recording_worker, args=(theirs, i, records, WORKER_NICE), name=f"bench-miner-{i}")
+            for i, (_, theirs) in enumerate(pipes)
+        ]
+        pump = MiningPump(service, [ours for ours, _ in pipes], PUMP_PAY_TO, pause=0.0)
+        latencies, first, submits = [], [], []
+        try:
+            for process in processes:
+                process.start()
+            for _, theirs in pipes:
+                theirs.close()
+            pump.start()
+            seen: dict[bytes, dict[int, float]] = {}
+            wait_for_work(records, seen, MAIN.genesis_hash, settings.workers, timeout=60)
+            time.sleep(1.0)  # the processes settle into their chunk sizes
+            show_load("the tip changes")
+            for i, block in enumerate(blocks):
+                time.sleep(random.uniform(0.2, 0.5))  # a block arrives at any moment of a chunk
+                t0 = time.monotonic()
+                outcome = service.submit_block(block, source="bench")
+                submitted = time.monotonic()
+                if outcome.status != "accepted" or service.tip().hash != block.hash:
+                    raise RuntimeError(f"block {i + 1} did not become the tip: {outcome}")
+                got = wait_for_work(records, seen, block.hash, settings.workers)
+                if i == 0:
+                    continue  # warm-up
+                latencies.append(max(got.values()) - t0)
+                first.append(min(got.values()) - t0)
+                submits.append(submitted - t0)
+        finally:
+            pump.stopping.set()  # the pump sends every process None (stop) as it ends
+            pump.join(timeout=5)
+            for ours, _ in pipes:
+                with contextlib.suppress(OSError):
+                    ours.send(None)
+            stop_processes(processes)
+            for ours, _ in pipes:
+                ours.close()
+            service.close()
+    return NewWorkResult(latencies, first, submits, premine_seconds, premine_hashes, settings.workers)
+
+
+def report_new_work(r: NewWorkResult) -> bool:
+    ms = [x * 1e3 for x in r.latencies]
+    print(f"   tip changes measured: {len(ms)} (after 1 warm-up), {r.workers} mining processes at nice {WORKER_NICE}")
+    print(f"   NodeService.submit_block of the new block: median {statistics.median(r.submits) * 1e3:.1f} ms")
+    print(f"   first process on new work: median {statistics.median(r.first) * 1e3:.1f} ms")
+    print(
+        f"   all processes on new work: median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
+        f"  (all: {', '.join(f'{x:.0f}' for x in ms)} ms)"
+    )
+    ok = max(ms) <= GOAL_NEW_WORK_MS
+    print(
+        f"   new tip -> all processes on new work, max: {max(ms):.1f} ms  goal <= {GOAL_NEW_WORK_MS:.0f} ms  "
+        f"{verdict(ok)}"
+    )
+    return ok
+
+
+# -- 2. GET /status under load --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    tool: str
+    requests: int
+    seconds: float
+    p50: float  # seconds
+    p99: float
+    errors: int  # non-200 answers, socket errors, timeouts
+    load_cpu: float | None  # cores the load generator used during the window
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def wrk_seconds(text: str) -> float:
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(f"cannot read wrk's duration {text!r}")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[m.group(2)]
+
+
+def wrk_load(url: str, warmup: float, window: float) -> LoadResult:
+    threads = min(2, os.cpu_count() or 1)
+    base = ["wrk", f"-t{threads}", f"-c{CONNECTIONS}", "--timeout", "5s", "--latency"]
+    subprocess.run([*base, f"-d{max(1, round(warmup))}s", url], capture_output=True, check=True, timeout=60)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(
+        [*base, f"-d{max(1, round(window))}s", url], capture_output=True, text=True, check=True, timeout=window + 60
+    ).stdout
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(r"(\d+) requests in ([0-9.]+\w+),", out)
+    p50 = re.search(r"^\s*50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s*99%\s+(\S+)", out, re.M)
+    if not (m and p50 and p99):
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return LoadResult(
+        f"wrk ({threads} threads, {CONNECTIONS} connections)",
+        int(m.group(1)),
+        wrk_seconds(m.group(2)),
+        wrk_seconds(p50.group(1)),
+        wrk_seconds(p99.group(1)),
+        errors,
+        cpu / elapsed,
+    )
+
+
+async def _status_client(host: str, port: int, measure_from: float, end: float, latencies: list, errors: list) -> None:
+    request = f"GET /status HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while (started := time.perf_counter()) < end:
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.I)
+            if m is None:
+                raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+            await asyncio.wait_for(reader.readexactly(int(m.group(1))), timeout=5)
+            done = time.perf_counter()
+            if started >= measure_from:
+                latencies.append(done - started)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors.append(head.split(b"\r\n", 1)[0])
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ConnectionError):
+            await writer.wait_closed()
+
+
+def python_load(host: str, port: int, warmup: float, window: float) -> LoadResult:
+    """16 keep-alive connections from one asyncio loop in this process; each sends its next request on an answer."""
+    latencies: list[float] = []
+    errors: list[bytes] = []
+
+    async def main() -> None:
+        start = time.perf_counter()
+        measure_from, end = start + warmup, start + warmup + window
+        clients = [_status_client(host, port, measure_from, end, latencies, errors) for _ in range(CONNECTIONS)]
+        await asyncio.gather(*clients)
+
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    asyncio.run(main())
+    cpu = (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
+    latencies.sort()
+    return LoadResult(
+        f"Python asyncio load generator ({CONNECTIONS} connections, in the benchmark process)",
+        len(latencies),
+        window,
+        latencies[len(latencies) // 2],
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        len(errors),
+        cpu,
+    )
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    load: LoadResult
+    server_cpu: float | None  # cores
+    miners_cpu: float | None  # cores, all mining processes together
+    miners: int
+    hashrate_before: float
+    hashrate_after: float
+    height_before: int
+    height_after: int
+
+
+def node_processes(node: NodeProcess) -> tuple[list[int], list[int]]:
+    """(server pids, mining pids) of a running node: the mining processes are the children at nice 10."""
+    assert node.process is not None
+    children = child_pids(node.process.pid)
+    miners = [pid for pid in children if nice_of(pid) == WORKER_NICE]
+    return [pid for pid in children if pid not in miners], miners
+
+
+def cores_used(pids: list[int], before: dict[int, float | None], seconds: float) -> float | None:
+    total = 0.0
+    for pid in pids:
+        start, end = before.get(pid), cpu_seconds(pid)
+        if start is None or end is None:
+            return None
+        total += end - start
+    return total / seconds
+
+
+def bench_status(settings: Settings, tool: str) -> StatusResult:
+    workers = os.cpu_count() or 1
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_node_status_") as tmp,
+        running_node(Path(tmp) / "node", mine=True, workers=workers, pause=0.0, extra=("--network", "main")) as node,
+    ):
+        wait_until(lambda: node.status()["hashrate"] > 0, timeout=60, what="the node's mining processes to report")
+        before = node.status()
+        servers, miners = node_processes(node)
+        show_load("the load")
+        cpu_before = {pid: cpu_seconds(pid) for pid in servers + miners}
+        started = time.perf_counter()
+        if tool == "wrk":
+            load = wrk_load(node.url + "/status", settings.warmup, settings.window)
+        else:
+            load = python_load("127.0.0.1", node.port, settings.warmup, settings.window)
+        elapsed = time.perf_counter() - started
+        after = node.status()
+        if node.process is None or node.process.poll() is not None:
+            raise RuntimeError(f"the node stopped during the load:\n{node.log()[-3000:]}")
+        return StatusResult(
+            load,
+            cores_used(servers, cpu_before, elapsed),
+            cores_used(miners, cpu_before, elapsed),
+            len(miners),
+            before["hashrate"],
+            after["hashrate"],
+            before["height"],
+            after["height"],
+        )
+
+
+def report_status(r: StatusResult) -> tuple[bool, bool]:
+    load = r.load
+    print(f"   load generator: {load.tool}")
+    if load.tool.startswith("Python"):
+        print(
+            "   note: the Python load generator shares this 2-core machine with the node and needs CPU of its own,"
+            " so it understates what the server can do; install wrk for the real figure"
+        )
+    cpu = "not measurable" if load.load_cpu is None else f"{load.load_cpu:.2f} cores"
+    print(f"   load generator CPU: {cpu}")
+    print(f"   requests answered: {load.requests:,} in {load.seconds:.1f} s, errors: {load.errors}")
+    server = "not measurable" if r.server_cpu is None else f"{r.server_cpu:.2f} cores"
+    miners = "not measurable" if r.miners_cpu is None else f"{r.miners_cpu:.2f} cores"
+    print(f"   node server process CPU during the load: {server}; {r.miners} mining processes: {miners}")
+    print(
+        f"   node hash rate (its /status) before / after the load: {r.hashrate_before:,.0f} / {r.hashrate_after:,.0f}"
+        f" H/s; height {r.height_before} -> {r.height_after}"
+    )
+    print(f"   latency: p50 {load.p50 * 1e3:.1f} ms, p99 {load.p99 * 1e3:.1f} ms")
+    rps_ok = load.rps >= GOAL_STATUS_RPS and load.errors == 0
+    p99_ok = load.p99 * 1e3 <= GOAL_STATUS_P99_MS
+    print(f"   throughput: {load.rps:,.0f} req/s  goal >= {GOAL_STATUS_RPS:,.0f} req/s  {verdict(rps_ok)}")
+    print(f"   p99 latency: {load.p99 * 1e3:.1f} ms  goal <= {GOAL_STATUS_P99_MS:.0f} ms  {verdict(p99_ok)}")
+    return rps_ok, p99_ok
+
+
+# -- 3. initial sync ----------------------------------------------------------------------------------------------
+
+
+class FastBuilder(ChainBuilder):
+    """ChainBuilder with its transactions in a dict: it looks spent outputs up by scanning every block."""
+
+    def __init__(self, params) -> None:
+        super().__init__(params)
+        self.txs: dict[bytes, Transaction] = {}
+
+    def block(self, name: str, *args, **kwargs) -> Block:
+        block = super().block(name, *args, **kwargs)
+        for tx in block.txs:
+            self.txs[tx.txid] = tx
+        return block
+
+    def _find_tx(self, txid: bytes) -> Transaction | None:
+        return self.txs.get(txid) or self.loose.get(txid)
+
+
+def build_chain(blocks: int, txs: int) -> tuple[list[Block], int]:
+    """A regtest chain of `blocks` blocks after genesis holding `txs` signed transactions (all by MINER_KEY).
+
+    From the first block with a mature coinbase on, every block spends the coinbase that just matured
+    (into two outputs) and, oldest first, outputs of earlier transactions, so that the transactions are
+    spread evenly over the blocks. Returns (blocks, transactions in them).
+    """
+    b = FastBuilder(REGTEST)
+    maturity = REGTEST.coinbase_maturity
+    pkh = MINER_KEY.pubkey_hash
+    spendable: list[tuple[OutPoint, int]] = []  # confirmed outputs of earlier transactions, oldest first
+    first_spending = maturity + 1
+    spending_blocks = blocks - first_spending + 1
+    made = 0
+    chain: list[Block] = []
+    for height in range(1, blocks + 1):
+        block_txs: list[Transaction] = []
+        if height >= first_spending:
+            i = height - first_spending
+            quota = (i + 1) * txs // spending_blocks - made  # catches up on what an earlier block could not
+            sources: list[tuple[OutPoint, int]] = []
+            if quota:
+                coinbase = chain[height - maturity - 1].txs[0]
+                sources.append((OutPoint(coinbase.txid, 0), coinbase.outputs[0].amount))
+            while len(sources) < quota and spendable:
+                sources.append(spendable.pop(0))
+            new_outputs = []
+            for prevout, amount in sources:
+                value = amount - SYNC_FEE
+                outputs = [(value // 2, pkh), (value - value // 2, pkh)] if value >= 4 * SYNC_FEE else [(value, pkh)]
+                tx = b.spend(prevout, outputs)
+                block_txs.append(tx)
+                new_outputs += [(OutPoint(tx.txid, n), amount) for n, (amount, _) in enumerate(outputs)]
+            spendable += [o for o in new_outputs if o[1] > SYNC_FEE]
+            made += len(block_txs)
+        chain.append(b.block(f"s{height}", txs=block_txs))
+    return chain, made
+
+
+class SignatureTimer:
+    """Sums the time spent in simplecoin.validation.signature_problem (the python-ecdsa checks) while active."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        original = simplecoin.validation.signature_problem
+
+        def timed(*args):
+            started = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        simplecoin.validation.signature_problem = timed
+        try:
+            yield
+        finally:
+            simplecoin.validation.signature_problem = original
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    blocks: int
+    txs: int
+    build_seconds: float
+    replay_seconds: float  # in-process Node.submit_block of the whole chain
+    replay_signatures: float  # of which inside signature_problem
+    signature_checks: int
+    wall_seconds: float  # launching B -> B's tip is A's
+    up_seconds: float  # launching B -> B answers /status
+    progress_seconds: float  # first block seen on B -> done
+    progress_blocks: int
+    b_cpu: float | None  # B's server process, CPU seconds over the whole run
+    a_cpu: float | None  # A's server process, CPU seconds during B's sync
+    inproc_seconds: float  # the same sync in this process
+    inproc_signatures: float
+
+
+def bench_sync(settings: Settings) -> SyncResult:
+    with tempfile.TemporaryDirectory(prefix="bench_node_sync_") as tmp:
+        workdir = Path(tmp)
+        show_load("building the chain")
+        started = time.perf_counter()
+        chain, txs = build_chain(settings.blocks, settings.txs)
+        build_seconds = time.perf_counter() - started
+        print(f"   built {len(chain):,} regtest blocks holding {txs:,} signed transactions in {build_seconds:.1f} s")
+
+        show_load("the in-process replay")
+        (workdir / "a").mkdir()
+        timer = SignatureTimer()
+        node = Node(Store(workdir / "a" / "chain.db", REGTEST), REGTEST)
+        try:
+            started = time.perf_counter()
+            with timer.active():
+                for block in chain:
+                    outcome = node.submit_block(block)
+                    if outcome.status != "accepted":
+                        raise RuntimeError(f"block {block.header.hash_hex()} was not accepted: {outcome}")
+            replay_seconds = time.perf_counter() - started
+            if node.tip.hash != chain[-1].hash:
+                raise RuntimeError("the replayed chain is not the tip")
+        finally:
+            node.close()
+        replay_signatures, checks = timer.seconds, timer.calls
+        print(
+            f"   in-process replay (Node.submit_block, every check): {replay_seconds:.1f} s, "
+            f"{len(chain) / replay_seconds:,.0f} blocks/s; {checks:,} signature checks took "
+            f"{replay_signatures:.1f} s = {replay_signatures / replay_seconds:.0%} of it"
+        )
+
+        with running_node(workdir / "a") as a:
+            a_status = a.status()
+            if a_status["tip"] != chain[-1].header.hash_hex():
+                raise RuntimeError("node A does not have the chain")
+            a_servers, _ = node_processes(a)
+            show_load("node B's sync")
+            b = NodeProcess(workdir / "b", free_port(), [], workdir / "b.log")
+            b.args = [
+                "--network", "regtest", "--data-dir", str(b.data_dir), "--host", "127.0.0.1", "--port",
+                str(b.port), "--log-level", "info", "--no-mine", "--peer", a.url,
+            ]  # fmt: skip
+            b.data_dir.mkdir()
+            a_cpu_before = {pid: cpu_seconds(pid) for pid in a_servers}
+            launched = time.perf_counter()
+            try:
+                b.start()  # returns once B answers /status
+                up = time.perf_counter() - launched
+                b_servers, _ = node_processes(b)
+                first_seen: tuple[float, int] | None = None
+                deadline = time.perf_counter() + 1_800
+                while True:
+                    status = b.status()
+                    now = time.perf_counter()
+                    if first_seen is None and status["height"] > 0:
+                        first_seen = (now, status["height"])
+                    if status["tip"] == a_status["tip"]:
+                        break
+                    if now > deadline:
+                        raise RuntimeError(f"B did not sync within 30 minutes:\n{b.log()[-3000:]}")
+                    time.sleep(0.02)
+                wall = now - launched
+                a_cpu = cores_used(a_servers, a_cpu_before, 1.0)  # CPU seconds (cores x 1 s)
+                b_cpu = sum(c for pid in b_servers if (c := cpu_seconds(pid)) is not None) if b_servers else None
+            finally:
+                b.stop()
+            assert first_seen is not None
+            progress_seconds = now - first_seen[0]
+            progress_blocks = len(chain) - first_seen[1]
+            print(f"   node B: launch -> answering /status: {up:.1f} s")
+            print(
+                f"   node B sync from node A: launch -> same tip as A: {wall:.1f} s, "
+                f"{len(chain) / wall:,.0f} blocks/s, {txs / wall:,.0f} tx/s"
+            )
+            print(
+                f"   node B sync rate while blocks arrived: {progress_blocks:,} blocks in {progress_seconds:.1f} s, "
+                f"{progress_blocks / max(progress_seconds, 1e-9):,.0f} blocks/s"
+            )
+            b_text = "not measurable" if b_cpu is None else f"{b_cpu:.1f} s"
+            a_text = "not measurable" if a_cpu is None else f"{a_cpu:.1f} s"
+            print(
+                f"   CPU time: node B's server process (start-up included): {b_text}; node A's server process: {a_text}"
+            )
+
+            show_load("the in-process sync")
+            inproc_timer = SignatureTimer()
+            service = NodeService(Node(Store(workdir / "c.db", REGTEST), REGTEST))
+            peers = PeerManager(service, f"http://127.0.0.1:{free_port()}", (a.url,), progress=False)
+            try:
+                started = time.perf_counter()
+                with inproc_timer.active():
+                    peers.start()
+                    wait_until(
+                        lambda: service.tip().hash == chain[-1].hash, timeout=1_800, interval=0.01,
+                        what="the in-process sync",
+                    )  # fmt: skip
+                inproc_seconds = time.perf_counter() - started
+            finally:
+                peers.stop()
+                service.close()
+            print(
+                f"   same sync in-process (NodeService + PeerManager from node A): {inproc_seconds:.1f} s, "
+                f"{len(chain) / inproc_seconds:,.0f} blocks/s"
+            )
+            print(
+                f"   share of the in-process sync spent verifying signatures (signature_problem): "
+                f"{inproc_timer.seconds:.1f} s = {inproc_timer.seconds / inproc_seconds:.0%}"
+            )
+    return SyncResult(
+        len(chain), txs, build_seconds, replay_seconds, replay_signatures, checks, wall, up, progress_seconds,
+        progress_blocks, b_cpu, a_cpu, inproc_seconds, inproc_timer.seconds,
+    )  # fmt: skip
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+
+
+def choose_tool(requested: str, quick: bool) -> str:
+    if requested == "auto":
+        requested = "python" if quick else "wrk"
+    if requested == "wrk" and shutil.which("wrk") is None:
+        print(
+            "   wrk is not installed (Debian: apt-get install -y wrk): falling back to the Python load generator,"
+            " which understates the server"
+        )
+        return "python"
+    return requested
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short windows, a small chain, Python load generator")
+    parser.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator for /status (default: wrk if installed, Python with --quick)",
+    )
+    parser.add_argument(
+        "--only", type=int, choices=(1, 2, 3), action="append", help="run only this measurement (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    parts = set(args.only or (1, 2, 3))
+
+    cores = os.cpu_count()
+    print("SimpleCoin node benchmark" + (" (--quick: rough figures)" if args.quick else ""))
+    print(f"machine: {cores} cores (os.cpu_count()); python {sys.version.split()[0]}; settings: {settings}")
+    print()
+
+    rows = []
+    if 1 in parts:
+        print(f"1. new tip -> all mining processes on new work (MiningPump, {settings.workers} worker.run processes)")
+        new_work = bench_new_work(settings)
+        new_work_ok = report_new_work(new_work)
+        worst = max(new_work.latencies) * 1e3
+        rows.append(
+            (
+                "new tip -> all workers on new work (max)",
+                f"{worst:.1f} ms",
+                f"<= {GOAL_NEW_WORK_MS:.0f} ms",
+                new_work_ok,
+            )
+        )
+        print()
+    if 2 in parts:
+        print(f"2. GET /status, {CONNECTIONS} concurrent connections, node mining on main (pause 0, {cores} processes)")
+        status = bench_status(settings, choose_tool(args.load, args.quick))
+        rps_ok, p99_ok = report_status(status)
+        rows.append(
+            ("GET /status throughput", f"{status.load.rps:,.0f} req/s", f">= {GOAL_STATUS_RPS:,.0f} req/s", rps_ok)
+        )
+        p99 = f"{status.load.p99 * 1e3:.1f} ms"
+        rows.append(("GET /status p99 latency", p99, f"<= {GOAL_STATUS_P99_MS:.0f} ms", p99_ok))
+        print()
+    sync = None
+    if 3 in parts:
+        print(f"3. initial sync of a {settings.blocks:,}-block regtest chain with {settings.txs:,} transactions")
+        sync = bench_sync(settings)
+        print()
+
+    print("SUMMARY")
+    print(f"   {'goal':<42} {'measured':>13} {'target':>15}  verdict")
+    for name, measured, target, ok in rows:
+        print(f"   {name:<42} {measured:>13} {target:>15}  {verdict(ok)}")
+    if sync is not None:
+        print("   information, not goals:")
+        print(
+            f"   initial sync: {sync.blocks:,} blocks / {sync.txs:,} txs in {sync.wall_seconds:.1f} s "
+            f"({sync.blocks / sync.wall_seconds:,.0f} blocks/s); signatures "
+            f"{sync.inproc_signatures / sync.inproc_seconds:.0%} of an in-process sync"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
