@@ -47,38 +47,69 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"wallet: {message}\n")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = OneLineParser(description="SimpleCoin wallet. Without a command: the interactive console.")
-    p.add_argument("--network", choices=sorted(NETWORKS), default="main", help="the chain (default: main)")
-    p.add_argument("--wallet", type=Path, help="the wallet file (default: ~/.simplecoin/NETWORK/wallet.json)")
+def add_common_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """The flags every command takes, before or after its name (`send ADDRESS AMOUNT --yes`).
+
+    After the name they have no defaults (argparse.SUPPRESS), so they only override what was given before it.
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument("--network", choices=sorted(NETWORKS), default=default("main"), help="the chain (default: main)")
+    p.add_argument(
+        "--wallet",
+        type=Path,
+        default=default(None),
+        help="the wallet file (default: ~/.simplecoin/NETWORK/wallet.json)",
+    )
     p.add_argument(
         "--node",
         action="append",
-        dest="nodes",
+        dest="nodes" if top else "nodes_after_command",
+        default=default(None),
         metavar="URL",
         help=f"a node to use (repeatable; the first reachable answers; default {DEFAULT_NODE})",
     )
     p.add_argument(
         "--fee",
         type=int,
-        default=DEFAULT_FEE_RATE,
+        default=default(DEFAULT_FEE_RATE),
         metavar="RATE",
         help=f"fee rate in base units per byte (default {DEFAULT_FEE_RATE})",
     )
-    p.add_argument("--yes", action="store_true", help="send without asking for confirmation")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--encrypt", action="store_true", help="with 'new' on a new file: protect it with a passphrase")
+    p.add_argument("--yes", action="store_true", default=default(False), help="send without asking for confirmation")
+    p.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        default=default(False),
+        help="with 'new' on a new file: protect it with a passphrase",
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = OneLineParser(description="SimpleCoin wallet. Without a command: the interactive console.")
+    add_common_options(p, top=True)
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("new", help="create a new address")
-    sub.add_parser("address", help="list the wallet's addresses")
-    sub.add_parser("balance", help="confirmed and pending balance")
+    commands = [sub.add_parser("new", help="create a new address")]
+    commands.append(sub.add_parser("address", help="list the wallet's addresses"))
+    commands.append(sub.add_parser("balance", help="confirmed and pending balance"))
     send = sub.add_parser("send", help="send coins")
     send.add_argument("address")
     send.add_argument("amount", help="in coins, e.g. 1.25")
-    sub.add_parser("history", help="transactions, verified against block headers")
+    commands.append(send)
+    commands.append(sub.add_parser("history", help="transactions, verified against block headers"))
     export = sub.add_parser("export", help="print the private key of one address")
     export.add_argument("address")
-    return p.parse_args(argv)
+    commands.append(export)
+    for command in commands:
+        add_common_options(command, top=False)
+    args = p.parse_args(argv)
+    after = vars(args).pop("nodes_after_command", None)
+    if after:
+        args.nodes = (args.nodes or []) + after
+    return args
 
 
 class App:
@@ -125,12 +156,16 @@ class App:
 
     def new(self) -> None:
         if self.path.exists():
+            if self.encrypt:
+                raise Failure(f"--encrypt only applies when creating a wallet file; {self.path} exists", EXIT_INPUT)
             wallet = self.open_keys().add_key()
             created = False
         else:
             passphrase = None
             if self.encrypt:
                 passphrase = self.ask_secret("new passphrase: ")
+                if not passphrase:
+                    raise Failure("the passphrase must not be empty", EXIT_INPUT)
                 if self.ask_secret("repeat it: ") != passphrase:
                     raise Failure("the passphrases differ", EXIT_INPUT)
             wallet = WalletFile.create(self.path, self.params, passphrase=passphrase)
@@ -338,8 +373,11 @@ def main(argv: list[str] | None = None) -> int:
             console(app)
         else:
             run_command(app, args)
-    except (EOFError, KeyboardInterrupt):
+    except (EOFError, KeyboardInterrupt) as e:
         print()
+        if args.command is not None and isinstance(e, EOFError):  # a script ran out of answers
+            print("wallet: input ended before an answer was given; nothing was done", file=sys.stderr)
+            return EXIT_INPUT
         return 0
     except (Failure, NodeError, WalletError, WalletFileError, SpvError) as e:
         message, code = describe(e)

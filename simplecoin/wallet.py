@@ -198,8 +198,8 @@ class LightWallet:
     def addresses(self) -> list[tuple[str, str]]:
         return WalletFile.addresses(self.path, self.params)
 
-    def _address_report(self, address: str) -> dict:
-        return self.client.get(f"/address/{address}", {"limit": HISTORY_LIMIT})
+    def _address_report(self, address: str, offset: int = 0) -> dict:
+        return self.client.get(f"/address/{address}", {"limit": HISTORY_LIMIT, "offset": offset})
 
     def balances(self) -> list[AddressBalance]:
         result = []
@@ -247,10 +247,16 @@ class LightWallet:
         seen: dict[str, bool] = {}  # txid -> pending
         for address, _ in self.addresses():
             report = self._address_report(address)
-            for row in report["history"]:
-                seen.setdefault(row["txid"], False)
             for row in report["pending"]:
                 seen[row["txid"]] = True
+            offset = 0
+            while True:  # the node answers a page of at most HISTORY_LIMIT rows, newest first: read them all
+                for row in report["history"]:
+                    seen.setdefault(row["txid"], False)
+                if len(report["history"]) < HISTORY_LIMIT:
+                    break
+                offset += HISTORY_LIMIT
+                report = self._address_report(address, offset)
         entries = [self._history_entry(txid, pending, ours) for txid, pending in seen.items()]
         return sorted(entries, key=lambda e: (not e.pending, -(e.height or 0)))
 
