@@ -96,5 +96,8 @@ class HeaderChain:
 
 def check_tx_bytes(txid: bytes, raw: bytes) -> None:
     """A node's copy of a transaction must hash to the txid asked for."""
+    # A 64-byte "transaction" could be an inner merkle node passed off as a leaf; no valid tx is 64 bytes.
+    if len(raw) == 64:
+        raise SpvError(f"the node's bytes for tx {txid[::-1].hex()} are 64 bytes, which no valid tx is")
     if sha256d(raw) != txid:
         raise SpvError(f"the node's bytes for tx {txid[::-1].hex()} hash to something else")

@@ -199,7 +199,20 @@ class LightWallet:
         return WalletFile.addresses(self.path, self.params)
 
     def _address_report(self, address: str, offset: int = 0) -> dict:
-        return self.client.get(f"/address/{address}", {"limit": HISTORY_LIMIT, "offset": offset})
+        report = self.client.get(f"/address/{address}", {"limit": HISTORY_LIMIT, "offset": offset})
+        shape = {
+            "balance": int,
+            "pending_received": int,
+            "pending_sent": int,
+            "utxos": list,
+            "history": list,
+            "pending": list,
+        }
+        if not all(isinstance(report.get(key), kind) for key, kind in shape.items()) or not all(
+            isinstance(row, dict) and isinstance(row.get("txid"), str) for row in report["history"] + report["pending"]
+        ):
+            raise SpvError(f"{self.client.answered_by} is not trustworthy: a malformed report on {address}")
+        return report
 
     def balances(self) -> list[AddressBalance]:
         result = []
@@ -213,8 +226,10 @@ class LightWallet:
 
     def fetch_tx(self, txid_hex: str) -> dict:
         """A tx as the node describes it, after checking its bytes hash to the txid."""
+        txid = _parse_txid(txid_hex)
+        if txid is None:
+            raise SpvError(f"{self.client.answered_by} is not trustworthy: it names a txid {str(txid_hex)[:80]!r}")
         data = self.client.get(f"/tx/{txid_hex}")
-        txid = bytes.fromhex(txid_hex)[::-1]
         try:
             tx = Transaction.deserialize(bytes.fromhex(data["hex"]))
             check_tx_bytes(txid, tx.serialize())
@@ -305,11 +320,27 @@ class LightWallet:
                 tx = self.fetch_tx(row["txid"])["tx"]
                 pending_spends.update(txin.prevout for txin in tx.inputs)
             for u in report["utxos"]:
-                if u["coinbase"] and tip + 1 - int(u["height"]) < self.params.coinbase_maturity:
-                    continue
-                outpoint = OutPoint(bytes.fromhex(u["txid"])[::-1], int(u["index"]))
-                coins.append(Spendable(outpoint, int(u["amount"]), key))
+                try:
+                    if u["coinbase"] and tip + 1 - int(u["height"]) < self.params.coinbase_maturity:
+                        continue
+                    outpoint = OutPoint(_parse_txid(u["txid"]), int(u["index"]))
+                    coins.append(Spendable(outpoint, int(u["amount"]), key))
+                except (KeyError, TypeError, ValueError, SpvError) as e:
+                    raise SpvError(
+                        f"{self.client.answered_by} is not trustworthy: a malformed coin of {key.address}"
+                    ) from e
         return [c for c in coins if c.outpoint not in pending_spends]
+
+    def _check_coin(self, coin: Spendable) -> None:
+        """The coin as its parent tx (fetched by txid, so checked) says. Signatures do not commit to the amounts
+        spent: a node understating a coin would make the difference an unseen fee."""
+        parent = self.fetch_tx(coin.outpoint.txid[::-1].hex())["tx"]
+        index = coin.outpoint.index
+        if index >= len(parent.outputs) or parent.outputs[index] != TxOut(coin.amount, coin.key.key.pubkey_hash):
+            raise SpvError(
+                f"{self.client.answered_by} is not trustworthy: it reports coin {coin.outpoint} as "
+                f"{format_coins(coin.amount)} to {coin.key.address}, which is not what that tx pays"
+            )
 
     def make_payment(self, wallet: WalletFile, to_address: str, amount: int, fee_rate: int) -> Payment:
         """Pick coins (largest first), add change to our first address, sign every input here."""
@@ -330,6 +361,8 @@ class LightWallet:
             total = sum(c.amount for c in chosen)
             fee = fee_rate * _estimated_size(len(chosen), 2)
             if total >= amount + fee:
+                for coin_in in chosen:
+                    self._check_coin(coin_in)
                 change = total - amount - fee
                 outputs = [TxOut(amount, to_hash)]
                 if change > 0:
@@ -349,6 +382,17 @@ class LightWallet:
 
     def send(self, payment: Payment) -> list[tuple[str, str]]:
         return self.client.send_tx(payment.tx.serialize())
+
+
+def _parse_txid(txid_hex: object) -> bytes | None:
+    """A txid as shown to people (64 hex digits) in internal byte order; None if it is not one."""
+    if not isinstance(txid_hex, str) or len(txid_hex) != 64:
+        return None
+    try:
+        txid = bytes.fromhex(txid_hex)[::-1]
+    except ValueError:
+        return None
+    return txid if len(txid) == 32 else None  # fromhex() skips spaces
 
 
 def _estimated_size(inputs: int, outputs: int) -> int:
