@@ -16,7 +16,8 @@ from simplecoin.keys import PrivateKey, sign_input
 from simplecoin.mining import make_block, solve
 from simplecoin.node import Node
 from simplecoin.params import NetworkParams
-from simplecoin.primitives import Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.pow import bits_to_target
+from simplecoin.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.validation import Coin, connect_block
 
 MINER_KEY = PrivateKey(bytes.fromhex("11" * 32))
@@ -157,6 +158,16 @@ def sign_all(tx: Transaction, key: PrivateKey, params: NetworkParams, genesis_ha
         dataclasses.replace(txin, signature=sign_input(tx, i, key, genesis_hash)) for i, txin in enumerate(tx.inputs)
     )
     return dataclasses.replace(tx, inputs=inputs)
+
+
+def miss_target(header: BlockHeader) -> BlockHeader:
+    """The header with another nonce whose hash is above its target (on regtest about every other nonce)."""
+    target = bits_to_target(header.bits)
+    for nonce in range(header.nonce + 1, header.nonce + 1000):
+        candidate = dataclasses.replace(header, nonce=nonce)
+        if int.from_bytes(candidate.hash(), "little") > target:
+            return candidate
+    raise AssertionError("no nonce missing the target")
 
 
 def resolve(block: Block) -> Block:

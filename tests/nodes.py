@@ -14,15 +14,30 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT = 5.0
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """A WSGI app (a node's API, or a fake peer) on a loopback thread; its URL while the block runs."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def free_port() -> int:

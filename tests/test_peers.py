@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask, jsonify
-from werkzeug.serving import make_server
 
 from simplecoin.api import create_app
 from simplecoin.node import Node
@@ -19,19 +15,7 @@ from simplecoin.service import NodeService
 from simplecoin.store import Store
 from tests.builder import ChainBuilder
 from tests.conftest import NOW
-from tests.nodes import free_port, wait_until
-
-
-@contextlib.contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+from tests.nodes import free_port, serving, wait_until
 
 
 def make_service(tmp_path, name: str) -> NodeService:

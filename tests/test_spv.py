@@ -15,7 +15,7 @@ from simplecoin.params import REGTEST
 from simplecoin.pow import bits_to_target, block_work
 from simplecoin.primitives import Block, BlockHeader
 from simplecoin.spv import HeaderChain, SpvError, check_tx_bytes
-from tests.builder import ChainBuilder
+from tests.builder import ChainBuilder, miss_target
 from tests.conftest import NOW
 
 RETARGETING = REGTEST.replace(no_retargeting=False, retarget_interval=4)
@@ -23,16 +23,6 @@ RETARGETING = REGTEST.replace(no_retargeting=False, retarget_interval=4)
 
 def headers(builder: ChainBuilder, names: list[str]) -> list[BlockHeader]:
     return [builder[name].header for name in names]
-
-
-def miss_target(header: BlockHeader) -> BlockHeader:
-    """The header with another nonce whose hash is above its target (on regtest about every other nonce)."""
-    target = bits_to_target(header.bits)
-    for nonce in range(header.nonce + 1, header.nonce + 1000):
-        candidate = dataclasses.replace(header, nonce=nonce)
-        if int.from_bytes(candidate.hash(), "little") > target:
-            return candidate
-    raise AssertionError("no nonce missing the target")
 
 
 def resolved(header: BlockHeader, **changes: object) -> BlockHeader:

@@ -13,14 +13,12 @@ import dataclasses
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
 from simplecoin.api import create_app
 from simplecoin.hashing import merkle_branch
@@ -34,24 +32,12 @@ from simplecoin.service import NodeService
 from simplecoin.spv import SpvError
 from simplecoin.store import Store
 from simplecoin.wallet import LightWallet, NodeClient
-from tests.builder import BOB, ChainBuilder
+from tests.builder import BOB, ChainBuilder, miss_target
 from tests.conftest import NOW
-from tests.nodes import REPO, free_port
+from tests.nodes import REPO, serving
 
 Tamper = Callable[[str, dict], dict]  # (path, honest JSON answer) -> the answer to give
 PAID = 7 * COIN
-
-
-@contextlib.contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 def lying_app(honest: Flask, tampers: dict[str, Tamper]) -> Flask:
@@ -160,15 +146,6 @@ def assert_cli_detects(world: World, url: str, *fragments: str) -> None:
 
 def flip_hex(text: str, at: int = 0) -> str:
     return text[:at] + format(int(text[at], 16) ^ 1, "x") + text[at + 1 :]
-
-
-def miss_target(header: BlockHeader) -> BlockHeader:
-    target = bits_to_target(header.bits)
-    for nonce in range(header.nonce + 1, header.nonce + 1000):
-        candidate = dataclasses.replace(header, nonce=nonce)
-        if int.from_bytes(candidate.hash(), "little") > target:
-            return candidate
-    raise AssertionError("no nonce missing the target")
 
 
 def change_headers(edit: Callable[[list[BlockHeader]], list[BlockHeader]]) -> Tamper:
