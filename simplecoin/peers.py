@@ -7,7 +7,6 @@ exponential backoff; a peer that sends invalid data gains ban score and, at 100,
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import queue
 import sys
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from simplecoin.errors import DecodeError, ValidationError
+from simplecoin.httpjson import BadAnswer, read_json_object
 from simplecoin.pow import check_proof_of_work
 from simplecoin.primitives import Block, BlockHeader
 from simplecoin.service import Event, NodeService
@@ -63,15 +63,10 @@ class PeerClient:
         self.own_url = own_url
 
     def _check(self, response: requests.Response) -> dict:
-        body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise PeerError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
         try:
-            data = json.loads(body)
-        except ValueError as e:
-            raise PeerError(f"answered {response.status_code} with something that is not JSON") from e
-        if not isinstance(data, dict):
-            raise PeerError("answered JSON that is not an object")
+            data = read_json_object(response, MAX_RESPONSE_BYTES)
+        except BadAnswer as e:
+            raise PeerError(str(e)) from e
         if response.status_code >= 400:
             raise PeerError(f"answered {response.status_code}: {data.get('reason', '')} {data.get('error', '')}")
         return data

@@ -7,7 +7,6 @@ Nothing a node says is taken on trust where it can be checked: headers are verif
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import requests
 
 from simplecoin.errors import DecodeError, SimpleCoinError
 from simplecoin.hashing import hash160
+from simplecoin.httpjson import BadAnswer, read_json_object
 from simplecoin.keyfile import WalletFile, WalletKey
 from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
 from simplecoin.params import NetworkParams, format_coins
@@ -51,15 +51,10 @@ class NodeClient:
 
     def _request(self, method: str, url: str, **kwargs) -> dict:
         with self.session.request(method, url, timeout=TIMEOUT, stream=True, **kwargs) as response:
-            body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise NodeError(f"{url} answered more than {MAX_RESPONSE_BYTES} bytes")
             try:
-                data = json.loads(body)
-            except ValueError as e:
-                raise NodeError(f"{url} answered {response.status_code} with something that is not JSON") from e
-            if not isinstance(data, dict):
-                raise NodeError(f"{url} answered JSON that is not an object")
+                data = read_json_object(response, MAX_RESPONSE_BYTES)
+            except BadAnswer as e:
+                raise NodeError(f"{url} {e}") from e
             if response.status_code >= 400:
                 raise NodeError(str(data.get("error", response.status_code)), str(data.get("reason", "")))
             return data
