@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.errors import DecodeError, ValidationError
+from simplecoin.explorer import explorer
 from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.primitives import Block, BlockHeader, Transaction
 from simplecoin.service import NodeService, NotFound
@@ -40,6 +41,7 @@ def create_app(service: NodeService, peers: Any = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["simplecoin"] = (service, peers)
     app.register_blueprint(api)
+    app.register_blueprint(explorer)  # HTML pages at / and /explorer/...; it handles its own pages' errors
     app.wsgi_app = _status_fast_path(app, app.wsgi_app)
 
     @app.errorhandler(ApiError)

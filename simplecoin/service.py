@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from simplecoin.chain import IndexEntry
 from simplecoin.errors import SimpleCoinError
@@ -180,6 +181,12 @@ class NodeService:
             block = self.node.store.get_block(self.node.active[height])
             assert block is not None
             return TxLookup(block.txs[position], block.hash, height, position, self.node.height - height + 1, None)
+
+    def mempool_entries(self) -> list[MempoolEntry]:
+        """Pending transactions, highest fee rate first (what a miner would take first)."""
+        with self.lock:
+            entries = list(self.node.mempool.entries.values())
+        return sorted(entries, key=lambda e: (-Fraction(e.fee, e.tx.size), e.tx.txid))
 
     def merkle_proof(self, txid: bytes) -> tuple[BlockHeader, int, int, list[bytes]]:
         """(header, height, index, branch) proving a confirmed tx is in its block."""
