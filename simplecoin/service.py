@@ -174,12 +174,7 @@ class NodeService:
             pending = self.node.mempool.entries.get(txid)
             if pending is not None:
                 return TxLookup(pending.tx, None, None, None, 0, pending.fee)
-            location = self.node.store.tx_location(txid)
-            if location is None:
-                raise NotFound(f"no transaction {txid[::-1].hex()} in the active chain or the mempool")
-            height, position = location
-            block = self.node.store.get_block(self.node.active[height])
-            assert block is not None
+            block, height, position = self._confirmed(txid, "in the active chain or the mempool")
             return TxLookup(block.txs[position], block.hash, height, position, self.node.height - height + 1, None)
 
     def mempool_entries(self) -> list[MempoolEntry]:
@@ -191,13 +186,18 @@ class NodeService:
     def merkle_proof(self, txid: bytes) -> tuple[BlockHeader, int, int, list[bytes]]:
         """(header, height, index, branch) proving a confirmed tx is in its block."""
         with self.lock:
-            location = self.node.store.tx_location(txid)
-            if location is None:
-                raise NotFound(f"no confirmed transaction {txid[::-1].hex()}")
-            height, position = location
-            block = self.node.store.get_block(self.node.active[height])
-            assert block is not None
+            block, height, position = self._confirmed(txid, "in the active chain")
             return block.header, height, position, merkle_branch([tx.txid for tx in block.txs], position)
+
+    def _confirmed(self, txid: bytes, where: str) -> tuple[Block, int, int]:
+        """The active-chain block holding `txid`, its height and the tx's position (lock held by the caller)."""
+        location = self.node.store.tx_location(txid)
+        if location is None:
+            raise NotFound(f"no transaction {txid[::-1].hex()} {where}")
+        height, position = location
+        block = self.node.store.get_block(self.node.active[height])
+        assert block is not None, "active-chain blocks are stored"
+        return block, height, position
 
     def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
         with self.lock:
