@@ -1,6 +1,7 @@
-"""Smoke test of the benchmark script: it runs to the end and prints every figure.
+"""Smoke tests of the benchmark scripts: each runs to the end with --quick and prints every figure.
 
-Speed itself is shown by the script (`python bench/bench_core.py`), never asserted by a timed test.
+Speed itself is shown by the scripts (`python bench/bench_*.py`), never asserted by a timed test.
+bench_node's --quick uses the Python load generator, so these need no wrk.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-LABELS = [
+CORE_LABELS = [
     "cold validation (check_block + connect_block, no signature cache)",
     "raw ecdsa parse+verify",
     "raw ecdsa verify only, pre-parsed keys",
@@ -28,20 +29,107 @@ LABELS = [
     "SUMMARY",
 ]
 
+MINING_LABELS = [
+    "cores (os.cpu_count())",
+    "only meaningful with the cores otherwise idle",
+    "1. hash rate per worker",
+    "reference loop (hashlib, midstate copy, byte comparison):",
+    "simplecoin.worker.scan:",
+    "scan / reference (median of the pairs' ratios):",
+    "2. scaling",
+    "1 worker process total:",
+    "2 worker processes total:",
+    "solutions found and checked",
+    "CPU used by the rest of the machine during the 2-process windows:",
+    "scaling = 2 workers / 1 worker:",
+    "SUMMARY",
+    "scan / reference rate per core",
+    "2 workers / 1 worker total rate",
+]
 
-@pytest.mark.slow
-def test_quick_benchmark_runs_and_prints_every_figure():
-    # As documented: from the repository root. Python puts bench/ (not the root) on sys.path, so this also
-    # checks that the script finds the package on its own.
+NODE_LABELS = [
+    "cores (os.cpu_count())",
+    "1. new tip -> all mining processes on new work",
+    "pre-mined",
+    "load average (1 min) before the tip changes:",
+    "NodeService.submit_block of the new block:",
+    "first process on new work:",
+    "all processes on new work:",
+    "new tip -> all processes on new work, max:",
+    "2. GET /status",
+    "load average (1 min) before the load:",
+    "load generator: Python asyncio load generator",
+    "understates what the server can do",
+    "load generator CPU:",
+    "requests answered:",
+    "node server process CPU during the load:",
+    "node hash rate (its /status) before / after the load:",
+    "latency: p50",
+    "throughput:",
+    "p99 latency:",
+    "3. initial sync",
+    "load average (1 min) before building the chain:",
+    "regtest blocks holding",
+    "in-process replay (Node.submit_block, every check):",
+    "load average (1 min) before node B's sync:",
+    "node B: launch -> answering /status:",
+    "node B sync from node A: launch -> same tip as A:",
+    "node B sync rate while blocks arrived:",
+    "CPU time: node B's server process",
+    "load average (1 min) before the in-process sync:",
+    "same sync in-process (NodeService + PeerManager from node A):",
+    "share of the in-process sync spent verifying signatures (signature_problem):",
+    "SUMMARY",
+    "new tip -> all workers on new work (max)",
+    "GET /status throughput",
+    "GET /status p99 latency",
+    "initial sync:",
+]
+
+
+def run_quick(script: str, timeout: int) -> str:
+    """stdout of `python bench/SCRIPT --quick`, run from the repository root as documented.
+
+    Python puts bench/ (not the root) on sys.path, so this also checks that the script finds the package.
+    """
     result = subprocess.run(
-        [sys.executable, "bench/bench_core.py", "--quick"],
+        [sys.executable, f"bench/{script}", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    for label in LABELS:
-        assert label in result.stdout, f"missing {label!r} in:\n{result.stdout}"
-    assert result.stdout.count("PASS") + result.stdout.count("FAIL") >= 6  # a verdict per goal, and in the summary
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def assert_labels(stdout: str, labels: list[str]) -> None:
+    for label in labels:
+        assert label in stdout, f"missing {label!r} in:\n{stdout}"
+
+
+def verdicts(stdout: str) -> int:
+    """PASS/FAIL words: one per goal, and again in the summary."""
+    return stdout.count("PASS") + stdout.count("FAIL")
+
+
+@pytest.mark.slow
+def test_core_benchmark_prints_every_figure():
+    stdout = run_quick("bench_core.py", timeout=300)
+    assert_labels(stdout, CORE_LABELS)
+    assert verdicts(stdout) >= 6
+
+
+@pytest.mark.slow
+def test_mining_benchmark_prints_every_figure():
+    stdout = run_quick("bench_mining.py", timeout=120)
+    assert_labels(stdout, MINING_LABELS)
+    assert verdicts(stdout) == 4
+
+
+@pytest.mark.slow
+def test_node_benchmark_prints_every_figure():
+    stdout = run_quick("bench_node.py", timeout=300)
+    assert_labels(stdout, NODE_LABELS)
+    assert verdicts(stdout) == 6
