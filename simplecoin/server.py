@@ -50,7 +50,7 @@ class MiningPump(threading.Thread):
         self.templates: dict[int, Block] = {}
         self.job_id = 0
         self.issued_at = 0.0
-        self.rates = [0.0] * len(conns)
+        self.rates: dict[Connection, float] = {}  # hashes per second, per mining process
         self.logged_at = time.monotonic()
         service.subscribe(self._on_event)
 
@@ -66,15 +66,15 @@ class MiningPump(threading.Thread):
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
-                    self.conns.remove(conn)  # the supervisor notices the dead process and stops us all
+                    self._drop(conn)
                     continue
                 if isinstance(message, Solution):
                     if self._submit(message) and self.pause:
                         resume_at = time.monotonic() + self.pause
                         self._send_all(lambda worker: IDLE)  # no hashing on a stale job during the pause
                 elif isinstance(message, HashReport):
-                    self.rates[self.conns.index(conn)] = message.hashes / max(message.seconds, 1e-9)
-                    self.service.hashrate = sum(self.rates)
+                    self.rates[conn] = message.hashes / max(message.seconds, 1e-9)
+                    self.service.hashrate = sum(self.rates.values())
                     if time.monotonic() - self.logged_at >= HASHRATE_LOG_SECONDS:
                         self.logged_at = time.monotonic()
                         log.info(
@@ -108,12 +108,17 @@ class MiningPump(threading.Thread):
             self.tip_changed.set()
         return accepted
 
+    def _drop(self, conn: Connection) -> None:
+        """Forget a dead mining process' pipe; the supervisor notices the death and stops the node."""
+        self.conns.remove(conn)
+        self.rates.pop(conn, None)
+
     def _send_all(self, message_for: Callable[[int], object]) -> None:
         for worker, conn in enumerate(list(self.conns)):
             try:
                 conn.send(message_for(worker))
             except OSError:
-                self.conns.remove(conn)  # the supervisor notices the dead process
+                self._drop(conn)
 
     def _new_work(self) -> None:
         self.tip_changed.clear()

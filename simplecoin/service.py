@@ -102,11 +102,9 @@ class NodeService:
             returned = [pool[txid].tx for txid in outcome.reorg.returned if txid in pool]
         if outcome.status == "accepted" and not self.seen(block.hash):
             self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
-        for tx in returned:  # back from disconnected blocks: peers on the other branch may never have seen them
-            with self.lock:
-                self._seen.pop(tx.txid, None)
-            if not self.seen(tx.txid):
-                self._emit(Event("tx", tx.txid, tx.serialize(), ""))
+        for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
+            self.seen(tx.txid)  # the other branch may never have had them
+            self._emit(Event("tx", tx.txid, tx.serialize(), ""))
         return outcome
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
