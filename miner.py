@@ -21,11 +21,11 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import NoReturn
 
-from simplecoin import worker
-from simplecoin.config import Config, ConfigError, build_config, check_environment, read_config_file
-from simplecoin.keyfile import WalletFile, WalletFileError
-from simplecoin.params import NETWORKS
-from simplecoin.server import serve
+from simplecoin.core.params import NETWORKS
+from simplecoin.node import worker
+from simplecoin.node.config import Config, ConfigError, build_config, check_environment, read_config_file
+from simplecoin.node.server import serve
+from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from simplecoin.errors import DecodeError
-from simplecoin.keyfile import PassphraseNeeded, WalletFile, WalletFileError
-from simplecoin.keys import pubkey_hash_from_address
-from simplecoin.params import NETWORKS, NetworkParams, format_coins, parse_coins
-from simplecoin.spv import SpvError
-from simplecoin.wallet import DEFAULT_FEE_RATE, LightWallet, NodeClient, NodeError, Payment, WalletError
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.params import NETWORKS, NetworkParams, format_coins, parse_coins
+from simplecoin.core.spv import SpvError
+from simplecoin.wallet.client import DEFAULT_FEE_RATE, LightWallet, NodeClient, NodeError, Payment, WalletError
+from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError
 
 EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_LIED, EXIT_WALLET = 1, 2, 3, 4, 5
 DEFAULT_NODE = "http://127.0.0.1:5000"

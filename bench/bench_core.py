@@ -67,13 +67,13 @@ import ecdsa  # noqa: E402
 from ecdsa import SECP256k1, VerifyingKey  # noqa: E402
 from ecdsa.util import sigdecode_der  # noqa: E402
 
-from simplecoin.keys import PrivateKey, sign_input, signature_hash  # noqa: E402
-from simplecoin.mining import make_block, solve  # noqa: E402
-from simplecoin.node import Node  # noqa: E402
-from simplecoin.params import COIN, REGTEST  # noqa: E402
-from simplecoin.primitives import Block, OutPoint, Transaction, TxIn, TxOut  # noqa: E402
-from simplecoin.store import Store  # noqa: E402
-from simplecoin.validation import check_block, connect_block  # noqa: E402
+from simplecoin.core.keys import PrivateKey, sign_input, signature_hash  # noqa: E402
+from simplecoin.core.mining import make_block, solve  # noqa: E402
+from simplecoin.core.params import COIN, REGTEST  # noqa: E402
+from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut  # noqa: E402
+from simplecoin.core.validation import check_block, connect_block  # noqa: E402
+from simplecoin.node.node import Node  # noqa: E402
+from simplecoin.node.store import Store  # noqa: E402
 
 PARAMS = REGTEST
 # A stopped clock far after genesis: no block of a long chain (30 s apart) is ever "too new".

@@ -7,7 +7,7 @@ Run from the repository root:
 
 What is measured, and why:
 
-1. Hash rate per worker. A mining process spends all its time in `simplecoin.worker.scan`, a pure-Python
+1. Hash rate per worker. A mining process spends all its time in `simplecoin.node.worker.scan`, a pure-Python
    SHA-256d loop, so its speed is what one core mines at. The honest yardstick is the simplest loop one
    would write with hashlib, defined below as `reference_scan`: the SHA-256 state after the header's first
    64 bytes (the midstate) is copied for every nonce, the 12 remaining bytes and the nonce are hashed, the
@@ -20,7 +20,7 @@ What is measured, and why:
    ratio that 60 short pairs put at 0.98). The figure is the median of the pairs' ratios (the median rates
    are printed too). Goal: scan >= 95 % of the reference's rate.
 
-2. Scaling. Mining uses one process per core. With the real `simplecoin.worker.run` in
+2. Scaling. Mining uses one process per core. With the real `simplecoin.node.worker.run` in
    `multiprocessing.Process`es (nice 0 here), each fed a real `Work` cut by `make_work` from a MAIN-network
    template of `Node.block_template`, the total hash rate of 1 process is compared with that of 2. The
    rate is what the processes themselves report (`HashReport`s), summed over a fixed window after a
@@ -54,13 +54,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from simplecoin.mining import EXTRANONCE_SIZE, Solution, Work, block_from_solution, make_work  # noqa: E402
-from simplecoin.node import Node  # noqa: E402
-from simplecoin.params import MAIN  # noqa: E402
-from simplecoin.pow import bits_to_target  # noqa: E402
-from simplecoin.primitives import Block  # noqa: E402
-from simplecoin.store import Store  # noqa: E402
-from simplecoin.worker import HashReport, run, scan  # noqa: E402
+from simplecoin.core.mining import EXTRANONCE_SIZE, Solution, Work, block_from_solution, make_work  # noqa: E402
+from simplecoin.core.params import MAIN  # noqa: E402
+from simplecoin.core.pow import bits_to_target  # noqa: E402
+from simplecoin.core.primitives import Block  # noqa: E402
+from simplecoin.node.node import Node  # noqa: E402
+from simplecoin.node.store import Store  # noqa: E402
+from simplecoin.node.worker import HashReport, run, scan  # noqa: E402
 
 GOAL_SCAN_VS_REFERENCE = 0.95
 GOAL_SCALING = 1.9
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     reference_rate, scan_rate, scan_ratio, count = bench_scan(prefix, settings)
     print(f"   nonces per timed scan: {count:,}")
     print(f"   reference loop (hashlib, midstate copy, byte comparison): {reference_rate:>12,.0f} H/s")
-    print(f"   simplecoin.worker.scan:                                   {scan_rate:>12,.0f} H/s")
+    print(f"   simplecoin.node.worker.scan:                                   {scan_rate:>12,.0f} H/s")
     scan_ok = scan_ratio >= GOAL_SCAN_VS_REFERENCE
     goal = f"goal >= {GOAL_SCAN_VS_REFERENCE:.2f}"
     print(f"   scan / reference (median of the pairs' ratios): {scan_ratio:.3f}  {goal}  {verdict(scan_ok)}")

@@ -9,8 +9,8 @@ What is measured, and why:
 
 1. New tip -> every mining process on new work. Hashing on a stale tip is wasted work, so a node must hand
    its mining processes a job on the new tip quickly. Measured end to end in one process tree: a
-   `NodeService` on a temporary MAIN store, the real `simplecoin.server.MiningPump` thread, and real
-   `simplecoin.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
+   `NodeService` on a temporary MAIN store, the real `simplecoin.node.server.MiningPump` thread, and real
+   `simplecoin.node.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
    hashing MAIN work. Each process runs `worker.run` on a proxy of its Pipe end whose `recv()` notes
    time.monotonic() whenever a `Work` arrives and reports it over a separate multiprocessing Queue
    (CLOCK_MONOTONIC is one clock for all processes on Linux). The proxy also raises the job's difficulty
@@ -32,13 +32,13 @@ What is measured, and why:
    Goals: >= 1,500 requests/s and p99 latency <= 50 ms.
 
 3. Initial sync. A regtest chain (2,000 blocks holding 5,000 signed transactions spending mature coinbases
-   and the outputs of earlier transactions) is built with tests.builder.ChainBuilder and stored into node
+   and the outputs of earlier transactions) is built with tests.framework.builder.ChainBuilder and stored into node
    A's data directory with `Node.submit_block` (an in-process replay with every check, timed, with the time
    inside `signature_problem` summed by a thin wrapper). Then real non-mining nodes run: A on that data,
    B empty with `--peer A`; the time until B's tip is A's is measured, and B's server CPU time. To see
    what share of a sync is signature checking, the same sync is run a second time in this process (a
    `NodeService` and `PeerManager` on a fresh store, syncing from A over HTTP) with the time inside
-   `simplecoin.validation.signature_problem` (python-ecdsa parse + verify) summed the same way. No goal:
+   `simplecoin.core.validation.signature_problem` (python-ecdsa parse + verify) summed the same way. No goal:
    figures only.
 
 The 1-minute load average is printed before each measurement: other work on the machine slows everything.
@@ -72,8 +72,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import simplecoin.validation  # noqa: E402
-from simplecoin.mining import (  # noqa: E402
+import simplecoin.core.validation  # noqa: E402
+from simplecoin.core.mining import (  # noqa: E402
     COUNTER_NONCE_SIZE,
     EXTRANONCE_SIZE,
     Solution,
@@ -82,17 +82,17 @@ from simplecoin.mining import (  # noqa: E402
     make_work,
     work_header_prefix,
 )
-from simplecoin.node import Node  # noqa: E402
-from simplecoin.params import MAIN, REGTEST  # noqa: E402
-from simplecoin.peers import PeerManager  # noqa: E402
-from simplecoin.pow import bits_to_target  # noqa: E402
-from simplecoin.primitives import Block, OutPoint, Transaction  # noqa: E402
-from simplecoin.server import MiningPump  # noqa: E402
-from simplecoin.service import NodeService  # noqa: E402
-from simplecoin.store import Store  # noqa: E402
-from simplecoin.worker import NONCE_SPACE, run, scan  # noqa: E402
-from tests.builder import MINER_KEY, ChainBuilder  # noqa: E402
-from tests.nodes import NodeProcess, child_pids, free_port, running_node, wait_until  # noqa: E402
+from simplecoin.core.params import MAIN, REGTEST  # noqa: E402
+from simplecoin.core.pow import bits_to_target  # noqa: E402
+from simplecoin.core.primitives import Block, OutPoint, Transaction  # noqa: E402
+from simplecoin.node.node import Node  # noqa: E402
+from simplecoin.node.peers import PeerManager  # noqa: E402
+from simplecoin.node.server import MiningPump  # noqa: E402
+from simplecoin.node.service import NodeService  # noqa: E402
+from simplecoin.node.store import Store  # noqa: E402
+from simplecoin.node.worker import NONCE_SPACE, run, scan  # noqa: E402
+from tests.framework.builder import MINER_KEY, ChainBuilder  # noqa: E402
+from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until  # noqa: E402
 
 GOAL_NEW_WORK_MS = 100.0
 GOAL_STATUS_RPS = 1_500.0
@@ -582,7 +582,7 @@ def build_chain(blocks: int, txs: int) -> tuple[list[Block], int]:
 
 
 class SignatureTimer:
-    """Sums the time spent in simplecoin.validation.signature_problem (the python-ecdsa checks) while active."""
+    """Sums the time spent in simplecoin.core.validation.signature_problem (the python-ecdsa checks) while active."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -590,7 +590,7 @@ class SignatureTimer:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        original = simplecoin.validation.signature_problem
+        original = simplecoin.core.validation.signature_problem
 
         def timed(*args):
             started = time.perf_counter()
@@ -600,11 +600,11 @@ class SignatureTimer:
                 self.seconds += time.perf_counter() - started
                 self.calls += 1
 
-        simplecoin.validation.signature_problem = timed
+        simplecoin.core.validation.signature_problem = timed
         try:
             yield
         finally:
-            simplecoin.validation.signature_problem = original
+            simplecoin.core.validation.signature_problem = original
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.params import REGTEST
-from tests.browser import chromium
-from tests.nodes import REPO, running_node, wait_until
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import REGTEST
+from tests.framework.browser import chromium
+from tests.framework.nodes import REPO, running_node, wait_until
 
 IMAGES = REPO / "images"
 WALLET = [sys.executable, "wallet.py", "--network", "regtest"]

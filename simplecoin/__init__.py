@@ -17,10 +17,10 @@ sequence numbers, segwit or soft-fork machinery.
 The public helpers below behave exactly like Bitcoin's functions of the same job.
 """
 
-from simplecoin.hashing import hash160, merkle_root, sha256d
-from simplecoin.keys import base58check_decode, base58check_encode
-from simplecoin.pow import bits_to_target, retarget, target_to_bits
-from simplecoin.primitives import BlockHeader
+from simplecoin.core.hashing import hash160, merkle_root, sha256d
+from simplecoin.core.keys import base58check_decode, base58check_encode
+from simplecoin.core.pow import bits_to_target, retarget, target_to_bits
+from simplecoin.core.primitives import BlockHeader
 
 __all__ = [
     "BlockHeader",

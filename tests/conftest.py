@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.store import Store
-from tests.builder import ChainBuilder
+from simplecoin.core.params import REGTEST
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
+from tests.framework.builder import ChainBuilder
 
 # Tests run with the clock stopped a day after genesis: far enough that no built block is "too new".
 NOW = REGTEST.genesis_time + 86_400

@@ -31,10 +31,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.primitives import Block
-from simplecoin.store import Store
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import Block
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 from tests.conftest import NOW
 
 WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE")

@@ -16,15 +16,15 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from simplecoin.api import MAX_BODY_BYTES, create_app
-from simplecoin.hashing import verify_merkle_branch
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.node import Node
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.peers import PeerManager
-from simplecoin.primitives import Block, BlockHeader, Transaction
-from simplecoin.service import NodeService
-from tests.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve
+from simplecoin.core.hashing import verify_merkle_branch
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.primitives import Block, BlockHeader, Transaction
+from simplecoin.node.node import Node
+from simplecoin.node.peers import PeerManager
+from simplecoin.node.service import NodeService
+from simplecoin.web.api import MAX_BODY_BYTES, create_app
+from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 OWN_URL = "http://127.0.0.1:1"
@@ -621,7 +621,7 @@ def test_api_md_covers_every_route_and_reason(api: Api):
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     for method, path in app_routes(api.app):
         assert f"{method.upper()} {path}" in text, f"docs/api.md does not describe {method.upper()} {path}"
-    source = (Path(__file__).resolve().parent.parent / "simplecoin" / "api.py").read_text()
+    source = (Path(__file__).resolve().parent.parent / "simplecoin" / "web" / "api.py").read_text()
     reasons = set(re.findall(r'ApiError\(\d+, [^\n]*"([a-z-]+)"\)', source))
     reasons |= set(re.findall(r'\d{3}: "([a-z-]+)"', source)) | {"bad-request", "not-found"}
     assert {"bad-json", "bad-hash", "bad-param", "bad-address", "banned", "bad-peer", "body-too-large"} <= reasons

@@ -34,7 +34,7 @@ MINING_LABELS = [
     "only meaningful with the cores otherwise idle",
     "1. hash rate per worker",
     "reference loop (hashlib, midstate copy, byte comparison):",
-    "simplecoin.worker.scan:",
+    "simplecoin.node.worker.scan:",
     "scan / reference (median of the pairs' ratios):",
     "2. scaling",
     "1 worker process total:",

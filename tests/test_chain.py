@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from simplecoin.chain import BlockStatus
-from simplecoin.errors import BlockValidationError
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.primitives import OutPoint
-from simplecoin.store import Store
-from tests.builder import BOB, ChainBuilder, recompute_utxos
+from simplecoin.core.chain import BlockStatus
+from simplecoin.core.errors import BlockValidationError
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import OutPoint
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 from tests.conftest import NOW
+from tests.framework.builder import BOB, ChainBuilder, recompute_utxos
 
 
 def submit_all(node: Node, b: ChainBuilder, names: str) -> None:

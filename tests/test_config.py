@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from simplecoin.config import ConfigError, build_config, check_environment, read_config_file
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.params import MAIN, REGTEST
-from tests.nodes import REPO
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.node.config import ConfigError, build_config, check_environment, read_config_file
+from tests.framework.nodes import REPO
 
 
 def test_the_shipped_config_file_is_valid_and_gives_the_defaults():

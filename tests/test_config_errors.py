@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.params import MAIN
-from tests.builder import MINER_KEY
-from tests.nodes import REPO, free_port
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import MAIN
+from tests.framework.builder import MINER_KEY
+from tests.framework.nodes import REPO, free_port
 
 MAIN_ADDRESS = address_from_pubkey_hash(MINER_KEY.pubkey_hash, MAIN.address_version)
 

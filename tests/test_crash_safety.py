@@ -35,15 +35,15 @@ from typing import Any
 
 import pytest
 
-from simplecoin.chain import BlockStatus
-from simplecoin.keys import PrivateKey
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.primitives import Block, OutPoint, Transaction
-from simplecoin.store import HistoryRow, Store
-from simplecoin.validation import Coin
-from tests.builder import ALICE, BOB, MINER_KEY, ChainBuilder, recompute_utxos
+from simplecoin.core.chain import BlockStatus
+from simplecoin.core.keys import PrivateKey
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import Block, OutPoint, Transaction
+from simplecoin.core.validation import Coin
+from simplecoin.node.node import Node
+from simplecoin.node.store import HistoryRow, Store
 from tests.conftest import NOW
+from tests.framework.builder import ALICE, BOB, MINER_KEY, ChainBuilder, recompute_utxos
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = PrivateKey(bytes.fromhex("44" * 32))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simplecoin.errors import DecodeError
-from simplecoin.params import MAIN, REGTEST, NetworkParams
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.params import MAIN, REGTEST, NetworkParams
 from tests.test_rules import reasons_in_code
 
 DOC = Path(__file__).parent.parent / "docs" / "protocol.md"

@@ -14,14 +14,14 @@ from urllib.parse import quote
 
 import pytest
 
-from simplecoin import explorer as explorer_module
-from simplecoin.api import create_app
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.node import Node
-from simplecoin.params import COIN, MAIN, REGTEST, format_coins
-from simplecoin.pow import bits_to_target
-from simplecoin.service import NodeService
-from tests.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins
+from simplecoin.core.pow import bits_to_target
+from simplecoin.node.node import Node
+from simplecoin.node.service import NodeService
+from simplecoin.web import explorer as explorer_module
+from simplecoin.web.api import create_app
+from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder
 
 PACKAGE = Path(explorer_module.__file__).resolve().parent
 XSS = "<script>alert(1)</script>"

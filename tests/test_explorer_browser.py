@@ -4,7 +4,7 @@ One `miner.py` process (a block about every 0.2 s) and one browser serve the mod
 new blocks without a reload, the search box must land on the right page for a height, a hash, a txid and
 an address, a wallet payment (`wallet.py send`, a real process) must show on the recipient's address page,
 and a search string holding HTML must come back as text. Screenshots of the dashboard (desktop and phone)
-are kept in test-artifacts/. Chromium missing is a failure, not a skip (tests/browser.py).
+are kept in test-artifacts/. Chromium missing is a failure, not a skip (tests/framework/browser.py).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from simplecoin.keyfile import WalletFile
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.params import REGTEST, format_coins
-from tests.browser import chromium
-from tests.nodes import REPO, NodeProcess, running_node, wait_until
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import REGTEST, format_coins
+from simplecoin.wallet.keyfile import WalletFile
+from tests.framework.browser import chromium
+from tests.framework.nodes import REPO, NodeProcess, running_node, wait_until
 
 ARTIFACTS = REPO / "test-artifacts"
 WALLET = [sys.executable, "wallet.py", "--network", "regtest"]

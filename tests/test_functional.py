@@ -22,14 +22,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from simplecoin.keyfile import WalletFile
-from simplecoin.keys import PrivateKey, pubkey_hash_from_address
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.primitives import Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.store import Store
-from tests.builder import BOB, ChainBuilder, recompute_utxos, sign_all
-from tests.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
+from simplecoin.core.keys import PrivateKey, pubkey_hash_from_address
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
+from simplecoin.wallet.keyfile import WalletFile
+from tests.framework.builder import BOB, ChainBuilder, recompute_utxos, sign_all
+from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
 
 FEE = 10_000
 MATURITY = REGTEST.coinbase_maturity

@@ -29,11 +29,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simplecoin.keyfile import WalletFile
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.primitives import NULL_HASH, Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
-from tests.builder import BOB, sign_all
-from tests.nodes import running_node, wait_until
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.primitives import NULL_HASH, Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.wallet.keyfile import WalletFile
+from tests.framework.builder import BOB, sign_all
+from tests.framework.nodes import running_node, wait_until
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 TIMEOUT = (3.0, 15.0)

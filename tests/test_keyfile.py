@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from simplecoin.keyfile import PassphraseNeeded, WalletFile, WalletFileError
-from simplecoin.keys import pubkey_hash_from_address
-from simplecoin.params import MAIN, REGTEST
+from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError
 
 
 def test_created_private_and_readable_back(tmp_path):

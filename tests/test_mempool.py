@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from simplecoin.errors import TxValidationError
-from simplecoin.hashing import hash160
-from simplecoin.mempool import MempoolPolicy
-from simplecoin.mining import solve
-from simplecoin.node import Node
-from simplecoin.params import REGTEST
-from simplecoin.primitives import OutPoint, Transaction
-from simplecoin.store import Store
-from tests.builder import ALICE, BOB, snapshot
+from simplecoin.core.errors import TxValidationError
+from simplecoin.core.hashing import hash160
+from simplecoin.core.mempool import MempoolPolicy
+from simplecoin.core.mining import solve
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import OutPoint, Transaction
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 from tests.conftest import NOW
+from tests.framework.builder import ALICE, BOB, snapshot
 
 SPEND_SIZE = 179  # a one-input, one-output payment with a 71-byte signature
 

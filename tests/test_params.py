@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address
-from simplecoin.params import COIN, MAIN, NETWORKS, REGTEST
-from simplecoin.pow import check_proof_of_work
-from simplecoin.validation import check_block
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
+from simplecoin.core.params import COIN, MAIN, NETWORKS, REGTEST
+from simplecoin.core.pow import check_proof_of_work
+from simplecoin.core.validation import check_block
 
 
 @pytest.mark.parametrize("params", [MAIN, REGTEST], ids=lambda p: p.name)

@@ -7,15 +7,15 @@ import logging
 import pytest
 from flask import Flask, jsonify
 
-from simplecoin.api import create_app
-from simplecoin.node import Node
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.peers import MAX_PEERS, PeerManager
-from simplecoin.service import NodeService
-from simplecoin.store import Store
-from tests.builder import ChainBuilder
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.node.node import Node
+from simplecoin.node.peers import MAX_PEERS, PeerManager
+from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
+from simplecoin.web.api import create_app
 from tests.conftest import NOW
-from tests.nodes import free_port, serving, wait_until
+from tests.framework.builder import ChainBuilder
+from tests.framework.nodes import free_port, serving, wait_until
 
 
 def make_service(tmp_path, name: str) -> NodeService:
@@ -70,7 +70,7 @@ def test_a_peer_on_another_network_is_refused_with_a_log_line(two_services, capl
     def hello():
         return jsonify(network="main", genesis=MAIN.genesis_hash_hex, height=5, tip="00" * 32, chain_work="99")
 
-    with serving(fake) as url, caplog.at_level(logging.WARNING, logger="simplecoin.peers"):
+    with serving(fake) as url, caplog.at_level(logging.WARNING, logger="simplecoin.node.peers"):
         manager = PeerManager(b, "http://127.0.0.1:1", (url,), progress=False)
         manager.start()
         try:

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) for SimpleCoin's codecs, merkle proofs, Base58Check and compact bits.
 
-The codec properties are the contract stated in simplecoin/encoding.py: decoding is strict (a short read, a
+The codec properties are the contract stated in simplecoin/core/encoding.py: decoding is strict (a short read, a
 non-minimal length or leftover bytes are all `DecodeError`) and canonical (whatever decodes re-encodes to
 exactly the bytes it came from: one object, one encoding).
 
@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from simplecoin.encoding import Reader, Writer
-from simplecoin.errors import DecodeError
-from simplecoin.hashing import merkle_branch, merkle_root, merkle_root_from_branch, sha256d, verify_merkle_branch
-from simplecoin.keys import (
+from simplecoin.core.encoding import Reader, Writer
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import merkle_branch, merkle_root, merkle_root_from_branch, sha256d, verify_merkle_branch
+from simplecoin.core.keys import (
     B58_ALPHABET,
     address_from_pubkey_hash,
     base58_decode,
@@ -28,9 +28,9 @@ from simplecoin.keys import (
     base58check_encode,
     pubkey_hash_from_address,
 )
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.pow import bits_to_target, target_to_bits
-from simplecoin.primitives import (
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.pow import bits_to_target, target_to_bits
+from simplecoin.core.primitives import (
     MAX_FIELD_BYTES,
     NULL_OUTPOINT,
     Block,
@@ -40,7 +40,7 @@ from simplecoin.primitives import (
     TxIn,
     TxOut,
 )
-from simplecoin.validation import BlockUndo, Coin
+from simplecoin.core.validation import BlockUndo, Coin
 
 # derandomize: the same examples every run, so the suite is reproducible and its runtime stable.
 # deadline=None: some properties loop over every prefix / every index and may be slow on a loaded machine.

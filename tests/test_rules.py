@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from ecdsa.util import sigdecode_der, sigencode_der
 
-from simplecoin.errors import BlockValidationError, TxValidationError, ValidationError
-from simplecoin.hashing import hash160
-from simplecoin.keys import CURVE_ORDER
-from simplecoin.mining import make_coinbase
-from simplecoin.node import Node
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import NULL_OUTPOINT, Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.store import Store
-from simplecoin.validation import Coin, check_tx_inputs
-from tests.builder import ALICE, BOB, ChainBuilder, resolve, sign_all, snapshot
+from simplecoin.core.errors import BlockValidationError, TxValidationError, ValidationError
+from simplecoin.core.hashing import hash160
+from simplecoin.core.keys import CURVE_ORDER
+from simplecoin.core.mining import make_coinbase
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import NULL_OUTPOINT, Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.core.validation import Coin, check_tx_inputs
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 from tests.conftest import NOW
+from tests.framework.builder import ALICE, BOB, ChainBuilder, resolve, sign_all, snapshot
 
 SPEND_HEIGHT = 14  # the next block, and what the mempool checks against
 
@@ -315,7 +315,7 @@ def test_locktime_in_the_past_is_final(funded):
 
 # -- completeness: every reason in the code has a row ---------------------------------------------------------
 
-SOURCES = ["validation.py", "keys.py", "mempool.py", "node.py"]
+SOURCES = ["core/validation.py", "core/keys.py", "core/mempool.py", "node/node.py"]
 TESTED_ELSEWHERE = {
     "bad-txns-inputvalues-outofrange",
     "txn-already-in-mempool",

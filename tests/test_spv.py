@@ -10,13 +10,13 @@ import dataclasses
 
 import pytest
 
-from simplecoin.hashing import merkle_branch
-from simplecoin.params import REGTEST
-from simplecoin.pow import bits_to_target, block_work
-from simplecoin.primitives import Block, BlockHeader
-from simplecoin.spv import HeaderChain, SpvError, check_tx_bytes
-from tests.builder import ChainBuilder, miss_target
+from simplecoin.core.hashing import merkle_branch
+from simplecoin.core.params import REGTEST
+from simplecoin.core.pow import bits_to_target, block_work
+from simplecoin.core.primitives import Block, BlockHeader
+from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
 from tests.conftest import NOW
+from tests.framework.builder import ChainBuilder, miss_target
 
 RETARGETING = REGTEST.replace(no_retargeting=False, retarget_interval=4)
 

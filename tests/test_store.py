@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from simplecoin.node import Node
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.primitives import OutPoint
-from simplecoin.store import Store, StoreError
-from tests.builder import ALICE, BOB, recompute_utxos
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.primitives import OutPoint
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store, StoreError
 from tests.conftest import NOW
+from tests.framework.builder import ALICE, BOB, recompute_utxos
 
 
 def test_balance_and_history_follow_the_active_chain(funded):

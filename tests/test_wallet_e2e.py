@@ -28,10 +28,10 @@ from typing import Any
 import pexpect
 import pytest
 
-from simplecoin.keyfile import WalletFile
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.params import COIN, MAIN, REGTEST, format_coins
-from tests.nodes import REPO, NodeProcess, free_port, running_node, wait_until
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins
+from simplecoin.wallet.keyfile import WalletFile
+from tests.framework.nodes import REPO, NodeProcess, free_port, running_node, wait_until
 
 PAUSE = 0.2  # seconds between mined blocks
 MATURITY = REGTEST.coinbase_maturity

@@ -1,6 +1,6 @@
 """A lying node: a real node's API behind a proxy that changes chosen answers. The light wallet must notice.
 
-The honest node (simplecoin.api over a regtest NodeService) holds a chain in which the wallet's first key
+The honest node (simplecoin.web.api over a regtest NodeService) holds a chain in which the wallet's first key
 received a confirmed payment (block p14, among other txs). The proxy forwards every request to it and
 tampers with one kind of answer; both the library (LightWallet) and the CLI (wallet.py) must refuse:
 SpvError, or exit code 4 with one line on stderr.
@@ -20,21 +20,21 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify, request
 
-from simplecoin.api import create_app
-from simplecoin.hashing import merkle_branch
-from simplecoin.keyfile import WalletFile
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.node import Node
-from simplecoin.params import COIN, REGTEST, format_coins
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import BlockHeader, Transaction
-from simplecoin.service import NodeService
-from simplecoin.spv import SpvError
-from simplecoin.store import Store
-from simplecoin.wallet import LightWallet, NodeClient
-from tests.builder import BOB, ChainBuilder, miss_target
+from simplecoin.core.hashing import merkle_branch
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import COIN, REGTEST, format_coins
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import BlockHeader, Transaction
+from simplecoin.core.spv import SpvError
+from simplecoin.node.node import Node
+from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
+from simplecoin.wallet.client import LightWallet, NodeClient
+from simplecoin.wallet.keyfile import WalletFile
+from simplecoin.web.api import create_app
 from tests.conftest import NOW
-from tests.nodes import REPO, serving
+from tests.framework.builder import BOB, ChainBuilder, miss_target
+from tests.framework.nodes import REPO, serving
 
 Tamper = Callable[[str, dict], dict]  # (path, honest JSON answer) -> the answer to give
 PAID = 7 * COIN

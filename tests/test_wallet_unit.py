@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from simplecoin.api import create_app
-from simplecoin.errors import TxValidationError
-from simplecoin.keyfile import WalletFile
-from simplecoin.keys import address_from_pubkey_hash
-from simplecoin.node import Node
-from simplecoin.params import COIN, MAIN, REGTEST, format_coins, parse_coins
-from simplecoin.primitives import OutPoint
-from simplecoin.service import NodeService
-from simplecoin.store import Store
-from simplecoin.wallet import LightWallet, NodeClient, NodeError, WalletError, _estimated_size
-from tests.builder import BOB, ChainBuilder
+from simplecoin.core.errors import TxValidationError
+from simplecoin.core.keys import address_from_pubkey_hash
+from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins, parse_coins
+from simplecoin.core.primitives import OutPoint
+from simplecoin.node.node import Node
+from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
+from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, WalletError, _estimated_size
+from simplecoin.wallet.keyfile import WalletFile
+from simplecoin.web.api import create_app
+from tests.framework.builder import BOB, ChainBuilder
 
 # -- amounts ------------------------------------------------------------------------------------------------------
 

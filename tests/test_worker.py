@@ -7,8 +7,8 @@ from multiprocessing import Pipe, Process
 
 import pytest
 
-from simplecoin.hashing import sha256d
-from simplecoin.mining import (
+from simplecoin.core.hashing import sha256d
+from simplecoin.core.mining import (
     COUNTER_NONCE_SIZE,
     EXTRANONCE_SIZE,
     Solution,
@@ -17,10 +17,10 @@ from simplecoin.mining import (
     make_work,
     work_header_prefix,
 )
-from simplecoin.params import MAIN, REGTEST
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.worker import NONCE_SPACE, HashReport, run, scan
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.node.worker import NONCE_SPACE, HashReport, run, scan
 
 PREFIX = hashlib.sha256(b"header").digest() * 2 + bytes(range(12))  # 76 bytes, arbitrary
 PAY_TO = bytes(range(20))

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from simplecoin.chain import BlockStatus
-from simplecoin.errors import SimpleCoinError
-from simplecoin.params import NetworkParams
-from simplecoin.primitives import Block, BlockHeader, OutPoint
-from simplecoin.validation import BlockUndo, Coin
+from simplecoin.core.chain import BlockStatus
+from simplecoin.core.errors import SimpleCoinError
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.primitives import Block, BlockHeader, OutPoint
+from simplecoin.core.validation import BlockUndo, Coin
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from simplecoin.errors import DecodeError
+from simplecoin.core.errors import DecodeError
 
 MAX_LIST_LENGTH = 1_000_000  # no message we accept can hold more items than bytes
 

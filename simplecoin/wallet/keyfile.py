@@ -27,9 +27,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from simplecoin.errors import SimpleCoinError
-from simplecoin.keys import PrivateKey, address_from_pubkey_hash
-from simplecoin.params import NetworkParams
+from simplecoin.core.errors import SimpleCoinError
+from simplecoin.core.keys import PrivateKey, address_from_pubkey_hash
+from simplecoin.core.params import NetworkParams
 
 FORMAT = "simplecoin-wallet"
 VERSION = 1

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from simplecoin.encoding import Reader, Writer
-from simplecoin.errors import DecodeError
-from simplecoin.hashing import merkle_root, sha256d
+from simplecoin.core.encoding import Reader, Writer
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import merkle_root, sha256d
 
 NULL_HASH = bytes(32)
 NULL_INDEX = 0xFFFFFFFF

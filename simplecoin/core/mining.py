@@ -7,10 +7,10 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simplecoin.hashing import merkle_branch, merkle_root, sha256d
-from simplecoin.params import NetworkParams
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
+from simplecoin.core.hashing import merkle_branch, merkle_root, sha256d
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
 
 COINBASE_RESERVE = 1_000  # bytes kept free in a template for the coinbase and header
 

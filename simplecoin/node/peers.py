@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from simplecoin.errors import DecodeError, ValidationError
+from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.pow import check_proof_of_work
+from simplecoin.core.primitives import Block, BlockHeader
 from simplecoin.httpjson import BadAnswer, read_json_object
-from simplecoin.pow import check_proof_of_work
-from simplecoin.primitives import Block, BlockHeader
-from simplecoin.service import Event, NodeService
+from simplecoin.node.service import Event, NodeService
 
 log = logging.getLogger(__name__)
 

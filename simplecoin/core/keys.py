@@ -10,10 +10,10 @@ from ecdsa import BadSignatureError, MalformedPointError, SECP256k1, SigningKey,
 from ecdsa.der import UnexpectedDER
 from ecdsa.util import sigdecode_der, sigencode_der, sigencode_der_canonize
 
-from simplecoin.encoding import Writer
-from simplecoin.errors import DecodeError
-from simplecoin.hashing import hash160, sha256d
-from simplecoin.primitives import Transaction
+from simplecoin.core.encoding import Writer
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import hash160, sha256d
+from simplecoin.core.primitives import Transaction
 
 CURVE_ORDER = SECP256k1.order
 HALF_ORDER = CURVE_ORDER // 2

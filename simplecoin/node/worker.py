@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from simplecoin.mining import COUNTER_NONCE_SIZE, Solution, Work, work_header_prefix
-from simplecoin.pow import bits_to_target
+from simplecoin.core.mining import COUNTER_NONCE_SIZE, Solution, Work, work_header_prefix
+from simplecoin.core.pow import bits_to_target
 
 NONCE_SPACE = 1 << 32
 CHUNK_SECONDS = 0.01  # how long one scan runs before the pipe is checked again

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from simplecoin.chain import IndexEntry
-from simplecoin.errors import SimpleCoinError
-from simplecoin.hashing import merkle_branch
-from simplecoin.mempool import MempoolEntry
-from simplecoin.node import BlockOutcome, Node
-from simplecoin.primitives import Block, BlockHeader, OutPoint, Transaction
-from simplecoin.store import HistoryRow
-from simplecoin.validation import Coin
+from simplecoin.core.chain import IndexEntry
+from simplecoin.core.errors import SimpleCoinError
+from simplecoin.core.hashing import merkle_branch
+from simplecoin.core.mempool import MempoolEntry
+from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
+from simplecoin.core.validation import Coin
+from simplecoin.node.node import BlockOutcome, Node
+from simplecoin.node.store import HistoryRow
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from simplecoin.chain import BlockIndex, BlockStatus
-from simplecoin.keys import PrivateKey, sign_input
-from simplecoin.mining import make_block, solve
-from simplecoin.node import Node
-from simplecoin.params import NetworkParams
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.validation import Coin, connect_block
+from simplecoin.core.chain import BlockIndex, BlockStatus
+from simplecoin.core.keys import PrivateKey, sign_input
+from simplecoin.core.mining import make_block, solve
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.core.validation import Coin, connect_block
+from simplecoin.node.node import Node
 
 MINER_KEY = PrivateKey(bytes.fromhex("11" * 32))
 ALICE = PrivateKey(bytes.fromhex("22" * 32))

@@ -9,13 +9,13 @@ output is still unspent, or that a node tells about every transaction (it can le
 
 from __future__ import annotations
 
-from simplecoin.chain import BlockIndex, BlockStatus, IndexEntry
-from simplecoin.errors import SimpleCoinError, ValidationError
-from simplecoin.hashing import sha256d, verify_merkle_branch
-from simplecoin.params import NetworkParams
-from simplecoin.pow import check_proof_of_work
-from simplecoin.primitives import BlockHeader
-from simplecoin.validation import check_header_contextual
+from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
+from simplecoin.core.errors import SimpleCoinError, ValidationError
+from simplecoin.core.hashing import sha256d, verify_merkle_branch
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.pow import check_proof_of_work
+from simplecoin.core.primitives import BlockHeader
+from simplecoin.core.validation import check_header_contextual
 
 
 class SpvError(SimpleCoinError):

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 REQUEST_TIMEOUT = 5.0
 
 

@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
 
-from simplecoin.params import NetworkParams
-from simplecoin.pow import block_work, retarget
-from simplecoin.primitives import BlockHeader
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.pow import block_work, retarget
+from simplecoin.core.primitives import BlockHeader
 
 
 class BlockStatus(IntEnum):

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from simplecoin.errors import DecodeError, ValidationError
-from simplecoin.explorer import explorer
-from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address
-from simplecoin.primitives import Block, BlockHeader, Transaction
-from simplecoin.service import NodeService, NotFound
+from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
+from simplecoin.core.primitives import Block, BlockHeader, Transaction
+from simplecoin.node.service import NodeService, NotFound
+from simplecoin.web.explorer import explorer
 
 MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
 MAX_PAGE = 100

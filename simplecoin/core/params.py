@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from simplecoin.pow import bits_to_target
-from simplecoin.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
 
 COIN = 100_000_000  # base units in one coin (Bitcoin: COIN)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simplecoin.errors import TxValidationError
-from simplecoin.params import NetworkParams
-from simplecoin.primitives import Block, OutPoint, Transaction
-from simplecoin.validation import Coin, CoinView, check_transaction, check_tx_inputs, check_tx_signatures, is_final
+from simplecoin.core.errors import TxValidationError
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.primitives import Block, OutPoint, Transaction
+from simplecoin.core.validation import Coin, CoinView, check_transaction, check_tx_inputs, check_tx_signatures, is_final
 
 
 @dataclass(frozen=True)

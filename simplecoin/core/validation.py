@@ -12,13 +12,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from simplecoin.encoding import Reader, Writer
-from simplecoin.errors import BlockValidationError, DecodeError, TxValidationError
-from simplecoin.hashing import hash160
-from simplecoin.keys import signature_hash, signature_problem
-from simplecoin.params import NetworkParams
-from simplecoin.pow import check_proof_of_work
-from simplecoin.primitives import Block, BlockHeader, OutPoint, Transaction
+from simplecoin.core.encoding import Reader, Writer
+from simplecoin.core.errors import BlockValidationError, DecodeError, TxValidationError
+from simplecoin.core.hashing import hash160
+from simplecoin.core.keys import signature_hash, signature_problem
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.pow import check_proof_of_work
+from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 
 LOCKTIME_THRESHOLD = 500_000_000  # below: a block height; at or above: a Unix time (Bitcoin's)
 MIN_COINBASE_DATA = 4  # the height

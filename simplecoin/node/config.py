@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from simplecoin.errors import DecodeError, SimpleCoinError
-from simplecoin.keys import pubkey_hash_from_address
-from simplecoin.params import NETWORKS, NetworkParams
+from simplecoin.core.errors import DecodeError, SimpleCoinError
+from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.params import NETWORKS, NetworkParams
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import requests
 
-from simplecoin.errors import DecodeError, SimpleCoinError
-from simplecoin.hashing import hash160
+from simplecoin.core.errors import DecodeError, SimpleCoinError
+from simplecoin.core.hashing import hash160
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
+from simplecoin.core.params import NetworkParams, format_coins
+from simplecoin.core.primitives import HEADER_SIZE, BlockHeader, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
 from simplecoin.httpjson import BadAnswer, read_json_object
-from simplecoin.keyfile import WalletFile, WalletKey
-from simplecoin.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
-from simplecoin.params import NetworkParams, format_coins
-from simplecoin.primitives import HEADER_SIZE, BlockHeader, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.spv import HeaderChain, SpvError, check_tx_bytes
+from simplecoin.wallet.keyfile import WalletFile, WalletKey
 
 TIMEOUT = (3.0, 15.0)
 MAX_RESPONSE_BYTES = 10_000_000

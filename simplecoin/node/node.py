@@ -12,14 +12,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from simplecoin.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
-from simplecoin.errors import BlockValidationError, ValidationError
-from simplecoin.mempool import Mempool, MempoolEntry, MempoolPolicy
-from simplecoin.mining import COINBASE_RESERVE, make_block
-from simplecoin.params import NetworkParams
-from simplecoin.primitives import Block, Transaction
-from simplecoin.store import Store
-from simplecoin.validation import check_block, check_header_contextual, connect_block
+from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
+from simplecoin.core.errors import BlockValidationError, ValidationError
+from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
+from simplecoin.core.mining import COINBASE_RESERVE, make_block
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.primitives import Block, Transaction
+from simplecoin.core.validation import check_block, check_header_contextual, connect_block
+from simplecoin.node.store import Store
 
 log = logging.getLogger(__name__)
 
