@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.params import NETWORKS, NetworkParams, format_coins, parse_coins
 from simplecoin.core.spv import SpvError
@@ -226,7 +227,7 @@ class App:
                 self.emit({"sent": False}, "not sent")
                 return
         results = light.send(payment)
-        txid = payment.tx.txid[::-1].hex()
+        txid = hash_hex(payment.tx.txid)
         self.emit(
             {
                 "sent": True,

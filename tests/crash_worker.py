@@ -31,6 +31,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block
 from simplecoin.node.node import Node
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         def wrapper(block: Block, height: int, *rest: Any) -> Any:
             nonlocal counted_events
             result = method(block, height, *rest)
-            say(kind, height, block.hash[::-1].hex())
+            say(kind, height, hash_hex(block.hash))
             if kind in events:
                 events[kind] += 1
                 counted_events += counting()
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     store.add_block = observed("stored", store.add_block)  # type: ignore[method-assign]
 
     node = Node(store, REGTEST, clock=lambda: NOW)
-    say("open", node.height, node.tip.hash[::-1].hex(), events["connected"], events["disconnected"])
+    say("open", node.height, hash_hex(node.tip.hash), events["connected"], events["disconnected"])
     with open(args.blocks) as f:
         lines = [line.strip() for line in f if line.strip()]
     for i, line in enumerate(lines):
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         say("begin", i)
         outcome = node.submit_block(block)
         say("done", i, outcome.status)
-    say("end", node.height, node.tip.hash[::-1].hex())
+    say("end", node.height, hash_hex(node.tip.hash))
     node.close()
     return 0
 

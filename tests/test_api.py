@@ -16,7 +16,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from simplecoin.core.hashing import verify_merkle_branch
+from simplecoin.core.hashing import hash_from_hex, hash_hex, verify_merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
@@ -36,7 +36,7 @@ def addr(key_or_hash, params=REGTEST) -> str:
 
 
 def display(h: bytes) -> str:
-    return h[::-1].hex()
+    return hash_hex(h)
 
 
 class Api:
@@ -310,7 +310,7 @@ def test_merkle_proof_verifies(api: Api, which: str):
     header = BlockHeader.deserialize(bytes.fromhex(data["header"]))
     assert data["block_hash"] == header.hash_hex() == api.builder["m14"].header.hash_hex()
     assert (data["height"], data["txid"]) == (14, display(tx.txid))
-    branch = [bytes.fromhex(h)[::-1] for h in data["branch"]]
+    branch = [hash_from_hex(h) for h in data["branch"]]
     assert verify_merkle_branch(tx.txid, branch, data["index"], header.merkle_root)
     assert not verify_merkle_branch(tx.txid, branch, data["index"] ^ 1, header.merkle_root)
 

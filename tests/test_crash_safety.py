@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from simplecoin.core.chain import BlockStatus
+from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import PrivateKey
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction
@@ -214,7 +215,7 @@ def before_reorgs(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) 
         with Worker(directory / "chain.db", write_blocks(directory / "blocks.hex", scenario.blocks[:cut])) as worker:
             assert worker.finish() == 0, worker.describe()
             tip = scenario.best_of(scenario.hash_of[name] for name in scenario.names[:cut])
-            assert worker.lines[-1] == f"end {scenario.height[tip]} {tip[::-1].hex()}", worker.describe()
+            assert worker.lines[-1] == f"end {scenario.height[tip]} {hash_hex(tip)}", worker.describe()
         stores[trigger] = directory / "chain.db"
     return stores
 
@@ -387,7 +388,7 @@ def spent_coins(scenario: Scenario, block_hash: bytes) -> tuple[Coin, ...]:
 
 def diff(got: dict[OutPoint, Coin], want: dict[OutPoint, Coin]) -> str:
     def show(outpoints: list[OutPoint]) -> str:
-        return f"{len(outpoints)} {[f'{o.txid[::-1].hex()[:16]}:{o.index}' for o in outpoints[:3]]}"
+        return f"{len(outpoints)} {[f'{hash_hex(o.txid)[:16]}:{o.index}' for o in outpoints[:3]]}"
 
     missing = [o for o in want if o not in got]
     extra = [o for o in got if o not in want]
@@ -438,7 +439,7 @@ def check_store(store: Store, active: list[bytes], scenario: Scenario, ctx: str)
     for block in scenario.blocks:
         for tx in block.txs:
             assert store.tx_location(tx.txid) == on_chain.get(tx.txid), (
-                f"{ctx}: tx {tx.txid[::-1].hex()} of {scenario.name(block.hash)}: index says"
+                f"{ctx}: tx {hash_hex(tx.txid)} of {scenario.name(block.hash)}: index says"
                 f" {store.tx_location(tx.txid)}, the active chain {on_chain.get(tx.txid)}"
             )
 
@@ -580,7 +581,7 @@ def test_sigkill_at_random_moments_leaves_a_consistent_store(tmp_path: Path, sce
     seed = int(os.environ.get("SIMPLECOIN_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
     rng = random.Random(seed)
     blocks = write_blocks(tmp_path / "blocks.hex", scenario.blocks)
-    want_end = f"end {scenario.height[scenario.best_tip]} {scenario.best_tip[::-1].hex()}"
+    want_end = f"end {scenario.height[scenario.best_tip]} {hash_hex(scenario.best_tip)}"
     kills = rounds = runs = 0
     seen: Counter[str] = Counter()
     round_dir = tmp_path / "round0"
@@ -716,8 +717,8 @@ def test_a_reorg_killed_inside_a_transaction_leaves_no_trace_of_it(
     # Where the committed steps left the chain, from the worker's report of them.
     active = scenario.chain_to(scenario.hash_of["a30"])
     b31_stored = False
-    for kind, _, hash_hex in steps:
-        block_hash = bytes.fromhex(hash_hex)[::-1]
+    for kind, _, shown in steps:
+        block_hash = hash_from_hex(shown)
         if kind == "stored":
             b31_stored = block_hash == scenario.hash_of["b31"]
         elif kind == "disconnected":

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins
 from simplecoin.core.pow import bits_to_target
@@ -35,7 +36,7 @@ def addr(key) -> str:
 
 
 def display(h: bytes) -> str:
-    return h[::-1].hex()
+    return hash_hex(h)
 
 
 class Site:
@@ -104,7 +105,7 @@ def test_dashboard(site: Site):
     heights = re.findall(r'<tr data-height="(\d+)">', html)
     assert heights == [str(h) for h in range(15, 5, -1)]  # the latest ten, newest first
     for h in (15, 6):
-        assert f"/explorer/block/{site.node.active[h][::-1].hex()}" in html
+        assert f"/explorer/block/{hash_hex(site.node.active[h])}" in html
     assert "/explorer/static/explorer.js" in html
 
 

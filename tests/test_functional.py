@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import PrivateKey, pubkey_hash_from_address
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
@@ -59,7 +60,7 @@ def mature_coinbases(node: NodeProcess, address: str) -> list[dict]:
 
 def spend(utxo: dict, key: PrivateKey, to: bytes = BOB.pubkey_hash) -> Transaction:
     """A signed transaction paying `utxo` (as /address lists it) minus FEE to `to`."""
-    outpoint = OutPoint(bytes.fromhex(utxo["txid"])[::-1], utxo["index"])
+    outpoint = OutPoint(hash_from_hex(utxo["txid"]), utxo["index"])
     tx = Transaction(1, (TxIn(outpoint, key.pubkey, b""),), (TxOut(utxo["amount"] - FEE, to),))
     return sign_all(tx, key, REGTEST, REGTEST.genesis_hash)
 
@@ -68,7 +69,7 @@ def submit(node: NodeProcess, tx: Transaction) -> str:
     response = node.post("/tx", json={"hex": tx.serialize().hex()})
     assert response.status_code == 200, response.text
     txid = response.json()["txid"]
-    assert txid == tx.txid[::-1].hex()
+    assert txid == hash_hex(tx.txid)
     return txid
 
 

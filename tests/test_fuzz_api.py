@@ -29,6 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import NULL_HASH, Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.wallet.keyfile import WalletFile
@@ -159,7 +160,7 @@ def target(tmp_path_factory):
             for tx in block["txs"]:
                 txids.append(tx["txid"])
                 addresses += [o["address"] for o in tx["outputs"]]
-            coinbases.append(OutPoint(bytes.fromhex(block["txs"][0]["txid"])[::-1], 0))
+            coinbases.append(OutPoint(hash_from_hex(block["txs"][0]["txid"]), 0))
         wallet = WalletFile.load(node.data_dir / "wallet.json", REGTEST)
         yield Target(node.url, session, hashes, txids, sorted(set(addresses)), coinbases, wallet.keys[0].key)
         session.close()
@@ -389,7 +390,7 @@ def blocks(draw, target: Target) -> Block:
     """Blocks on a real or random parent with coinbases and mangled transactions; rarely valid, always parseable."""
     txs = tuple(draw(st.lists(transactions(target), min_size=0, max_size=3)))
     if draw(st.booleans()):
-        parent = bytes.fromhex(draw(st.sampled_from(target.hashes)))[::-1]
+        parent = hash_from_hex(draw(st.sampled_from(target.hashes)))
     else:
         parent = draw(st.binary(min_size=32, max_size=32))
     header = BlockHeader(
@@ -472,7 +473,7 @@ def test_fuzz_structured_blocks(target: Target, data):
 def test_a_valid_transaction_is_accepted_then_refused(target: Target):
     """The happy path under fuzzing: a signed spend of a mature coinbase, sent twice."""
     coinbase = target.coinbases[0]
-    amount = target.session.get(f"{target.url}/tx/{coinbase.txid[::-1].hex()}", timeout=TIMEOUT).json()
+    amount = target.session.get(f"{target.url}/tx/{hash_hex(coinbase.txid)}", timeout=TIMEOUT).json()
     amount = amount["outputs"][0]["amount"]
     tx = Transaction(1, (TxIn(coinbase, target.wallet_key.pubkey, b""),), (TxOut(amount - 10_000, BOB.pubkey_hash),))
     tx = sign_all(tx, target.wallet_key, REGTEST)
@@ -480,7 +481,7 @@ def test_a_valid_transaction_is_accepted_then_refused(target: Target):
     second = target.send("POST", "/tx", json={"hex": tx.serialize().hex()})
     COUNTS["valid tx"] += 2
     if first.status_code == 200:  # the fuzzer may have spent that coinbase already
-        assert first.json()["txid"] == tx.txid[::-1].hex()
+        assert first.json()["txid"] == hash_hex(tx.txid)
     assert second.status_code == 400
     assert second.json()["reason"] in ("txn-already-in-mempool", "bad-txns-inputs-missingorspent")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify, request
 
-from simplecoin.core.hashing import merkle_branch
+from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import COIN, REGTEST, format_coins
 from simplecoin.core.pow import bits_to_target
@@ -74,7 +74,7 @@ class World:
 
     @property
     def txid(self) -> str:
-        return self.payment.txid[::-1].hex()
+        return hash_hex(self.payment.txid)
 
     def wallet_copy(self, name: str) -> Path:
         """The wallet file in a directory of its own: no header cache from an earlier run."""
@@ -138,7 +138,7 @@ def assert_cli_detects(world: World, url: str, *fragments: str) -> None:
     assert "untrustworthy" in lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-    assert world.payment.txid[::-1].hex()[:16] not in result.stdout  # nothing shown as if it were true
+    assert hash_hex(world.payment.txid)[:16] not in result.stdout  # nothing shown as if it were true
 
 
 # -- tampering helpers -----------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_a_forged_merkle_proof_is_detected(world: World, tamper: Tamper):
 
 
 def test_a_proof_pointing_at_another_block_is_detected(world: World):
-    other = world.builder["c15"].hash[::-1].hex()
+    other = hash_hex(world.builder["c15"].hash)
 
     def tamper(_: str, data: dict) -> dict:
         return {**data, "block_hash": other, "height": 15}
@@ -242,7 +242,7 @@ def test_a_proof_pointing_at_another_block_is_detected(world: World):
 
 def test_a_proof_pointing_at_a_block_without_a_verified_header_is_detected(world: World):
     unknown = world.builder.block("x14", parent="m13", txs=[world.payment])  # real block, never announced
-    hidden = unknown.hash[::-1].hex()
+    hidden = hash_hex(unknown.hash)
 
     def tamper(_: str, data: dict) -> dict:
         return {**data, "block_hash": hidden}
@@ -340,7 +340,7 @@ def test_headers_that_break_the_chain_link_are_detected(world: World, edit):
 def test_a_proof_into_a_stale_block_is_detected(world: World):
     """The tx really is in x14, a block with valid work, but x14 lost to p14 - c15 - c16: not a confirmation."""
     stale = world.builder.block("x14", parent="m13", txs=[world.payment])
-    stale_hex = stale.hash[::-1].hex()
+    stale_hex = hash_hex(stale.hash)
 
     def add_stale_header(hs: list[BlockHeader]) -> list[BlockHeader]:
         return [*hs, stale.header] if hs else hs
@@ -348,7 +348,7 @@ def test_a_proof_into_a_stale_block_is_detected(world: World):
     def into_stale(_: str, data: dict) -> dict:
         txids = [tx.txid for tx in stale.txs]
         branch = merkle_branch(txids, 1)
-        return {**data, "block_hash": stale_hex, "height": 14, "index": 1, "branch": [h[::-1].hex() for h in branch]}
+        return {**data, "block_hash": stale_hex, "height": 14, "index": 1, "branch": [hash_hex(h) for h in branch]}
 
     tampers = {"/headers": change_headers(add_stale_header), "/merkle-proof/": into_stale}
     with node_url(world, tampers) as url:

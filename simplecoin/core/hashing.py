@@ -1,6 +1,7 @@
 """Bitcoin's hash functions and merkle trees.
 
-Hashes are bytes in internal byte order (as hashed); explorers show them reversed (`h[::-1].hex()`).
+Hashes are bytes in internal byte order (as hashed); people see them reversed, in hex: `hash_hex` and
+`hash_from_hex` are the one place that turns one into the other.
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ import hashlib
 def sha256d(data: bytes) -> bytes:
     """SHA-256 applied twice (Bitcoin: Hash)."""
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def hash_hex(h: bytes) -> str:
+    """A hash as people see it: the bytes reversed, in hex (python-bitcoinlib: b2lx)."""
+    return h[::-1].hex()
+
+
+def hash_from_hex(text: str) -> bytes:
+    """A hash's internal bytes from the hex people see (python-bitcoinlib: lx); ValueError on bad hex."""
+    return bytes.fromhex(text)[::-1]
 
 
 def hash160(data: bytes) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simplecoin.core.errors import TxValidationError
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, OutPoint, Transaction
 from simplecoin.core.validation import Coin, CoinView, check_transaction, check_tx_inputs, check_tx_signatures, is_final
@@ -80,15 +81,15 @@ class Mempool:
         """Add `tx` or raise TxValidationError with the reason (Bitcoin: AcceptToMemoryPool)."""
         txid = tx.txid
         if txid in self.entries:
-            raise TxValidationError("txn-already-in-mempool", f"tx {txid[::-1].hex()} is already pending")
+            raise TxValidationError("txn-already-in-mempool", f"tx {hash_hex(txid)} is already pending")
         if tx.is_coinbase():
             raise TxValidationError("coinbase", "a coinbase is only valid in a block")
         check_transaction(tx, self.params)
         if not is_final(tx, next_height, median_time_past):
-            raise TxValidationError("bad-txns-nonfinal", f"tx {txid[::-1].hex()} is locked until {tx.locktime}")
+            raise TxValidationError("bad-txns-nonfinal", f"tx {hash_hex(txid)} is locked until {tx.locktime}")
         for txin in tx.inputs:
             if txin.prevout in self.spenders:
-                other = self.spenders[txin.prevout][::-1].hex()
+                other = hash_hex(self.spenders[txin.prevout])
                 raise TxValidationError("txn-mempool-conflict", f"{txin.prevout} is already spent by pending {other}")
         fee, _ = check_tx_inputs(tx, _PoolView(self, chain, next_height), next_height, self.params)
         if fee < self.policy.min_fee_rate * tx.size:

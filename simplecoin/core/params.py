@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from simplecoin.core.hashing import hash_from_hex
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
 
@@ -98,7 +99,7 @@ class NetworkParams:
 
     @property
     def genesis_hash(self) -> bytes:
-        return bytes.fromhex(self.genesis_hash_hex)[::-1]
+        return hash_from_hex(self.genesis_hash_hex)
 
     def replace(self, **changes: object) -> NetworkParams:
         """A copy with some values changed (tests use this for small retarget intervals)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from simplecoin.core.hashing import hash_hex
+
 
 def bits_to_target(bits: int) -> int:
     """Decode a compact target (Bitcoin: arith_uint256::SetCompact).
@@ -53,7 +55,7 @@ def check_proof_of_work(block_hash: bytes, bits: int, pow_limit: int) -> str | N
     if target == 0 or target > pow_limit:
         return f"target of bits {bits:#010x} is zero or above the proof-of-work limit"
     if int.from_bytes(block_hash, "little") > target:
-        return f"hash {block_hash[::-1].hex()} is above the target of bits {bits:#010x}"
+        return f"hash {hash_hex(block_hash)} is above the target of bits {bits:#010x}"
     return None
 
 

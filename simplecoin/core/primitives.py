@@ -20,7 +20,7 @@ from functools import cached_property
 
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import DecodeError
-from simplecoin.core.hashing import merkle_root, sha256d
+from simplecoin.core.hashing import hash_hex, merkle_root, sha256d
 
 NULL_HASH = bytes(32)
 NULL_INDEX = 0xFFFFFFFF
@@ -55,7 +55,7 @@ class OutPoint:
         return self.txid == NULL_HASH and self.index == NULL_INDEX
 
     def __str__(self) -> str:
-        return f"{self.txid[::-1].hex()}:{self.index}"
+        return f"{hash_hex(self.txid)}:{self.index}"
 
 
 NULL_OUTPOINT = OutPoint(NULL_HASH, NULL_INDEX)
@@ -208,7 +208,7 @@ class BlockHeader:
         return sha256d(self.serialize())
 
     def hash_hex(self) -> str:
-        return self.hash()[::-1].hex()
+        return hash_hex(self.hash())
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import SimpleCoinError, ValidationError
-from simplecoin.core.hashing import sha256d, verify_merkle_branch
+from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.primitives import BlockHeader
@@ -83,13 +83,13 @@ class HeaderChain:
         entry = self.on_best_chain(block_hash)
         if entry is None:
             raise SpvError(
-                f"the node places tx {txid[::-1].hex()} in block {block_hash[::-1].hex()}, "
+                f"the node places tx {hash_hex(txid)} in block {hash_hex(block_hash)}, "
                 "which is not on the best chain of verified headers"
             )
         if not verify_merkle_branch(txid, branch, position, entry.header.merkle_root):
             raise SpvError(
-                f"the merkle proof of tx {txid[::-1].hex()} does not lead to block "
-                f"{block_hash[::-1].hex()}'s merkle root: the tx is not in that block"
+                f"the merkle proof of tx {hash_hex(txid)} does not lead to block "
+                f"{hash_hex(block_hash)}'s merkle root: the tx is not in that block"
             )
         return entry
 
@@ -98,6 +98,6 @@ def check_tx_bytes(txid: bytes, raw: bytes) -> None:
     """A node's copy of a transaction must hash to the txid asked for."""
     # A 64-byte "transaction" could be an inner merkle node passed off as a leaf; no valid tx is 64 bytes.
     if len(raw) == 64:
-        raise SpvError(f"the node's bytes for tx {txid[::-1].hex()} are 64 bytes, which no valid tx is")
+        raise SpvError(f"the node's bytes for tx {hash_hex(txid)} are 64 bytes, which no valid tx is")
     if sha256d(raw) != txid:
-        raise SpvError(f"the node's bytes for tx {txid[::-1].hex()} hash to something else")
+        raise SpvError(f"the node's bytes for tx {hash_hex(txid)} hash to something else")

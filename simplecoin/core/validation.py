@@ -14,7 +14,7 @@ from typing import Protocol
 
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import BlockValidationError, DecodeError, TxValidationError
-from simplecoin.core.hashing import hash160
+from simplecoin.core.hashing import hash160, hash_hex
 from simplecoin.core.keys import signature_hash, signature_problem
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import check_proof_of_work
@@ -96,7 +96,7 @@ def check_transaction(tx: Transaction, params: NetworkParams) -> None:
     """Rules a transaction must meet on its own (Bitcoin: CheckTransaction)."""
 
     def fail(reason: str, detail: str) -> None:
-        raise TxValidationError(reason, f"tx {tx.txid[::-1].hex()}: {detail}")
+        raise TxValidationError(reason, f"tx {hash_hex(tx.txid)}: {detail}")
 
     if not tx.inputs:
         fail("bad-txns-vin-empty", "no inputs")
@@ -141,7 +141,7 @@ def check_tx_inputs(
     Returns the fee and the coins spent, in input order.
     Signatures are checked separately (`check_tx_signatures`) because they cost far more than all of this.
     """
-    txid = tx.txid[::-1].hex()
+    txid = hash_hex(tx.txid)
     total_in = 0
     coins = []
     for i, txin in enumerate(tx.inputs):
@@ -172,7 +172,7 @@ def check_tx_signatures(tx: Transaction, genesis_hash: bytes) -> None:
         problem = signature_problem(txin.pubkey, txin.signature, signature_hash(tx, i, genesis_hash))
         if problem:
             reason, detail = problem
-            raise TxValidationError(reason, f"tx {tx.txid[::-1].hex()} input {i}: {detail}")
+            raise TxValidationError(reason, f"tx {hash_hex(tx.txid)} input {i}: {detail}")
 
 
 def check_block(block: Block, params: NetworkParams) -> None:
@@ -252,7 +252,7 @@ def connect_block(
     to_verify = []
     for tx in block.txs:
         if not is_final(tx, height, median_time_past):
-            raise BlockValidationError("bad-txns-nonfinal", f"tx {tx.txid[::-1].hex()} is locked until {tx.locktime}")
+            raise BlockValidationError("bad-txns-nonfinal", f"tx {hash_hex(tx.txid)} is locked until {tx.locktime}")
         if not tx.is_coinbase():
             try:
                 fee, coins = check_tx_inputs(tx, overlay, height, params)

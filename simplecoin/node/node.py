@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
 from simplecoin.core.errors import BlockValidationError, ValidationError
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
 from simplecoin.core.params import NetworkParams
@@ -92,7 +93,7 @@ class Node:
     def _accept_block(self, block: Block) -> ReorgResult:
         parent = self.index[block.header.prev_hash]
         if parent.status == BlockStatus.INVALID:
-            raise BlockValidationError("bad-prevblk", f"parent {block.header.prev_hash[::-1].hex()} is invalid")
+            raise BlockValidationError("bad-prevblk", f"parent {hash_hex(block.header.prev_hash)} is invalid")
         check_header_contextual(
             block.header,
             expected_bits=self.index.next_bits(parent),
@@ -113,7 +114,7 @@ class Node:
         self.orphans[block.hash] = block
         while len(self.orphans) > MAX_ORPHANS:
             self.orphans.popitem(last=False)
-        log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), block.header.prev_hash[::-1].hex())
+        log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), hash_hex(block.header.prev_hash))
 
     def _connect_orphans(self, parent_hash: bytes) -> ReorgResult:
         """Accept orphans whose parent just arrived, and theirs in turn."""
@@ -219,7 +220,7 @@ class Node:
             try:
                 self.submit_tx(tx)
             except ValidationError as e:
-                log.debug("dropped %s after reorg: %s", tx.txid[::-1].hex(), e.reason)
+                log.debug("dropped %s after reorg: %s", hash_hex(tx.txid), e.reason)
         return [txid for txid in self.mempool.entries if txid in from_blocks]
 
     # -- mining ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.primitives import Block, BlockHeader
 from simplecoin.httpjson import BadAnswer, read_json_object
@@ -211,7 +212,7 @@ class PeerManager:
         try:
             self._relay.put_nowait(event)
         except queue.Full:
-            log.warning("relay queue full: not relaying %s %s", event.kind, event.hash[::-1].hex())
+            log.warning("relay queue full: not relaying %s %s", event.kind, hash_hex(event.hash))
 
     def _relay_loop(self) -> None:
         while True:
@@ -223,7 +224,7 @@ class PeerManager:
                 try:
                     self.client.post(peer.url + path, {"hex": event.raw.hex()})
                 except PeerError as e:
-                    log.debug("relay of %s to %s failed: %s", event.hash[::-1].hex(), peer.url, e)
+                    log.debug("relay of %s to %s failed: %s", hash_hex(event.hash), peer.url, e)
 
     def _connected(self, exclude: str = "") -> list[Peer]:
         now = self.clock()
@@ -305,7 +306,7 @@ class PeerManager:
     def _sync_from(self, url: str) -> None:
         """Headers first: find the fork from a locator, fetch headers in batches, then the blocks."""
         while not self._stop.is_set():
-            locator = ",".join(h[::-1].hex() for h in self.service.locator())
+            locator = ",".join(hash_hex(h) for h in self.service.locator())
             data = self.client.get(url + "/headers", params={"locator": locator})
             headers = self._parse_headers(url, data.get("headers"))
             if not headers:
@@ -341,7 +342,7 @@ class PeerManager:
         total = len(wanted)
         for start in range(0, total, BLOCK_BATCH):
             batch = wanted[start : start + BLOCK_BATCH]
-            data = self.client.get(url + "/p2p/blocks", params={"hashes": ",".join(h[::-1].hex() for h in batch)})
+            data = self.client.get(url + "/p2p/blocks", params={"hashes": ",".join(hash_hex(h) for h in batch)})
             raw = data.get("blocks")
             if not isinstance(raw, list) or len(raw) != len(batch):
                 raise PeerError("blocks answer does not match the request")

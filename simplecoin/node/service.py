@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.errors import SimpleCoinError
-from simplecoin.core.hashing import merkle_branch
+from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.core.validation import Coin
@@ -143,7 +143,7 @@ class NodeService:
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
             if block_hash not in self.node.index:
-                raise NotFound(f"no block {block_hash[::-1].hex()}")
+                raise NotFound(f"no block {hash_hex(block_hash)}")
             return self.node.index[block_hash]
 
     def hash_at(self, height: int) -> bytes:
@@ -191,7 +191,7 @@ class NodeService:
         """The active-chain block holding `txid`, its height and the tx's position (lock held by the caller)."""
         location = self.node.store.tx_location(txid)
         if location is None:
-            raise NotFound(f"no transaction {txid[::-1].hex()} {where}")
+            raise NotFound(f"no transaction {hash_hex(txid)} {where}")
         height, position = location
         block = self.node.store.get_block(self.node.active[height])
         assert block is not None, "active-chain blocks are stored"
@@ -262,7 +262,7 @@ class NodeService:
         with self.lock:
             block = self.node.store.get_block(block_hash)
             if block is None:
-                raise NotFound(f"no block {block_hash[::-1].hex()}")
+                raise NotFound(f"no block {hash_hex(block_hash)}")
             return block.serialize()
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from simplecoin.core.errors import DecodeError, SimpleCoinError
-from simplecoin.core.hashing import hash160
+from simplecoin.core.hashing import hash160, hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
 from simplecoin.core.params import NetworkParams, format_coins
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader, OutPoint, Transaction, TxIn, TxOut
@@ -167,7 +167,7 @@ class LightWallet:
         """Fetch and verify headers from the node until its chain is known; SpvError if it lies."""
         total = 0
         while True:
-            locator = ",".join(h[::-1].hex() for h in self.chain.locator())
+            locator = ",".join(hash_hex(h) for h in self.chain.locator())
             data = self.client.get("/headers", {"locator": locator})
             raw = data.get("headers")
             if not isinstance(raw, list):
@@ -237,13 +237,13 @@ class LightWallet:
         """(height, time) of a confirmed tx, proven by a merkle proof to a verified header."""
         proof = self.client.get(f"/merkle-proof/{txid_hex}")
         try:
-            block_hash = bytes.fromhex(proof["block_hash"])[::-1]
-            branch = [bytes.fromhex(h)[::-1] for h in proof["branch"]]
+            block_hash = hash_from_hex(proof["block_hash"])
+            branch = [hash_from_hex(h) for h in proof["branch"]]
             position = int(proof["index"])
         except (KeyError, TypeError, ValueError) as e:
             raise SpvError(f"{self.client.answered_by} sent a malformed merkle proof for {txid_hex}") from e
         try:
-            entry = self.chain.verify_inclusion(bytes.fromhex(txid_hex)[::-1], block_hash, position, branch)
+            entry = self.chain.verify_inclusion(hash_from_hex(txid_hex), block_hash, position, branch)
         except SpvError as e:
             raise SpvError(f"{self.client.answered_by} is not trustworthy: {e}") from e
         return entry.height, entry.header.time
@@ -284,7 +284,7 @@ class LightWallet:
         our_inputs = [i for i in tx.inputs if not tx.is_coinbase() and hash160(i.pubkey) in ours]
         if our_inputs:
             for txin in our_inputs:
-                parent = self.fetch_tx(txin.prevout.txid[::-1].hex())["tx"]
+                parent = self.fetch_tx(hash_hex(txin.prevout.txid))["tx"]
                 spent += parent.outputs[txin.prevout.index].amount
             if len(our_inputs) == len(tx.inputs):
                 fee = spent - sum(o.amount for o in tx.outputs)
@@ -329,7 +329,7 @@ class LightWallet:
     def _check_coin(self, coin: Spendable) -> None:
         """The coin as its parent tx (fetched by txid, so checked) says. Signatures do not commit to the amounts
         spent: a node understating a coin would make the difference an unseen fee."""
-        parent = self.fetch_tx(coin.outpoint.txid[::-1].hex())["tx"]
+        parent = self.fetch_tx(hash_hex(coin.outpoint.txid))["tx"]
         index = coin.outpoint.index
         if index >= len(parent.outputs) or parent.outputs[index] != TxOut(coin.amount, coin.key.key.pubkey_hash):
             raise SpvError(
@@ -384,7 +384,7 @@ def _parse_txid(txid_hex: object) -> bytes | None:
     if not isinstance(txid_hex, str) or len(txid_hex) != 64:
         return None
     try:
-        txid = bytes.fromhex(txid_hex)[::-1]
+        txid = hash_from_hex(txid_hex)
     except ValueError:
         return None
     return txid if len(txid) == 32 else None  # fromhex() skips spaces

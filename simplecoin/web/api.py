@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.service import NodeService, NotFound
@@ -122,7 +123,7 @@ def parse_hash(text: str, what: str = "hash") -> bytes:
     """A hash as shown to people (64 hex digits, byte-reversed) to internal byte order."""
     if not HASH_RE.fullmatch(text):
         raise ApiError(400, f"{what} must be 64 hex digits", "bad-hash")
-    return bytes.fromhex(text)[::-1]
+    return hash_from_hex(text)
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -172,8 +173,8 @@ def header_json(header: BlockHeader) -> dict:
     return {
         "hash": header.hash_hex(),
         "version": header.version,
-        "prev_hash": header.prev_hash[::-1].hex(),
-        "merkle_root": header.merkle_root[::-1].hex(),
+        "prev_hash": hash_hex(header.prev_hash),
+        "merkle_root": hash_hex(header.merkle_root),
         "time": header.time,
         "bits": header.bits,
         "nonce": header.nonce,
@@ -182,14 +183,14 @@ def header_json(header: BlockHeader) -> dict:
 
 def tx_json(tx: Transaction) -> dict:
     return {
-        "txid": tx.txid[::-1].hex(),
+        "txid": hash_hex(tx.txid),
         "version": tx.version,
         "locktime": tx.locktime,
         "size": tx.size,
         "coinbase": tx.is_coinbase(),
         "inputs": [
             {
-                "txid": txin.prevout.txid[::-1].hex(),
+                "txid": hash_hex(txin.prevout.txid),
                 "index": txin.prevout.index,
                 "pubkey": txin.pubkey.hex(),
                 "signature": txin.signature.hex(),
@@ -230,7 +231,7 @@ def address(address: str):
         pending_sent=info.pending_sent,
         utxos=[
             {
-                "txid": o.txid[::-1].hex(),
+                "txid": hash_hex(o.txid),
                 "index": o.index,
                 "amount": c.amount,
                 "height": c.height,
@@ -240,7 +241,7 @@ def address(address: str):
         ],
         history=[
             {
-                "txid": row.txid[::-1].hex(),
+                "txid": hash_hex(row.txid),
                 "height": row.height,
                 "confirmations": tip - row.height + 1,
                 "received": row.received,
@@ -248,7 +249,7 @@ def address(address: str):
             }
             for row in info.history
         ],
-        pending=[{"txid": e.tx.txid[::-1].hex(), "fee": e.fee} for e in info.pending],
+        pending=[{"txid": hash_hex(e.tx.txid), "fee": e.fee} for e in info.pending],
         offset=offset,
         limit=limit,
     )
@@ -292,7 +293,7 @@ def tx(txid: str):
     data = tx_json(found.tx)
     data.update(
         confirmations=found.confirmations,
-        block_hash=found.block_hash[::-1].hex() if found.block_hash else None,
+        block_hash=hash_hex(found.block_hash) if found.block_hash else None,
         height=found.height,
         position=found.position,
         fee=found.fee,
@@ -305,7 +306,7 @@ def submit_tx():
     raw = hex_field(json_body(), "hex")
     transaction = Transaction.deserialize(raw)
     entry = _service().submit_tx(transaction, source=peer_identity())
-    return jsonify(txid=transaction.txid[::-1].hex(), fee=entry.fee)
+    return jsonify(txid=hash_hex(transaction.txid), fee=entry.fee)
 
 
 @api.get("/merkle-proof/<txid>")
@@ -316,7 +317,7 @@ def merkle_proof(txid: str):
         block_hash=header.hash_hex(),
         height=height,
         index=index,
-        branch=[h[::-1].hex() for h in branch],
+        branch=[hash_hex(h) for h in branch],
         header=header.serialize().hex(),
     )
 

@@ -22,6 +22,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import format_coins
 from simplecoin.core.pow import bits_to_target
@@ -70,7 +71,7 @@ def _peer_count() -> int:
 
 def display_hash(h: bytes) -> str:
     """Internal byte order to the hex people see (reversed, like Bitcoin)."""
-    return h[::-1].hex()
+    return hash_hex(h)
 
 
 def format_time(timestamp: int) -> str:
@@ -177,7 +178,7 @@ def block(ref: str):
     if HEIGHT_RE.fullmatch(ref):
         block_hash = service.hash_at(int(ref))
     elif HASH_RE.fullmatch(ref):
-        block_hash = bytes.fromhex(ref)[::-1]
+        block_hash = hash_from_hex(ref)
     else:
         raise PageNotFound("A block is named by its height or its 64-digit hash.", ref)
     blk, entry, active = service.block(block_hash)
@@ -227,7 +228,7 @@ def tx(txid: str):
     if not HASH_RE.fullmatch(txid):
         raise PageNotFound("A transaction is named by its 64-digit txid.", txid)
     service = _service()
-    found = service.tx(bytes.fromhex(txid)[::-1])
+    found = service.tx(hash_from_hex(txid))
     transaction = found.tx
     inputs = (
         [] if transaction.is_coinbase() else [_input_view(t.prevout.txid, t.prevout.index) for t in transaction.inputs]
@@ -323,7 +324,7 @@ def search():
             raise PageNotFound(f"There is no block at height {int(query)}: the tip is at {tip}.", query) from e
         return redirect(url_for("explorer.block", ref=display_hash(block_hash)))
     if HASH_RE.fullmatch(query):
-        h = bytes.fromhex(query)[::-1]
+        h = hash_from_hex(query)
         for lookup, page, arg in ((service.entry, "explorer.block", "ref"), (service.tx, "explorer.tx", "txid")):
             try:
                 lookup(h)
