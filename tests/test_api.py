@@ -23,7 +23,7 @@ from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
 from simplecoin.node.service import NodeService
-from simplecoin.web.api import MAX_BODY_BYTES, create_app
+from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -621,7 +621,8 @@ def test_api_md_covers_every_route_and_reason(api: Api):
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     for method, path in app_routes(api.app):
         assert f"{method.upper()} {path}" in text, f"docs/api.md does not describe {method.upper()} {path}"
-    source = (Path(__file__).resolve().parent.parent / "simplecoin" / "web" / "api.py").read_text()
+    web = Path(__file__).resolve().parent.parent / "simplecoin" / "web"
+    source = (web / "api.py").read_text() + (web / "app.py").read_text()
     reasons = set(re.findall(r'ApiError\(\d+, [^\n]*"([a-z-]+)"\)', source))
     reasons |= set(re.findall(r'\d{3}: "([a-z-]+)"', source)) | {"bad-request", "not-found"}
     assert {"bad-json", "bad-hash", "bad-param", "bad-address", "banned", "bad-peer", "body-too-large"} <= reasons

@@ -21,7 +21,7 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.web import explorer as explorer_module
-from simplecoin.web.api import create_app
+from simplecoin.web.app import create_app
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder
 
 PACKAGE = Path(explorer_module.__file__).resolve().parent

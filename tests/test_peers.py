@@ -12,7 +12,7 @@ from simplecoin.node.node import Node
 from simplecoin.node.peers import MAX_PEERS, PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.web.api import create_app
+from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import ChainBuilder
 from tests.framework.nodes import free_port, serving, wait_until

@@ -31,7 +31,7 @@ from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.wallet.client import LightWallet, NodeClient
 from simplecoin.wallet.keyfile import WalletFile
-from simplecoin.web.api import create_app
+from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import BOB, ChainBuilder, miss_target
 from tests.framework.nodes import REPO, serving

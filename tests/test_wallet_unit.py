@@ -20,7 +20,7 @@ from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, WalletError, _estimated_size
 from simplecoin.wallet.keyfile import WalletFile
-from simplecoin.web.api import create_app
+from simplecoin.web.app import create_app
 from tests.framework.builder import BOB, ChainBuilder
 
 # -- amounts ------------------------------------------------------------------------------------------------------

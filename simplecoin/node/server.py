@@ -26,7 +26,7 @@ from simplecoin.node.peers import PeerManager
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
 from simplecoin.node.worker import HashReport
-from simplecoin.web.api import create_app
+from simplecoin.web.app import create_app
 
 log = logging.getLogger(__name__)
 
