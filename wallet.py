@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from simplecoin.core.amounts import format_coins, parse_coins
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.keys import pubkey_hash_from_address
-from simplecoin.core.params import NETWORKS, NetworkParams, format_coins, parse_coins
+from simplecoin.core.params import NETWORKS, NetworkParams
 from simplecoin.core.spv import SpvError
 from simplecoin.wallet.client import DEFAULT_FEE_RATE, LightWallet, NodeClient, NodeError, Payment, WalletError
 from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError

@@ -67,9 +67,10 @@ import ecdsa  # noqa: E402
 from ecdsa import SECP256k1, VerifyingKey  # noqa: E402
 from ecdsa.util import sigdecode_der  # noqa: E402
 
+from simplecoin.core.amounts import COIN  # noqa: E402
 from simplecoin.core.keys import PrivateKey, sign_input, signature_hash  # noqa: E402
 from simplecoin.core.mining import make_block, solve  # noqa: E402
-from simplecoin.core.params import COIN, REGTEST  # noqa: E402
+from simplecoin.core.params import REGTEST  # noqa: E402
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut  # noqa: E402
 from simplecoin.core.validation import check_block, connect_block  # noqa: E402
 from simplecoin.node.node import Node  # noqa: E402

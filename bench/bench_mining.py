@@ -54,13 +54,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from simplecoin.core.mining import EXTRANONCE_SIZE, Solution, Work, block_from_solution, make_work  # noqa: E402
+from simplecoin.core.mining import (  # noqa: E402
+    EXTRANONCE_SIZE,
+    HashReport,
+    Solution,
+    Work,
+    block_from_solution,
+    make_work,
+)
 from simplecoin.core.params import MAIN  # noqa: E402
 from simplecoin.core.pow import bits_to_target  # noqa: E402
 from simplecoin.core.primitives import Block  # noqa: E402
 from simplecoin.node.node import Node  # noqa: E402
 from simplecoin.node.store import Store  # noqa: E402
-from simplecoin.node.worker import HashReport, run, scan  # noqa: E402
+from simplecoin.node.worker import run, scan  # noqa: E402
 
 GOAL_SCAN_VS_REFERENCE = 0.95
 GOAL_SCALING = 1.9

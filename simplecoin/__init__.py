@@ -14,11 +14,12 @@ Deliberate simplifications against Bitcoin: no script language (an input carries
 signature; an output names a public-key hash); one signature hash covering every input and output; no
 sequence numbers, segwit or soft-fork machinery.
 
-The public helpers below behave exactly like Bitcoin's functions of the same job.
+The public helpers below behave exactly like Bitcoin's functions of the same job; `signature_problem(pubkey,
+signature, digest)` returns None for a valid signature, else (reject reason, detail).
 """
 
 from simplecoin.core.hashing import hash160, merkle_root, sha256d
-from simplecoin.core.keys import base58check_decode, base58check_encode
+from simplecoin.core.keys import base58check_decode, base58check_encode, signature_problem
 from simplecoin.core.pow import bits_to_target, retarget, target_to_bits
 from simplecoin.core.primitives import BlockHeader
 
@@ -31,5 +32,6 @@ __all__ = [
     "merkle_root",
     "retarget",
     "sha256d",
+    "signature_problem",
     "target_to_bits",
 ]

@@ -36,11 +36,11 @@ from typing import Any
 import pytest
 
 from simplecoin.core.chain import BlockStatus
+from simplecoin.core.coins import Coin
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import PrivateKey
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction
-from simplecoin.core.validation import Coin
 from simplecoin.node.node import Node
 from simplecoin.node.store import HistoryRow, Store
 from tests.conftest import NOW

@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 import pytest
 
+from simplecoin.core.amounts import COIN, format_coins
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins
+from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService

@@ -24,8 +24,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+from simplecoin.core.amounts import format_coins
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import REGTEST, format_coins
+from simplecoin.core.params import REGTEST
 from simplecoin.wallet.keyfile import WalletFile
 from tests.framework.browser import chromium
 from tests.framework.nodes import REPO, NodeProcess, running_node, wait_until

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from simplecoin.core.amounts import COIN
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
-from simplecoin.core.params import COIN, MAIN, NETWORKS, REGTEST
+from simplecoin.core.params import MAIN, NETWORKS, REGTEST
 from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.validation import check_block
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from simplecoin.core.coins import BlockUndo, Coin
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import merkle_branch, merkle_root, merkle_root_from_branch, sha256d, verify_merkle_branch
@@ -40,7 +41,6 @@ from simplecoin.core.primitives import (
     TxIn,
     TxOut,
 )
-from simplecoin.core.validation import BlockUndo, Coin
 
 # derandomize: the same examples every run, so the suite is reproducible and its runtime stable.
 # deadline=None: some properties loop over every prefix / every index and may be slow on a loaded machine.

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from ecdsa.util import sigdecode_der, sigencode_der
 
+from simplecoin.core.coins import Coin
 from simplecoin.core.errors import BlockValidationError, TxValidationError, ValidationError
 from simplecoin.core.hashing import hash160
 from simplecoin.core.keys import CURVE_ORDER
@@ -22,7 +23,7 @@ from simplecoin.core.mining import make_coinbase
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import NULL_OUTPOINT, Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.core.validation import Coin, check_tx_inputs
+from simplecoin.core.validation import check_tx_inputs
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from tests.conftest import NOW

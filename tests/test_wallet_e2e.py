@@ -28,8 +28,9 @@ from typing import Any
 import pexpect
 import pytest
 
+from simplecoin.core.amounts import COIN, format_coins
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins
+from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.wallet.keyfile import WalletFile
 from tests.framework.nodes import REPO, NodeProcess, free_port, running_node, wait_until
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify, request
 
+from simplecoin.core.amounts import COIN, format_coins
 from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import COIN, REGTEST, format_coins
+from simplecoin.core.params import REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import BlockHeader, Transaction
 from simplecoin.core.spv import SpvError

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from simplecoin.core.amounts import COIN, format_coins, parse_coins
 from simplecoin.core.errors import TxValidationError
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import COIN, MAIN, REGTEST, format_coins, parse_coins
+from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import OutPoint
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService

@@ -11,6 +11,7 @@ from simplecoin.core.hashing import sha256d
 from simplecoin.core.mining import (
     COUNTER_NONCE_SIZE,
     EXTRANONCE_SIZE,
+    HashReport,
     Solution,
     block_from_solution,
     make_block,
@@ -20,7 +21,7 @@ from simplecoin.core.mining import (
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.node.worker import NONCE_SPACE, HashReport, run, scan
+from simplecoin.node.worker import NONCE_SPACE, run, scan
 
 PREFIX = hashlib.sha256(b"header").digest() * 2 + bytes(range(12))  # 76 bytes, arbitrary
 PAY_TO = bytes(range(20))

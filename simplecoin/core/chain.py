@@ -119,6 +119,21 @@ class BlockIndex:
             entry = self.entries[entry.prev_hash]
         return entry
 
+    def locator(self, tip: IndexEntry) -> list[bytes]:
+        """Hashes back from `tip`: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator).
+
+        A peer answers with the headers after the first of them on its own chain, so a short locator finds
+        the fork point of chains of any length.
+        """
+        hashes, entry, step = [], tip, 1
+        while entry.height > 0:
+            hashes.append(entry.hash)
+            if len(hashes) >= 10:
+                step *= 2
+            entry = self.ancestor(entry, max(entry.height - step, 0))
+        hashes.append(entry.hash)
+        return hashes
+
     def median_time_past(self, entry: IndexEntry) -> int:
         """Median time of the last 11 blocks up to `entry` (Bitcoin: GetMedianTimePast)."""
         times = []

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simplecoin.core.coins import Coin, CoinView
 from simplecoin.core.errors import TxValidationError
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, OutPoint, Transaction
-from simplecoin.core.validation import Coin, CoinView, check_transaction, check_tx_inputs, check_tx_signatures, is_final
+from simplecoin.core.validation import check_transaction, check_tx_inputs, check_tx_signatures, is_final
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,8 @@ class _PoolView:
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         if outpoint in self.pool.spenders:
             return None
-        entry = self.pool.entries.get(outpoint.txid)
-        if entry is not None:
-            if outpoint.index >= len(entry.tx.outputs):
-                return None
-            txout = entry.tx.outputs[outpoint.index]
-            return Coin(txout.amount, txout.pubkey_hash, self.height, False)
+        if outpoint.txid in self.pool.entries:
+            return self.pool.coin(outpoint, self.height)
         return self.chain.get_coin(outpoint)
 
 
@@ -102,6 +99,29 @@ class Mempool:
         self._make_room(entry)
         self._add(entry)
         return entry
+
+    def coin(self, outpoint: OutPoint, height: int) -> Coin | None:
+        """The output of a pending transaction as a coin in a block at `height`; None if there is none."""
+        entry = self.entries.get(outpoint.txid)
+        if entry is None or outpoint.index >= len(entry.tx.outputs):
+            return None
+        return Coin.from_output(entry.tx.outputs[outpoint.index], height, False)
+
+    def activity(self, pubkey_hash: bytes, chain: CoinView, next_height: int) -> tuple[list[MempoolEntry], int, int]:
+        """Pending transactions that pay `pubkey_hash` or spend its coins, with what they pay it and take."""
+        entries, received, sent = [], 0, 0
+        for entry in self.entries.values():
+            mine_out = sum(o.amount for o in entry.tx.outputs if o.pubkey_hash == pubkey_hash)
+            mine_in = 0
+            for txin in entry.tx.inputs:
+                coin = chain.get_coin(txin.prevout) or self.coin(txin.prevout, next_height)
+                if coin is not None and coin.pubkey_hash == pubkey_hash:
+                    mine_in += coin.amount
+            if mine_out or mine_in:
+                entries.append(entry)
+                received += mine_out
+                sent += mine_in
+        return entries, received, sent
 
     def _make_room(self, entry: MempoolEntry) -> None:
         """Evict lower fee-rate transactions (with their descendants) until `entry` fits, or refuse it."""

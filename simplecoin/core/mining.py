@@ -87,6 +87,14 @@ class Solution:
     nonce: int
 
 
+@dataclass(frozen=True, slots=True)
+class HashReport:
+    """How many hashes a worker tried in how many seconds."""
+
+    hashes: int
+    seconds: float
+
+
 def make_work(template: Block, job_id: int, worker: int) -> Work:
     """Cut a template (built with EXTRANONCE_SIZE zero bytes of coinbase extra) into a mining job."""
     coinbase = template.txs[0].serialize()

@@ -3,44 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from simplecoin.core.amounts import COIN
 from simplecoin.core.hashing import hash_from_hex
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import NULL_OUTPOINT, Block, BlockHeader, Transaction, TxIn, TxOut
-
-COIN = 100_000_000  # base units in one coin (Bitcoin: COIN)
-
-
-COIN_DECIMALS = 8
-_AMOUNT = re.compile(r"([0-9]{1,9})(?:\.([0-9]*))?|\.([0-9]+)")
-
-
-def parse_coins(text: str) -> int:
-    """Base units from an amount a person typed in coins ("1.25"), exactly: no floats are involved.
-
-    Raises ValueError naming the problem: not a number, negative, too many decimals.
-    """
-    cleaned = text.strip()
-    if cleaned.startswith("-"):
-        raise ValueError(f"{text!r} is negative")
-    match = _AMOUNT.fullmatch(cleaned)
-    if not match:
-        raise ValueError(f"{text!r} is not an amount in coins (like 1.25)")
-    whole, frac = match.group(1) or "0", match.group(2) if match.group(1) else match.group(3)
-    frac = frac or ""
-    if len(frac) > COIN_DECIMALS:
-        raise ValueError(f"{text!r} has more than {COIN_DECIMALS} decimals")
-    return int(whole) * COIN + int(frac.ljust(COIN_DECIMALS, "0"))
-
-
-def format_coins(base_units: int) -> str:
-    """An amount in coins with all eight decimals, computed in integers ("-1.50000000")."""
-    sign = "-" if base_units < 0 else ""
-    whole, frac = divmod(abs(base_units), COIN)
-    return f"{sign}{whole}.{frac:08d}"
 
 
 @dataclass(frozen=True)
@@ -145,3 +114,9 @@ REGTEST = NetworkParams(
 )
 
 NETWORKS = {p.name: p for p in (MAIN, REGTEST)}
+
+
+# -- limits of the peer protocol and the light-client API (policy, not consensus) ----------------------------------
+MAX_HEADERS_RESULTS = 2_000  # headers in one answer (Bitcoin: MAX_HEADERS_RESULTS)
+MAX_BLOCKS_PER_REQUEST = 16  # blocks asked of a peer at once (Bitcoin: MAX_BLOCKS_IN_TRANSIT_PER_PEER)
+MAX_LOCATOR_HASHES = 101  # hashes read from a locator (Bitcoin: MAX_LOCATOR_SZ)

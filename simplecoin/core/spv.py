@@ -62,15 +62,8 @@ class HeaderChain:
         return added
 
     def locator(self) -> list[bytes]:
-        """Hashes back from the tip, dense then sparse, for asking a node where to continue."""
-        hashes, entry, step = [], self.tip, 1
-        while entry.height > 0:
-            hashes.append(entry.hash)
-            if len(hashes) >= 10:
-                step *= 2
-            entry = self.index.ancestor(entry, max(entry.height - step, 0))
-        hashes.append(self.params.genesis_hash)
-        return hashes
+        """Hashes back from the tip, for asking a node where to continue."""
+        return self.index.locator(self.tip)
 
     def on_best_chain(self, block_hash: bytes) -> IndexEntry | None:
         entry = self.index.entries.get(block_hash)

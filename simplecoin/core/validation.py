@@ -9,11 +9,9 @@ Every rejection is a `ValidationError` whose `reason` is stable; docs/protocol.m
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Protocol
 
-from simplecoin.core.encoding import Reader, Writer
-from simplecoin.core.errors import BlockValidationError, DecodeError, TxValidationError
+from simplecoin.core.coins import BlockUndo, Coin, CoinView
+from simplecoin.core.errors import BlockValidationError, TxValidationError
 from simplecoin.core.hashing import hash160, hash_hex
 from simplecoin.core.keys import signature_hash, signature_problem
 from simplecoin.core.params import NetworkParams
@@ -23,52 +21,6 @@ from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 LOCKTIME_THRESHOLD = 500_000_000  # below: a block height; at or above: a Unix time (Bitcoin's)
 MIN_COINBASE_DATA = 4  # the height
 MAX_COINBASE_DATA = 100  # Bitcoin's coinbase scriptSig limit
-
-
-@dataclass(frozen=True, slots=True)
-class Coin:
-    """An unspent output and where it was created (Bitcoin: Coin)."""
-
-    amount: int
-    pubkey_hash: bytes
-    height: int
-    is_coinbase: bool
-
-    def write(self, w: Writer) -> None:
-        w.i64(self.amount).raw(self.pubkey_hash).u32(self.height).raw(b"\x01" if self.is_coinbase else b"\x00")
-
-    @classmethod
-    def read(cls, r: Reader) -> Coin:
-        amount, pubkey_hash, height, flag = r.i64(), r.raw(20), r.u32(), r.raw(1)
-        if flag not in (b"\x00", b"\x01"):
-            raise DecodeError("coinbase flag must be 0 or 1")
-        return cls(amount, pubkey_hash, height, flag == b"\x01")
-
-
-class CoinView(Protocol):
-    """Read access to a UTXO set."""
-
-    def get_coin(self, outpoint: OutPoint) -> Coin | None: ...
-
-
-@dataclass(frozen=True)
-class BlockUndo:
-    """The coins a block spent, in the order it spent them: enough to disconnect it without a rescan."""
-
-    spent: tuple[Coin, ...]
-
-    def serialize(self) -> bytes:
-        w = Writer().compact_size(len(self.spent))
-        for coin in self.spent:
-            coin.write(w)
-        return w.getvalue()
-
-    @classmethod
-    def deserialize(cls, data: bytes) -> BlockUndo:
-        r = Reader(data)
-        spent = tuple(Coin.read(r) for _ in range(r.length()))
-        r.end()
-        return cls(spent)
 
 
 class _Overlay:
@@ -89,7 +41,7 @@ class _Overlay:
         if not tx.is_coinbase():
             self.spent.update(txin.prevout for txin in tx.inputs)
         for i, txout in enumerate(tx.outputs):
-            self.added[OutPoint(tx.txid, i)] = Coin(txout.amount, txout.pubkey_hash, height, tx.is_coinbase())
+            self.added[OutPoint(tx.txid, i)] = Coin.from_output(txout, height, tx.is_coinbase())
 
 
 def check_transaction(tx: Transaction, params: NetworkParams) -> None:

@@ -13,19 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
-from simplecoin.core.errors import BlockValidationError, ValidationError
-from simplecoin.core.hashing import hash_hex
+from simplecoin.core.coins import Coin
+from simplecoin.core.errors import BlockValidationError, SimpleCoinError, ValidationError
+from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
-from simplecoin.core.params import NetworkParams
-from simplecoin.core.primitives import Block, Transaction
+from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
+from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.core.validation import check_block, check_header_contextual, connect_block
-from simplecoin.node.store import Store
+from simplecoin.node.store import HistoryRow, Store
 
 log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 100  # blocks whose parent has not arrived yet; the oldest go first when there are more
 SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
+
+
+class NotFound(SimpleCoinError):
+    """Raised when a block, transaction or address the caller asked for is not known."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,40 @@ class BlockOutcome:
 
     status: str  # "accepted" (stored; maybe the new tip), "orphan" (parent unknown) or "duplicate"
     reorg: ReorgResult = field(default_factory=ReorgResult)
+
+
+@dataclass(frozen=True)
+class TxLookup:
+    """Where a transaction is: pending, or confirmed in an active-chain block."""
+
+    tx: Transaction
+    block_hash: bytes | None  # None: pending in the mempool
+    height: int | None
+    position: int | None
+    confirmations: int
+    fee: int | None  # known for pending transactions
+
+
+@dataclass(frozen=True)
+class MerkleProof:
+    """What proves a confirmed transaction is in its block without the block (SPV)."""
+
+    header: BlockHeader
+    height: int
+    index: int
+    branch: list[bytes]
+
+
+@dataclass(frozen=True)
+class AddressInfo:
+    """One address: confirmed balance, coins and history (a page), and its pending transactions."""
+
+    balance: int
+    pending_received: int
+    pending_sent: int
+    utxos: dict[OutPoint, Coin]
+    history: list[HistoryRow]
+    pending: list[MempoolEntry]
 
 
 class Node:
@@ -74,6 +113,70 @@ class Node:
 
     def median_time_past(self) -> int:
         return self.index.median_time_past(self.tip)
+
+    def entry(self, block_hash: bytes) -> IndexEntry:
+        if block_hash not in self.index:
+            raise NotFound(f"no block {hash_hex(block_hash)}")
+        return self.index[block_hash]
+
+    def hash_at(self, height: int) -> bytes:
+        if not 0 <= height <= self.height:
+            raise NotFound(f"no block at height {height} (the tip is at {self.height})")
+        return self.active[height]
+
+    def is_active(self, entry: IndexEntry) -> bool:
+        return entry.height <= self.height and self.active[entry.height] == entry.hash
+
+    def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
+        """A stored block, its index entry, and whether it is on the active chain."""
+        entry = self.entry(block_hash)
+        block = self.store.get_block(block_hash)
+        assert block is not None, "indexed blocks are stored"
+        return block, entry, self.is_active(entry)
+
+    def tx(self, txid: bytes) -> TxLookup:
+        pending = self.mempool.entries.get(txid)
+        if pending is not None:
+            return TxLookup(pending.tx, None, None, None, 0, pending.fee)
+        block, height, position = self._confirmed(txid, "in the active chain or the mempool")
+        return TxLookup(block.txs[position], block.hash, height, position, self.height - height + 1, None)
+
+    def merkle_proof(self, txid: bytes) -> MerkleProof:
+        block, height, position = self._confirmed(txid, "in the active chain")
+        return MerkleProof(block.header, height, position, merkle_branch([tx.txid for tx in block.txs], position))
+
+    def _confirmed(self, txid: bytes, where: str) -> tuple[Block, int, int]:
+        """The active-chain block holding `txid`, its height and the tx's position."""
+        location = self.store.tx_location(txid)
+        if location is None:
+            raise NotFound(f"no transaction {hash_hex(txid)} {where}")
+        height, position = location
+        block = self.store.get_block(self.active[height])
+        assert block is not None, "active-chain blocks are stored"
+        return block, height, position
+
+    def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
+        """Balance, coins and a page of history from the store; what the mempool adds and takes."""
+        pending, received, sent = self.mempool.activity(pubkey_hash, self.store, self.height + 1)
+        return AddressInfo(
+            balance=self.store.balance(pubkey_hash),
+            pending_received=received,
+            pending_sent=sent,
+            utxos=self.store.utxos(pubkey_hash),
+            history=self.store.history(pubkey_hash, limit, offset),
+            pending=pending,
+        )
+
+    def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
+        """Active-chain headers after the first locator hash on it, at most `limit` (Bitcoin: getheaders)."""
+        start = 0
+        for block_hash in locator:
+            entry = self.index.entries.get(block_hash)
+            if entry is not None and self.is_active(entry):
+                start = entry.height + 1
+                break
+        end = min(start + min(limit, MAX_HEADERS_RESULTS), self.height + 1)
+        return [self.index[self.active[h]].header for h in range(start, end)]
 
     # -- blocks ------------------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import requests
 
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.hashing import hash_hex
+from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS
 from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.primitives import Block, BlockHeader
 from simplecoin.httpjson import BadAnswer, read_json_object
@@ -34,7 +35,6 @@ BAN_THRESHOLD = 100
 BAN_SECONDS = 24 * 3600
 MAX_BACKOFF = 300.0
 POLL_SECONDS = 2.0  # how often each peer's tip is asked for
-BLOCK_BATCH = 16
 
 
 class PeerError(Exception):
@@ -312,7 +312,7 @@ class PeerManager:
             if not headers:
                 return
             self._fetch_blocks(url, headers)
-            if len(headers) < 2000:
+            if len(headers) < MAX_HEADERS_RESULTS:
                 return
 
     def _parse_headers(self, url: str, raw: object) -> list[BlockHeader]:
@@ -340,8 +340,8 @@ class PeerManager:
     def _fetch_blocks(self, url: str, headers: list[BlockHeader]) -> None:
         wanted = [h.hash() for h in headers]
         total = len(wanted)
-        for start in range(0, total, BLOCK_BATCH):
-            batch = wanted[start : start + BLOCK_BATCH]
+        for start in range(0, total, MAX_BLOCKS_PER_REQUEST):
+            batch = wanted[start : start + MAX_BLOCKS_PER_REQUEST]
             data = self.client.get(url + "/p2p/blocks", params={"hashes": ",".join(hash_hex(h) for h in batch)})
             raw = data.get("blocks")
             if not isinstance(raw, list) or len(raw) != len(batch):
@@ -360,7 +360,7 @@ class PeerManager:
                 except ValidationError as e:
                     self.misbehaved(url, f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})")
                     raise PeerError(f"invalid block ({e.reason})") from e
-            self._show_progress(url, min(start + BLOCK_BATCH, total), total)
+            self._show_progress(url, min(start + MAX_BLOCKS_PER_REQUEST, total), total)
 
     def _show_progress(self, url: str, done: int, total: int) -> None:
         if total < 50:
@@ -371,5 +371,5 @@ class PeerManager:
             if done == total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        elif done == total or done % 500 < BLOCK_BATCH:
+        elif done == total or done % 500 < MAX_BLOCKS_PER_REQUEST:
             log.info("syncing from %s: %d/%d blocks", url, done, total)

@@ -18,14 +18,13 @@ from waitress.server import create_server
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
-from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, Solution, block_from_solution, make_work
+from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
 from simplecoin.core.primitives import Block
 from simplecoin.node.config import Config
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
-from simplecoin.node.worker import HashReport
 from simplecoin.web.app import create_app
 
 log = logging.getLogger(__name__)

@@ -14,22 +14,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
-from simplecoin.core.errors import SimpleCoinError
-from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.mempool import MempoolEntry
-from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
-from simplecoin.core.validation import Coin
-from simplecoin.node.node import BlockOutcome, Node
-from simplecoin.node.store import HistoryRow
+from simplecoin.core.primitives import Block, BlockHeader, Transaction
+from simplecoin.node.node import AddressInfo, BlockOutcome, MerkleProof, Node, TxLookup
 
 log = logging.getLogger(__name__)
 
-MAX_HEADERS = 2_000  # per headers request (Bitcoin: MAX_HEADERS_RESULTS)
 SEEN_LIMIT = 50_000  # hashes remembered so each block and tx is relayed once
-
-
-class NotFound(SimpleCoinError):
-    """Raised when a block, transaction or address the caller asked for is not known."""
 
 
 @dataclass(frozen=True)
@@ -41,26 +32,6 @@ class Event:
     raw: bytes
     source: str
     tip_changed: bool = False
-
-
-@dataclass(frozen=True)
-class TxLookup:
-    tx: Transaction
-    block_hash: bytes | None  # None: pending in the mempool
-    height: int | None
-    position: int | None
-    confirmations: int
-    fee: int | None  # known for pending transactions
-
-
-@dataclass(frozen=True)
-class AddressInfo:
-    balance: int
-    pending_received: int
-    pending_sent: int
-    utxos: dict[OutPoint, Coin]
-    history: list[HistoryRow]
-    pending: list[MempoolEntry]
 
 
 class NodeService:
@@ -142,24 +113,16 @@ class NodeService:
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
-            if block_hash not in self.node.index:
-                raise NotFound(f"no block {hash_hex(block_hash)}")
-            return self.node.index[block_hash]
+            return self.node.entry(block_hash)
 
     def hash_at(self, height: int) -> bytes:
         with self.lock:
-            if not 0 <= height <= self.node.height:
-                raise NotFound(f"no block at height {height} (the tip is at {self.node.height})")
-            return self.node.active[height]
+            return self.node.hash_at(height)
 
     def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
         """A stored block, its index entry, and whether it is on the active chain."""
         with self.lock:
-            entry = self.entry(block_hash)
-            block = self.node.store.get_block(block_hash)
-            assert block is not None, "indexed blocks are stored"
-            active = entry.height < len(self.node.active) and self.node.active[entry.height] == block_hash
-            return block, entry, active
+            return self.node.block(block_hash)
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""
@@ -169,11 +132,7 @@ class NodeService:
 
     def tx(self, txid: bytes) -> TxLookup:
         with self.lock:
-            pending = self.node.mempool.entries.get(txid)
-            if pending is not None:
-                return TxLookup(pending.tx, None, None, None, 0, pending.fee)
-            block, height, position = self._confirmed(txid, "in the active chain or the mempool")
-            return TxLookup(block.txs[position], block.hash, height, position, self.node.height - height + 1, None)
+            return self.node.tx(txid)
 
     def mempool_entries(self) -> list[MempoolEntry]:
         """Pending transactions, highest fee rate first (what a miner would take first)."""
@@ -181,89 +140,25 @@ class NodeService:
             entries = list(self.node.mempool.entries.values())
         return sorted(entries, key=lambda e: (-Fraction(e.fee, e.tx.size), e.tx.txid))
 
-    def merkle_proof(self, txid: bytes) -> tuple[BlockHeader, int, int, list[bytes]]:
-        """(header, height, index, branch) proving a confirmed tx is in its block."""
+    def merkle_proof(self, txid: bytes) -> MerkleProof:
         with self.lock:
-            block, height, position = self._confirmed(txid, "in the active chain")
-            return block.header, height, position, merkle_branch([tx.txid for tx in block.txs], position)
-
-    def _confirmed(self, txid: bytes, where: str) -> tuple[Block, int, int]:
-        """The active-chain block holding `txid`, its height and the tx's position (lock held by the caller)."""
-        location = self.node.store.tx_location(txid)
-        if location is None:
-            raise NotFound(f"no transaction {hash_hex(txid)} {where}")
-        height, position = location
-        block = self.node.store.get_block(self.node.active[height])
-        assert block is not None, "active-chain blocks are stored"
-        return block, height, position
+            return self.node.merkle_proof(txid)
 
     def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
         with self.lock:
-            store = self.node.store
-            pending = []
-            received = sent = 0
-            for entry in self.node.mempool.entries.values():
-                tx = entry.tx
-                mine_out = sum(o.amount for o in tx.outputs if o.pubkey_hash == pubkey_hash)
-                mine_in = 0
-                for txin in tx.inputs:
-                    coin = store.get_coin(txin.prevout) or self._pending_output(txin.prevout)
-                    if coin is not None and coin.pubkey_hash == pubkey_hash:
-                        mine_in += coin.amount
-                if mine_out or mine_in:
-                    pending.append(entry)
-                    received += mine_out
-                    sent += mine_in
-            return AddressInfo(
-                balance=store.balance(pubkey_hash),
-                pending_received=received,
-                pending_sent=sent,
-                utxos=store.utxos(pubkey_hash),
-                history=store.history(pubkey_hash, limit, offset),
-                pending=pending,
-            )
-
-    def _pending_output(self, outpoint: OutPoint) -> Coin | None:
-        parent = self.node.mempool.entries.get(outpoint.txid)
-        if parent is None or outpoint.index >= len(parent.tx.outputs):
-            return None
-        out = parent.tx.outputs[outpoint.index]
-        return Coin(out.amount, out.pubkey_hash, self.node.height + 1, False)
+            return self.node.address(pubkey_hash, offset, limit)
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
-        """Active-chain headers after the first locator hash on it (Bitcoin: getheaders)."""
         with self.lock:
-            start = 0
-            for block_hash in locator:
-                entry = self.node.index.entries.get(block_hash)
-                if (
-                    entry is not None
-                    and entry.height <= self.node.height
-                    and self.node.active[entry.height] == block_hash
-                ):
-                    start = entry.height + 1
-                    break
-            end = min(start + min(limit, MAX_HEADERS), self.node.height + 1)
-            return [self.node.index[self.node.active[h]].header for h in range(start, end)]
+            return self.node.headers_after(locator, limit)
 
     def locator(self) -> list[bytes]:
-        """Hashes back from the tip, dense then exponentially sparse, ending at genesis (Bitcoin: GetLocator)."""
         with self.lock:
-            hashes, height, step = [], self.node.height, 1
-            while height > 0:
-                hashes.append(self.node.active[height])
-                if len(hashes) >= 10:
-                    step *= 2
-                height -= step
-            hashes.append(self.node.active[0])
-            return hashes
+            return self.node.index.locator(self.node.tip)
 
     def raw_block(self, block_hash: bytes) -> bytes:
         with self.lock:
-            block = self.node.store.get_block(block_hash)
-            if block is None:
-                raise NotFound(f"no block {hash_hex(block_hash)}")
-            return block.serialize()
+            return self.node.block(block_hash)[0].serialize()
 
     def close(self) -> None:
         with self.lock:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simplecoin.core.chain import BlockStatus
+from simplecoin.core.coins import BlockUndo, Coin
 from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint
-from simplecoin.core.validation import BlockUndo, Coin
 
 SCHEMA_VERSION = 1
 
@@ -90,7 +90,7 @@ def _changes(block: Block, height: int, undo: BlockUndo):
                 if created.pop(txin.prevout, None) is None:
                     spent.append(txin.prevout)
         for i, txout in enumerate(tx.outputs):
-            created[OutPoint(tx.txid, i)] = Coin(txout.amount, txout.pubkey_hash, height, tx.is_coinbase())
+            created[OutPoint(tx.txid, i)] = Coin.from_output(txout, height, tx.is_coinbase())
             history[txout.pubkey_hash, position][0] += txout.amount
     rows = [
         (pkh, height, position, block.txs[position].txid, received, sent)

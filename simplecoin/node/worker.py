@@ -12,23 +12,14 @@ import os
 import signal
 import struct
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from simplecoin.core.mining import COUNTER_NONCE_SIZE, Solution, Work, work_header_prefix
+from simplecoin.core.mining import COUNTER_NONCE_SIZE, HashReport, Solution, Work, work_header_prefix
 from simplecoin.core.pow import bits_to_target
 
 NONCE_SPACE = 1 << 32
 CHUNK_SECONDS = 0.01  # how long one scan runs before the pipe is checked again
 REPORT_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class HashReport:
-    """How many hashes a worker tried in how many seconds."""
-
-    hashes: int
-    seconds: float
 
 
 def scan(prefix: bytes, target: int, start: int, count: int) -> int | None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import requests
 
+from simplecoin.core.amounts import format_coins
 from simplecoin.core.errors import DecodeError, SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
-from simplecoin.core.params import NetworkParams, format_coins
+from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
 from simplecoin.httpjson import BadAnswer, read_json_object
@@ -185,7 +186,7 @@ class LightWallet:
                     for header in headers:
                         f.write(header.serialize())
             total += added
-            if len(headers) < 2000 or not added:
+            if len(headers) < MAX_HEADERS_RESULTS or not added:
                 return total
 
     # -- keys and addresses ---------------------------------------------------------------------------------

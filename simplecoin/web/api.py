@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
+from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.service import NodeService
 
@@ -256,22 +257,22 @@ def submit_tx():
 
 @api.get("/merkle-proof/<txid>")
 def merkle_proof(txid: str):
-    header, height, index, branch = _service().merkle_proof(parse_hash(txid, "txid"))
+    proof = _service().merkle_proof(parse_hash(txid, "txid"))
     return jsonify(
         txid=txid.lower(),
-        block_hash=header.hash_hex(),
-        height=height,
-        index=index,
-        branch=[hash_hex(h) for h in branch],
-        header=header.serialize().hex(),
+        block_hash=proof.header.hash_hex(),
+        height=proof.height,
+        index=proof.index,
+        branch=[hash_hex(h) for h in proof.branch],
+        header=proof.header.serialize().hex(),
     )
 
 
 @api.get("/headers")
 def headers():
     text = request.args.get("locator", "")
-    locator = [parse_hash(h, "locator hash") for h in text.split(",") if h][:101]
-    limit = int_arg("limit", 2000, 1, 2000)
+    locator = [parse_hash(h, "locator hash") for h in text.split(",") if h][:MAX_LOCATOR_HASHES]
+    limit = int_arg("limit", MAX_HEADERS_RESULTS, 1, MAX_HEADERS_RESULTS)
     found = _service().headers_after(locator, limit)
     return jsonify(headers=[h.serialize().hex() for h in found])
 
@@ -336,6 +337,6 @@ def push_block():
 def raw_blocks():
     text = request.args.get("hashes", "")
     hashes = [parse_hash(h, "block hash") for h in text.split(",") if h]
-    if not 1 <= len(hashes) <= 16:
-        raise ApiError(400, "'hashes' must list 1 to 16 block hashes", "bad-param")
+    if not 1 <= len(hashes) <= MAX_BLOCKS_PER_REQUEST:
+        raise ApiError(400, f"'hashes' must list 1 to {MAX_BLOCKS_PER_REQUEST} block hashes", "bad-param")
     return jsonify(blocks=[_service().raw_block(h).hex() for h in hashes])

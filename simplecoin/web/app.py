@@ -12,7 +12,8 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.core.errors import DecodeError, ValidationError
-from simplecoin.node.service import NodeService, NotFound
+from simplecoin.node.node import NotFound
+from simplecoin.node.service import NodeService
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer
 

@@ -21,13 +21,14 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from simplecoin.core.amounts import format_coins
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
-from simplecoin.core.params import format_coins
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Transaction
-from simplecoin.node.service import NodeService, NotFound
+from simplecoin.node.node import NotFound
+from simplecoin.node.service import NodeService
 
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 HEIGHT_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only, like the API

@@ -12,12 +12,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from simplecoin.core.chain import BlockIndex, BlockStatus
+from simplecoin.core.coins import Coin
 from simplecoin.core.keys import PrivateKey, sign_input
 from simplecoin.core.mining import make_block, solve
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.core.validation import Coin, connect_block
+from simplecoin.core.validation import connect_block
 from simplecoin.node.node import Node
 
 MINER_KEY = PrivateKey(bytes.fromhex("11" * 32))
@@ -200,7 +201,7 @@ def recompute_utxos(node: Node) -> dict[OutPoint, Coin]:
                 for txin in tx.inputs:
                     del view.coins[txin.prevout]
             for i, out in enumerate(tx.outputs):
-                view.coins[OutPoint(tx.txid, i)] = Coin(out.amount, out.pubkey_hash, height, tx.is_coinbase())
+                view.coins[OutPoint(tx.txid, i)] = Coin.from_output(out, height, tx.is_coinbase())
     return view.coins
 
 
