@@ -99,7 +99,7 @@ def test_reorg_across_an_invalid_block_falls_back(node, builder):
     assert node.tip.hash == b["b3"].hash
     assert outcome.reorg.disconnected == ()
     assert outcome.reorg.connected == ()
-    assert [(h, reason) for h, reason, _ in outcome.reorg.invalid] == [(b["c3"].hash, "bad-cb-amount")]
+    assert [(h, e.reason) for h, e in outcome.reorg.invalid] == [(b["c3"].hash, "bad-cb-amount")]
     assert node.index[b["c3"].hash].status == BlockStatus.INVALID
     assert node.index[b["c4"].hash].status == BlockStatus.INVALID
     assert node.index[b["c2"].hash].status != BlockStatus.INVALID

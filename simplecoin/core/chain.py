@@ -8,9 +8,11 @@ first wins, so a node does not flip between two tips of the same work.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from simplecoin.core.errors import BlockValidationError
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import block_work, retarget
 from simplecoin.core.primitives import BlockHeader
@@ -42,12 +44,41 @@ class IndexEntry:
 
 @dataclass(frozen=True)
 class ReorgResult:
-    """What a change of tip did."""
+    """What a change of tip did: the net change, so a block that went off and came back on is in neither list."""
 
     disconnected: tuple[bytes, ...] = ()  # blocks taken off the active chain, tip first
     connected: tuple[bytes, ...] = ()  # blocks put on it, in chain order
-    invalid: tuple[tuple[bytes, str, str], ...] = ()  # (block hash, reason, detail) found invalid on the way
+    invalid: tuple[tuple[bytes, BlockValidationError], ...] = ()  # blocks found invalid on the way, and why
     returned: tuple[bytes, ...] = ()  # txids of disconnected blocks that are pending again
+
+    @classmethod
+    def net(
+        cls,
+        disconnected: Sequence[bytes],
+        connected: Sequence[bytes],
+        invalid: Sequence[tuple[bytes, BlockValidationError]] = (),
+        returned: Sequence[bytes] = (),
+    ) -> ReorgResult:
+        both = set(disconnected) & set(connected)
+        return cls(
+            tuple(h for h in disconnected if h not in both),
+            tuple(h for h in connected if h not in both),
+            tuple(invalid),
+            tuple(returned),
+        )
+
+    def merged(self, later: ReorgResult) -> ReorgResult:
+        """This change followed by `later`, as one net change."""
+        return ReorgResult.net(
+            self.disconnected + later.disconnected,
+            self.connected + later.connected,
+            self.invalid + later.invalid,
+            self.returned + later.returned,
+        )
+
+    def error_for(self, block_hash: bytes) -> BlockValidationError | None:
+        """Why `block_hash` was found invalid on the way, if it was."""
+        return next((error for h, error in self.invalid if h == block_hash), None)
 
 
 class BlockIndex:

@@ -191,9 +191,16 @@ class Node:
             self._add_orphan(block)
             return BlockOutcome("orphan")
         reorg = self._accept_block(block)
-        return BlockOutcome("accepted", self._merge(reorg, self._connect_orphans(block.hash)))
+        error = reorg.error_for(block.hash)
+        if error is not None:
+            raise error
+        return BlockOutcome("accepted", reorg.merged(self._connect_orphans(block.hash)))
 
     def _accept_block(self, block: Block) -> ReorgResult:
+        """Check the header in context, store the block and activate the best chain.
+
+        Raises for a bad header; a block that fails to connect comes back in the result's `invalid`.
+        """
         parent = self.index[block.header.prev_hash]
         if parent.status == BlockStatus.INVALID:
             raise BlockValidationError("bad-prevblk", f"parent {hash_hex(block.header.prev_hash)} is invalid")
@@ -207,11 +214,7 @@ class Node:
         entry = self.index.make_entry(block.header)
         self.store.add_block(block, entry.height, entry.status, entry.seq)
         self.index.add(entry)
-        reorg = self.activate_best_chain(block)
-        for bad_hash, reason, detail in reorg.invalid:
-            if bad_hash == block.hash:
-                raise BlockValidationError(reason, detail)
-        return reorg
+        return self.activate_best_chain(block)
 
     def _add_orphan(self, block: Block) -> None:
         self.orphans[block.hash] = block
@@ -228,21 +231,14 @@ class Node:
             for orphan in [b for b in self.orphans.values() if b.header.prev_hash == parent]:
                 del self.orphans[orphan.hash]
                 try:
-                    result = self._merge(result, self._accept_block(orphan))
+                    reorg = self._accept_block(orphan)
                 except ValidationError as e:
                     log.warning("orphan block %s is invalid: %s", orphan.header.hash_hex(), e)
                     continue
-                parents.append(orphan.hash)
+                result = result.merged(reorg)
+                if reorg.error_for(orphan.hash) is None:
+                    parents.append(orphan.hash)
         return result
-
-    @staticmethod
-    def _merge(first: ReorgResult, second: ReorgResult) -> ReorgResult:
-        return _net_reorg(
-            first.disconnected + second.disconnected,
-            first.connected + second.connected,
-            first.invalid + second.invalid,
-            first.returned + second.returned,
-        )
 
     def activate_best_chain(self, new_block: Block | None = None) -> ReorgResult:
         """Move the tip to the valid chain with the most work (Bitcoin: ActivateBestChain).
@@ -252,7 +248,7 @@ class Node:
         """
         disconnected: list[Block] = []
         connected: list[Block] = []
-        invalid: list[tuple[bytes, str, str]] = []
+        invalid: list[tuple[bytes, BlockValidationError]] = []
         while True:
             best = self.index.best_candidate()
             if best.chain_work <= self.tip.chain_work:
@@ -268,15 +264,13 @@ class Node:
                 except BlockValidationError as e:
                     log.warning("block %s at height %d is invalid: %s", entry.header.hash_hex(), entry.height, e)
                     self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
-                    invalid.append((entry.hash, e.reason, e.detail))
+                    invalid.append((entry.hash, e))
                     break
                 connected.append(block)
         returned = self._update_mempool(disconnected, connected)
         if disconnected:
             log.info("reorganised: %d blocks off, %d on, tip %s", len(disconnected), len(connected), self.tip.height)
-        return _net_reorg(
-            tuple(b.hash for b in disconnected), tuple(b.hash for b in connected), tuple(invalid), tuple(returned)
-        )
+        return ReorgResult.net([b.hash for b in disconnected], [b.hash for b in connected], invalid, returned)
 
     def _connect_tip(self, entry: IndexEntry, block: Block) -> None:
         parent = self.index[entry.prev_hash]
@@ -343,19 +337,3 @@ class Node:
             fees=sum(e.fee for e in entries),
             extra=extra,
         )
-
-
-def _net_reorg(
-    disconnected: tuple[bytes, ...],
-    connected: tuple[bytes, ...],
-    invalid: tuple[tuple[bytes, str, str], ...],
-    returned: tuple[bytes, ...],
-) -> ReorgResult:
-    """Drop blocks that went off and came back on again: the caller cares about the net change."""
-    both = set(disconnected) & set(connected)
-    return ReorgResult(
-        tuple(h for h in disconnected if h not in both),
-        tuple(h for h in connected if h not in both),
-        invalid,
-        returned,
-    )
