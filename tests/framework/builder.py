@@ -1,9 +1,12 @@
 """A chain builder for tests: blocks by name on any parent, signed spends, and whole-store checks.
 
 b = ChainBuilder(REGTEST)
-b.block("b1")                       # on genesis
-b.block("b2", parent="b1", txs=[b.spend("b1")])
-b.block("b2x", parent="b1")         # a fork
+b.block("b1")                       # on the builder's tip: genesis at first, then the last block built
+b.block("b2", txs=[b.spend("b1")])  # on b1
+b.block("b2x", parent="b1")         # a fork; the tip is now b2x
+b.move_tip("b2")                    # build on b2 again (Bitcoin's feature_block.py: move_tip)
+
+A name stands for one block: building a second block under a name already used is an error.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from simplecoin.core.chain import BlockIndex, BlockStatus
 from simplecoin.core.coins import Coin
+from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import PrivateKey, sign_input
 from simplecoin.core.mining import make_block, solve
 from simplecoin.core.params import NetworkParams
@@ -60,7 +64,9 @@ class ChainBuilder:
         pay_to: bytes | None = None,
         tweak: Callable[[Block], Block] | None = None,
     ) -> Block:
-        """A solved block on `parent` (default: the last built). `tweak` may break it before it is solved."""
+        """A solved block on `parent` (default: the tip). `tweak` may break it before it is solved."""
+        if name in self.blocks:
+            raise ValueError(f"a block named {name!r} was built already: name each block once")
         parent = parent or self.tip
         prev = self.index[self.blocks[parent].hash]
         fees = self.fees(txs)
@@ -85,8 +91,14 @@ class ChainBuilder:
         self.tip = name
         return block
 
+    def move_tip(self, name: str) -> None:
+        """Build the next block without a parent on `name`."""
+        if name not in self.blocks:
+            raise KeyError(f"no block named {name!r}")
+        self.tip = name
+
     def chain(self, names: Sequence[str], parent: str | None = None) -> list[Block]:
-        """Blocks one on another: chain(["b1", "b2"]) builds b1 on `parent`, b2 on b1."""
+        """Blocks one on another: chain(["b1", "b2"]) builds b1 on `parent` (default: the tip), b2 on b1."""
         built = []
         for name in names:
             built.append(self.block(name, parent))
@@ -214,3 +226,20 @@ def snapshot(node: Node) -> tuple:
         node.store.utxos(),
         tuple(node.mempool.entries),
     )
+
+
+def assert_rejected(
+    node: Node, submit: Callable[[], object], reason: str, kind: type[ValidationError] = ValidationError
+) -> ValidationError:
+    """`submit()` must raise `kind` with exactly `reason` and leave the node as it was (Core: reject_reason=)."""
+    before = snapshot(node)
+    try:
+        submit()
+    except ValidationError as e:
+        error = e
+    else:
+        raise AssertionError(f"accepted; expected a rejection with reason {reason!r}")
+    assert isinstance(error, kind), f"{type(error).__name__} {error}; expected {kind.__name__}"
+    assert error.reason == reason, f"rejected as {error.reason!r} ({error}); expected {reason!r}"
+    assert snapshot(node) == before, f"the rejection of {reason!r} changed the node"
+    return error
