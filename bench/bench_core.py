@@ -59,22 +59,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import ecdsa
+from common import ms, verdict  # first: it puts the repository on sys.path
+from ecdsa import SECP256k1, VerifyingKey
+from ecdsa.util import sigdecode_der
 
-import ecdsa  # noqa: E402
-from ecdsa import SECP256k1, VerifyingKey  # noqa: E402
-from ecdsa.util import sigdecode_der  # noqa: E402
-
-from simplecoin.core.amounts import COIN  # noqa: E402
-from simplecoin.core.keys import PrivateKey, sign_input, signature_hash  # noqa: E402
-from simplecoin.core.mining import make_block, solve  # noqa: E402
-from simplecoin.core.params import REGTEST  # noqa: E402
-from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut  # noqa: E402
-from simplecoin.core.validation import check_block, connect_block  # noqa: E402
-from simplecoin.node.node import Node  # noqa: E402
-from simplecoin.node.store import Store  # noqa: E402
+from simplecoin.core.amounts import COIN
+from simplecoin.core.keys import PrivateKey, sign_input, signature_hash
+from simplecoin.core.mining import make_block, solve
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.core.validation import check_block, connect_block
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 
 PARAMS = REGTEST
 # A stopped clock far after genesis: no block of a long chain (30 s apart) is ever "too new".
@@ -191,14 +188,6 @@ def profile(label: str, fn: Callable[[], object], top: int = 15) -> None:
     for line in out.getvalue().splitlines():
         if line.strip():
             print("    " + line)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.2f} ms"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 # -- benchmarks 1 and 2: block validation ------------------------------------------------------------------------

@@ -50,11 +50,9 @@ from multiprocessing import Pipe, Process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import cpu_ticks, stop_processes, verdict  # first: it puts the repository on sys.path
 
-from simplecoin.core.mining import (  # noqa: E402
+from simplecoin.core.mining import (
     EXTRANONCE_SIZE,
     HashReport,
     Solution,
@@ -62,12 +60,12 @@ from simplecoin.core.mining import (  # noqa: E402
     block_from_solution,
     make_work,
 )
-from simplecoin.core.params import MAIN  # noqa: E402
-from simplecoin.core.pow import bits_to_target  # noqa: E402
-from simplecoin.core.primitives import Block  # noqa: E402
-from simplecoin.node.node import Node  # noqa: E402
-from simplecoin.node.store import Store  # noqa: E402
-from simplecoin.node.worker import run, scan  # noqa: E402
+from simplecoin.core.params import MAIN
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import Block
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
+from simplecoin.node.worker import run, scan
 
 GOAL_SCAN_VS_REFERENCE = 0.95
 GOAL_SCALING = 1.9
@@ -161,20 +159,6 @@ class Jobs:
         self.solutions += 1
 
 
-def cpu_ticks(pids: list[int]) -> tuple[int, int] | None:
-    """(CPU ticks the whole machine spent busy, ticks the processes `pids` spent) from /proc; None off Linux."""
-    try:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-        own = 0
-        for pid in pids:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            utime, stime = stat[stat.rindex(")") + 2 :].split()[11:13]  # fields 14 and 15 of proc(5)
-            own += int(utime) + int(stime)
-    except (OSError, ValueError):
-        return None
-    return user + nice + system + irq + softirq + steal, own
-
-
 def stop_workers(workers: list[tuple[Process, Connection]]) -> None:
     """Ask every process to stop, wait for it, and terminate (then kill) any that does not: none is left."""
     for _, conn in workers:
@@ -182,14 +166,8 @@ def stop_workers(workers: list[tuple[Process, Connection]]) -> None:
             conn.send(None)
         except (BrokenPipeError, EOFError, OSError):
             pass
-    for process, conn in workers:
-        process.join(timeout=3)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=3)
-        if process.is_alive():
-            process.kill()
-            process.join()
+    stop_processes([process for process, _ in workers])
+    for _, conn in workers:
         conn.close()
 
 
@@ -264,10 +242,6 @@ def bench_scaling(settings: Settings) -> Scaling:
 
 
 # -- report ---------------------------------------------------------------------------------------------------
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main(argv: list[str] | None = None) -> int:

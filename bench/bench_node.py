@@ -68,12 +68,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import cpu_seconds, nice_of, show_load, stop_processes, verdict  # first: it puts the repository on sys.path
 
-import simplecoin.core.validation  # noqa: E402
-from simplecoin.core.mining import (  # noqa: E402
+import simplecoin.core.validation
+from simplecoin.core.mining import (
     COUNTER_NONCE_SIZE,
     EXTRANONCE_SIZE,
     Solution,
@@ -82,17 +80,17 @@ from simplecoin.core.mining import (  # noqa: E402
     make_work,
     work_header_prefix,
 )
-from simplecoin.core.params import MAIN, REGTEST  # noqa: E402
-from simplecoin.core.pow import bits_to_target  # noqa: E402
-from simplecoin.core.primitives import Block, OutPoint, Transaction  # noqa: E402
-from simplecoin.node.node import Node  # noqa: E402
-from simplecoin.node.peers import PeerManager  # noqa: E402
-from simplecoin.node.server import MiningPump  # noqa: E402
-from simplecoin.node.service import NodeService  # noqa: E402
-from simplecoin.node.store import Store  # noqa: E402
-from simplecoin.node.worker import NONCE_SPACE, run, scan  # noqa: E402
-from tests.framework.builder import MINER_KEY, ChainBuilder  # noqa: E402
-from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until  # noqa: E402
+from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.pow import bits_to_target
+from simplecoin.core.primitives import Block, OutPoint, Transaction
+from simplecoin.node.node import Node
+from simplecoin.node.peers import PeerManager
+from simplecoin.node.server import MiningPump
+from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
+from simplecoin.node.worker import NONCE_SPACE, run, scan
+from tests.framework.builder import MINER_KEY, ChainBuilder
+from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
 
 GOAL_NEW_WORK_MS = 100.0
 GOAL_STATUS_RPS = 1_500.0
@@ -120,53 +118,6 @@ QUICK = Settings(workers=2, tip_changes=3, warmup=0.5, window=2.0, blocks=120, t
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
-
-
-def load_average() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "unknown"
-
-
-def show_load(what: str) -> None:
-    print(f"   load average (1 min) before {what}: {load_average()}")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of one process, from /proc (Linux); None if it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def nice_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[16])  # field 19
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def stop_processes(processes: list[multiprocessing.process.BaseProcess]) -> None:
-    """Wait for each process to end; terminate, then kill (by PID), any that does not."""
-    for process in processes:
-        if process.pid is None:
-            continue
-        process.join(timeout=3)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=3)
-        if process.is_alive():
-            process.kill()
-            process.join()
 
 
 # -- 1. new tip -> new work ---------------------------------------------------------------------------------------
