@@ -1,5 +1,8 @@
 """Run a SimpleCoin node: a server process (HTTP API, peers, the chain) and mining processes.
 
+Every node runs from here, mining or not: with --no-mine it starts no mining process and is a full node
+that validates, serves and relays.
+
     python miner.py                         # main network, settings from config.yaml
     python miner.py --network regtest       # trivial proof of work, for experiments
     python miner.py --peer http://host:5000 # join another node
@@ -41,7 +44,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = OneLineParser(
-        description="Run a SimpleCoin node that mines. Flags override config.yaml.",
+        description="Run a SimpleCoin node: it mines, or with --no-mine only validates, serves and relays. "
+        "Flags override config.yaml.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
