@@ -812,3 +812,13 @@ def test_base58check_rejects_input_shorter_than_a_checksum(text: str):
 def test_base58check_rejects_a_truncated_address():
     with pytest.raises(ValueError):
         sc.base58check_decode(SATOSHI_ADDRESS[:-1])
+
+
+def test_the_package_offers_the_signature_check():
+    """`simplecoin.signature_problem` is the node's own verifier: None for a good signature, else a reason."""
+    key = sc.core.keys.PrivateKey(bytes.fromhex("11" * 32))
+    digest = sc.sha256d(b"public api")
+    signature = key.sign_digest(digest)
+    assert sc.signature_problem(key.pubkey, signature, digest) is None
+    assert sc.signature_problem(key.pubkey, signature, sc.sha256d(b"other"))[0] == "bad-txns-sig-invalid"
+    assert {"signature_problem", "sha256d", "BlockHeader", "retarget"} <= set(sc.__all__)
