@@ -88,7 +88,10 @@ class BlockIndex:
         self.params = params
         self.entries: dict[bytes, IndexEntry] = {}
         self.children: dict[bytes, list[bytes]] = {}
-        self._candidates: set[bytes] = set()  # valid-or-unknown blocks with no valid-or-unknown child
+        self._candidates: set[bytes] = set()  # usable blocks with no usable child
+        # Blocks set aside for this run without being invalid (their connection failed for a reason of ours),
+        # with their descendants; usable again once the index is rebuilt (a restart).
+        self.excluded: set[bytes] = set()
         self._seq = 0
 
     def __contains__(self, block_hash: bytes) -> bool:
@@ -114,7 +117,9 @@ class BlockIndex:
         self._seq = max(self._seq, entry.seq)
         if entry.height > 0:
             self.children.setdefault(entry.prev_hash, []).append(entry.hash)
-        if entry.status != BlockStatus.INVALID:
+        if entry.prev_hash in self.excluded:
+            self.excluded.add(entry.hash)
+        elif entry.status != BlockStatus.INVALID:
             self._candidates.add(entry.hash)
             self._candidates.discard(entry.prev_hash)
 
@@ -124,19 +129,37 @@ class BlockIndex:
     def mark_invalid(self, block_hash: bytes) -> list[bytes]:
         """Mark a block and all its descendants invalid; return their hashes."""
         marked = []
-        stack = [block_hash]
-        while stack:
-            h = stack.pop()
+        for h in self.descendants(block_hash):
             if self.entries[h].status != BlockStatus.INVALID:
                 self.set_status(h, BlockStatus.INVALID)
                 marked.append(h)
             self._candidates.discard(h)
-            stack.extend(self.children.get(h, ()))
-        parent = self.entries[block_hash].prev_hash
-        if parent in self.entries and self.entries[parent].status != BlockStatus.INVALID:
-            if all(self.entries[c].status == BlockStatus.INVALID for c in self.children[parent]):
-                self._candidates.add(parent)
+        self._restore_parent(block_hash)
         return marked
+
+    def exclude(self, block_hash: bytes) -> None:
+        """Set a block and its descendants aside for this run: no tip is chosen among them."""
+        for h in self.descendants(block_hash):
+            self.excluded.add(h)
+            self._candidates.discard(h)
+        self._restore_parent(block_hash)
+
+    def descendants(self, block_hash: bytes) -> list[bytes]:
+        """`block_hash` and every block built on it, parents first."""
+        found = [block_hash]
+        for h in found:
+            found.extend(self.children.get(h, ()))
+        return found
+
+    def _usable(self, block_hash: bytes) -> bool:
+        return self.entries[block_hash].status != BlockStatus.INVALID and block_hash not in self.excluded
+
+    def _restore_parent(self, block_hash: bytes) -> None:
+        """After a child became unusable: its parent is a candidate tip again if no usable child is left."""
+        parent = self.entries[block_hash].prev_hash
+        if parent in self.entries and self._usable(parent):
+            if not any(self._usable(c) for c in self.children[parent]):
+                self._candidates.add(parent)
 
     def best_candidate(self) -> IndexEntry:
         """The tip with the most work among blocks not known to be invalid (earliest seen on ties)."""

@@ -88,7 +88,7 @@ class Mempool:
             if txin.prevout in self.spenders:
                 other = hash_hex(self.spenders[txin.prevout])
                 raise TxValidationError("txn-mempool-conflict", f"{txin.prevout} is already spent by pending {other}")
-        fee, _ = check_tx_inputs(tx, _PoolView(self, chain, next_height), next_height, self.params)
+        fee, _ = check_tx_inputs(tx, self.view(chain, next_height), next_height, self.params)
         if fee < self.policy.min_fee_rate * tx.size:
             raise TxValidationError(
                 "min-relay-fee-not-met", f"fee {fee} < {self.policy.min_fee_rate} per byte x {tx.size} bytes"
@@ -99,6 +99,10 @@ class Mempool:
         self._make_room(entry)
         self._add(entry)
         return entry
+
+    def view(self, chain: CoinView, next_height: int) -> CoinView:
+        """The UTXO set as a transaction entering the pool sees it: plus pending outputs, minus pending spends."""
+        return _PoolView(self, chain, next_height)
 
     def coin(self, outpoint: OutPoint, height: int) -> Coin | None:
         """The output of a pending transaction as a coin in a block at `height`; None if there is none."""

@@ -32,6 +32,9 @@ class NetworkParams:
     genesis_nonce: int
     genesis_message: bytes
     genesis_hash_hex: str  # a constant: every node of the network starts from exactly this block
+    # A chain with less work is never stored from an unrequested push (Bitcoin: nMinimumChainWork, raised with
+    # each release to the work of the chain as it stood). 0 until this network has a history worth pinning.
+    min_chain_work: int = 0
     max_future_block_time: int = 2 * 60 * 60  # Bitcoin: MAX_FUTURE_BLOCK_TIME
     median_time_span: int = 11  # blocks whose median time a new block must beat
 

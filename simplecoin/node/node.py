@@ -9,35 +9,55 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
 from simplecoin.core.coins import Coin
-from simplecoin.core.errors import BlockValidationError, SimpleCoinError, ValidationError
+from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
 from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
 from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
+from simplecoin.core.pow import block_work
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
-from simplecoin.core.validation import check_block, check_header_contextual, connect_block
+from simplecoin.core.validation import (
+    check_block,
+    check_header_contextual,
+    check_transaction,
+    check_tx_inputs,
+    connect_block,
+)
 from simplecoin.node.store import HistoryRow, Store
 
 log = logging.getLogger(__name__)
 
-MAX_ORPHANS = 100  # blocks whose parent has not arrived yet; the oldest go first when there are more
+# Orphan blocks (parent not yet known) wait in memory. Bounded by bytes, in all and per source, since one
+# source could otherwise fill the pool with 1 MB blocks; the oldest go first (of that source, if it is over).
+MAX_ORPHAN_BYTES = 8_000_000
+MAX_ORPHAN_BYTES_PER_SOURCE = 2_000_000
 SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
+RECENT_REJECTS_SIZE = 50_000  # txs and blocks refused for a bad signature (Bitcoin: m_recent_rejects)
 
 
 class NotFound(SimpleCoinError):
     """Raised when a block, transaction or address the caller asked for is not known."""
 
 
+class InternalError(SimpleCoinError):
+    """Raised when a block could not be connected because of an unexpected error here, not a rule it broke.
+
+    The block is kept (not marked invalid: the fault may be ours) and tried again after a restart.
+    """
+
+
 @dataclass(frozen=True)
 class BlockOutcome:
     """What submitting a block did."""
 
-    status: str  # "accepted" (stored; maybe the new tip), "orphan" (parent unknown) or "duplicate"
+    # "accepted" (stored; maybe the new tip), "orphan" (parent unknown), "duplicate", or "not-stored" (an
+    # unrequested block whose chain has less work than ours: it could not become the tip, so it is dropped)
+    status: str
     reorg: ReorgResult = field(default_factory=ReorgResult)
 
 
@@ -93,8 +113,9 @@ class Node:
             self.index.add(self.index.make_entry(stored.header, stored.status, stored.seq))
         self.active: list[bytes] = store.active_chain()
         self.mempool = Mempool(params, policy)
-        self.orphans: OrderedDict[bytes, Block] = OrderedDict()
+        self.orphans: OrderedDict[bytes, tuple[Block, str]] = OrderedDict()  # hash -> (block, source)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._rejected: OrderedDict[bytes, ValidationError] = OrderedDict()
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
 
@@ -180,21 +201,74 @@ class Node:
 
     # -- blocks ------------------------------------------------------------------------------------------------
 
-    def submit_block(self, block: Block) -> BlockOutcome:
-        """Validate and store a block, then follow the most-work chain. Raises BlockValidationError."""
+    def submit_block(self, block: Block, source: str = "", requested: bool = True) -> BlockOutcome:
+        """Validate and store a block, then follow the most-work chain. Raises BlockValidationError.
+
+        An unrequested block is stored only if its chain has at least the work of our tip and the network's
+        minimum chain work (Bitcoin: AcceptBlock's fHasMoreOrSameWork, nMinimumChainWork): anything less
+        could not become the tip, and storing it would let anyone fill the disk with cheap side branches.
+        The service passes `requested=False` for blocks pushed to us; blocks the sync asked for (after the
+        headers' work), our own and those of in-process callers count as requested.
+        """
         if block.hash in self.index:
             if self.index[block.hash].status == BlockStatus.INVALID:
                 raise BlockValidationError("duplicate-invalid", f"block {block.header.hash_hex()} is known invalid")
             return BlockOutcome("duplicate")
+        self.check_rejected(block.hash)
         check_block(block, self.params)
-        if block.header.prev_hash not in self.index:
-            self._add_orphan(block)
+        parent = self.index.entries.get(block.header.prev_hash)
+        if parent is None:
+            self._add_orphan(block, source)
             return BlockOutcome("orphan")
+        if not requested and not self._enough_work(parent, block):
+            return BlockOutcome("not-stored")
         reorg = self._accept_block(block)
         error = reorg.error_for(block.hash)
         if error is not None:
             raise error
+        if block.hash in self.index.excluded:
+            raise InternalError(f"block {block.header.hash_hex()} could not be connected (see the log)")
         return BlockOutcome("accepted", reorg.merged(self._connect_orphans(block.hash)))
+
+    def _enough_work(self, parent: IndexEntry, block: Block) -> bool:
+        work = parent.chain_work + block_work(block.header.bits)
+        return work >= max(self.tip.chain_work, self.params.min_chain_work)
+
+    def wants(self, block: Block, requested: bool = True) -> bool:
+        """Whether `submit_block` would get as far as checking the block's signatures (no duplicate, ...)."""
+        if block.hash in self.index or block.hash in self._rejected:
+            return False
+        parent = self.index.entries.get(block.header.prev_hash)
+        if parent is None:
+            return True  # an orphan: checked now, so that connecting it later does not hold the lock for it
+        if not requested and not self._enough_work(parent, block):
+            return False
+        return parent.status != BlockStatus.INVALID and parent.hash not in self.index.excluded
+
+    # -- signatures: checked by the service outside its lock; results remembered here ---------------------------
+
+    def unverified(self, txs: Iterable[Transaction]) -> list[Transaction]:
+        """The transactions whose signatures have not been verified yet."""
+        return [tx for tx in txs if tx.txid not in self._verified]
+
+    def signatures_verified(self, txids: Iterable[bytes]) -> None:
+        for txid in txids:
+            self._verified[txid] = None
+            self._verified.move_to_end(txid)
+        while len(self._verified) > SIGNATURE_CACHE_SIZE:
+            self._verified.popitem(last=False)
+
+    def remember_rejected(self, item_hash: bytes, error: ValidationError) -> None:
+        """A tx or block refused for a bad signature: its hash commits to the signature, so it stays refused."""
+        self._rejected[item_hash] = error
+        while len(self._rejected) > RECENT_REJECTS_SIZE:
+            self._rejected.popitem(last=False)
+
+    def check_rejected(self, item_hash: bytes) -> None:
+        """Raise the remembered error of a tx or block refused before, at no cost."""
+        error = self._rejected.get(item_hash)
+        if error is not None:
+            raise type(error)(error.reason, f"{error.detail} (refused before)")
 
     def _accept_block(self, block: Block) -> ReorgResult:
         """Check the header in context, store the block and activate the best chain.
@@ -216,11 +290,24 @@ class Node:
         self.index.add(entry)
         return self.activate_best_chain(block)
 
-    def _add_orphan(self, block: Block) -> None:
-        self.orphans[block.hash] = block
-        while len(self.orphans) > MAX_ORPHANS:
-            self.orphans.popitem(last=False)
+    def _add_orphan(self, block: Block, source: str) -> None:
+        self.orphans[block.hash] = (block, source)
+        self._trim_orphans(lambda src: src == source, MAX_ORPHAN_BYTES_PER_SOURCE)
+        self._trim_orphans(lambda src: True, MAX_ORPHAN_BYTES)
         log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), hash_hex(block.header.prev_hash))
+
+    def _trim_orphans(self, counts: Callable[[str], bool], limit: int) -> None:
+        """Drop the oldest orphans among those whose source `counts` until theirs are at most `limit` bytes."""
+        mine = [(h, block.size) for h, (block, src) in self.orphans.items() if counts(src)]
+        total = sum(size for _, size in mine)
+        for block_hash, size in mine:
+            if total <= limit:
+                break
+            del self.orphans[block_hash]
+            total -= size
+
+    def orphan_bytes(self) -> int:
+        return sum(block.size for block, _ in self.orphans.values())
 
     def _connect_orphans(self, parent_hash: bytes) -> ReorgResult:
         """Accept orphans whose parent just arrived, and theirs in turn."""
@@ -228,7 +315,7 @@ class Node:
         parents = [parent_hash]
         while parents:
             parent = parents.pop()
-            for orphan in [b for b in self.orphans.values() if b.header.prev_hash == parent]:
+            for orphan in [b for b, _ in self.orphans.values() if b.header.prev_hash == parent]:
                 del self.orphans[orphan.hash]
                 try:
                     reorg = self._accept_block(orphan)
@@ -266,6 +353,16 @@ class Node:
                     self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
                     invalid.append((entry.hash, e))
                     break
+                except Exception:  # not a rule the block broke: the fault may be ours
+                    # Never mark it invalid (a bug of ours must not split us from the network for good): set it
+                    # aside for this run, stay on the best chain we can connect, and try it again after a restart.
+                    log.exception(
+                        "block %s at height %d could not be connected; set aside until a restart",
+                        entry.header.hash_hex(),
+                        entry.height,
+                    )
+                    self.index.exclude(entry.hash)
+                    break
                 connected.append(block)
         returned = self._update_mempool(disconnected, connected)
         if disconnected:
@@ -292,14 +389,22 @@ class Node:
 
     def submit_tx(self, tx: Transaction) -> MempoolEntry:
         """Add a transaction to the mempool. Raises TxValidationError with the reason."""
+        self.check_rejected(tx.txid)
         entry = self.mempool.accept(
             tx, self.store, self.height + 1, self.median_time_past(), check_signatures=tx.txid not in self._verified
         )
-        self._verified[tx.txid] = None
-        self._verified.move_to_end(tx.txid)
-        while len(self._verified) > SIGNATURE_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        self.signatures_verified([tx.txid])
         return entry
+
+    def inputs_look_valid(self, tx: Transaction) -> bool:
+        """Whether `tx` passes the cheap checks before its signatures: worth verifying them at all."""
+        height = self.height + 1
+        try:
+            check_transaction(tx, self.params)
+            check_tx_inputs(tx, self.mempool.view(self.store, height), height, self.params)
+        except TxValidationError:
+            return False
+        return True
 
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""

@@ -356,7 +356,7 @@ class PeerManager:
                     self.misbehaved(url, "sent a block other than the one asked for")
                     raise PeerError("unexpected block")
                 try:
-                    self.service.submit_block(block, source=url)
+                    self.service.submit_block(block, source=url, requested=True)
                 except ValidationError as e:
                     self.misbehaved(url, f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})")
                     raise PeerError(f"invalid block ({e.reason})") from e

@@ -97,7 +97,7 @@ class MiningPump(threading.Thread):
         if template is not None:
             block = block_from_solution(template, solution)
             try:
-                outcome = self.service.submit_block(block, source="")
+                outcome = self.service.submit_block(block, requested=True)
                 accepted = outcome.status == "accepted" and self.service.tip().hash == block.hash
                 if accepted:
                     log.info("mined block %d %s", self.service.tip().height, block.header.hash_hex())

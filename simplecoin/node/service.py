@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
+from simplecoin.core.errors import BlockValidationError, TxValidationError
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
+from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node.node import AddressInfo, BlockOutcome, MerkleProof, Node, TxLookup
 
 log = logging.getLogger(__name__)
@@ -64,14 +66,33 @@ class NodeService:
 
     # -- changes --------------------------------------------------------------------------------------------
 
-    def submit_block(self, block: Block, source: str = "") -> BlockOutcome:
+    # Signatures are what a block or tx costs most to check, and anyone can send one that makes us check them,
+    # so they are verified outside the lock the API's readers need. Each signature check stands on its own
+    # (the input carries its key; the signature hash covers only the tx), so no chain state is involved; the
+    # node remembers what passed (its signature cache) and what failed (its recent rejects).
+
+    def submit_block(self, block: Block, source: str = "", requested: bool = False) -> BlockOutcome:
+        check_block(block, self.params)  # context-free: proof of work first, before anything costs more
+        with self.lock:
+            self.node.check_rejected(block.hash)
+            pending = self.node.unverified(block.txs[1:]) if self.node.wants(block, requested) else []
+        try:
+            self._verify_signatures(pending)
+        except TxValidationError as e:
+            error = BlockValidationError(e.reason, e.detail)
+            with self.lock:
+                self.node.remember_rejected(block.hash, error)
+            raise error from e
         with self.lock:
             old_tip = self.node.tip.hash
-            outcome = self.node.submit_block(block)
+            outcome = self.node.submit_block(block, source, requested)
             tip_changed = self.node.tip.hash != old_tip
+            on_active_chain = block.hash in self.node.index and self.node.is_active(self.node.index[block.hash])
             pool = self.node.mempool.entries
             returned = [pool[txid].tx for txid in outcome.reorg.returned if txid in pool]
-        if outcome.status == "accepted" and not self.seen(block.hash):
+        # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
+        # would hand every peer the same junk.
+        if outcome.status == "accepted" and on_active_chain and not self.seen(block.hash):
             self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
         for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
             self.seen(tx.txid)  # the other branch may never have had them
@@ -80,10 +101,27 @@ class NodeService:
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
         with self.lock:
-            entry = self.node.submit_tx(tx)
+            self.node.check_rejected(tx.txid)
+            pending = self.node.unverified([tx]) if self.node.inputs_look_valid(tx) else []
+        try:
+            self._verify_signatures(pending)
+        except TxValidationError as e:
+            with self.lock:
+                self.node.remember_rejected(tx.txid, e)
+            raise
+        with self.lock:
+            entry = self.node.submit_tx(tx)  # the cheap checks again: the pool may have changed meanwhile
         if not self.seen(tx.txid):
             self._emit(Event("tx", tx.txid, tx.serialize(), source))
         return entry
+
+    def _verify_signatures(self, txs: list[Transaction]) -> None:
+        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not."""
+        for tx in txs:
+            check_tx_signatures(tx, self.params.genesis_hash)
+        if txs:
+            with self.lock:
+                self.node.signatures_verified(tx.txid for tx in txs)
 
     def block_template(self, pubkey_hash: bytes, extra: bytes) -> Block:
         with self.lock:
@@ -108,6 +146,8 @@ class NodeService:
                 "median_time_past": self.node.median_time_past(),
                 "mempool": len(self.node.mempool),
                 "mempool_bytes": self.node.mempool.total_bytes,
+                "orphans": len(self.node.orphans),
+                "orphan_bytes": self.node.orphan_bytes(),
                 "hashrate": round(self.hashrate, 1),
             }
 
