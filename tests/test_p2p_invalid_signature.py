@@ -60,6 +60,7 @@ def test_poison_signature_is_refused_in_a_tx_and_a_block_and_the_node_survives_a
     # 1. A mining node: fund the poison key, then offer the poison tx. The node must answer 400 and keep mining.
     with running_node(data_dir, mine=True, pause=0.2) as a:
         wait_until(lambda: a.status()["height"] >= MATURITY + 1, timeout=90, what="a mature coinbase")
+        assert "verifying signatures with libsecp256k1" in a.run_log()
         key, address = reward_key(a)
         coin = wait_until(lambda: mature_coinbases(a, address), timeout=60, what="a mature coinbase of A")[0]
         funding = spend(coin, key, to=hash160(POISON_PUBKEY))

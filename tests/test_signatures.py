@@ -23,6 +23,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simplecoin.core import keys
 from simplecoin.core.keys import CURVE_ORDER, HALF_ORDER, PrivateKey, signature_problem
@@ -66,7 +68,7 @@ def test_the_poison_key_is_minus_g():
 
 
 @pytest.fixture(params=["libsecp256k1", "ecdsa"])
-def backend(request, monkeypatch) -> Iterator[str]:
+def backend(request) -> Iterator[str]:
     """Run the test once on coincurve's libsecp256k1 and once on the ecdsa fallback."""
     keys.use_verifier(request.param)
     try:
@@ -79,14 +81,22 @@ def test_default_backend_is_libsecp256k1():
     assert keys.VERIFIER == "libsecp256k1"
 
 
-def test_without_coincurve_the_fallback_is_chosen():
+def test_without_coincurve_the_fallback_is_chosen_and_refuses_the_poison():
     code = (
         "import sys; sys.modules['coincurve'] = None\n"  # makes `import coincurve` raise ImportError
+        "import hashlib\n"
         "from simplecoin.core import keys\n"
-        "print(keys.VERIFIER)\n"
+        "from tests.test_signatures import POISON_PUBKEY, poison_signature\n"
+        "digest = hashlib.sha256(b'poison').digest()\n"
+        "print(keys.VERIFIER, keys.signature_problem(POISON_PUBKEY, poison_signature(digest), digest)[0])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "ecdsa"
+    assert out.stdout.split() == ["ecdsa", "bad-txns-sig-invalid"]
+    code = "import sys; sys.modules['coincurve'] = None\nfrom simplecoin.core import keys\n"
+    code += "keys.use_verifier('libsecp256k1')"
+    refused = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0
+    assert "coincurve is not installed" in refused.stderr
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -160,6 +170,34 @@ def test_high_s_twin_is_refused(backend: str):
     r, s = keys.parse_der_signature(key.sign_digest(digest))
     assert s <= HALF_ORDER
     assert signature_problem(key.pubkey, der(r, CURVE_ORDER - s), digest)[0] == "bad-txns-sig-high-s"
+
+
+# -- never raises ----------------------------------------------------------------------------------------------------
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(pubkey=st.binary(max_size=40), signature=st.binary(max_size=80), digest=st.binary(min_size=32, max_size=32))
+def test_any_bytes_get_a_verdict(pubkey: bytes, signature: bytes, digest: bytes):
+    for name in ("libsecp256k1", "ecdsa"):
+        keys.use_verifier(name)
+        try:
+            problem = signature_problem(pubkey, signature, digest)
+        finally:
+            keys.use_verifier(None)
+        assert problem is not None
+        assert problem[0] in REASONS
+
+
+VALID_KEY = PrivateKey(bytes.fromhex("22" * 32)).pubkey
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(r=st.integers(0, 2**264), s=st.integers(0, 2**264), digest=st.binary(min_size=32, max_size=32))
+def test_well_encoded_nonsense_gets_the_same_verdict_from_both(r: int, s: int, digest: bytes):
+    signature = der(r, s)
+    libsecp, fallback = verdicts(VALID_KEY, signature, digest)
+    assert libsecp == fallback
+    assert libsecp in REASONS
 
 
 # -- Wycheproof -----------------------------------------------------------------------------------------------------
