@@ -26,7 +26,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simplecoin.core import keys
+from simplecoin.core import keys, secp256k1
+from simplecoin.core.errors import DecodeError
 from simplecoin.core.keys import CURVE_ORDER, HALF_ORDER, PrivateKey, signature_problem
 
 REASONS = {"bad-txns-pubkey", "bad-txns-sig-der", "bad-txns-sig-high-s", "bad-txns-sig-invalid"}
@@ -298,3 +299,21 @@ def test_differential_random_signatures_agree():
             assert mutated == signature or libsecp is not None, mutated.hex()
             checked += 1
     assert checked >= DIFFERENTIAL_SIGNATURES * 7
+
+
+def test_key_check_without_gmpy2_gives_the_same_points(monkeypatch):
+    rng = random.Random(7)
+    candidates = [PrivateKey(rng.randrange(1, CURVE_ORDER).to_bytes(32, "big")).pubkey for _ in range(20)]
+    candidates += [b"\x02" + rng.randbytes(32) for _ in range(20)]  # about half are not on the curve
+    with_gmp = [decoded(c) for c in candidates]
+    monkeypatch.setattr(secp256k1, "_gmp_powmod", None)
+    assert [decoded(c) for c in candidates] == with_gmp
+    assert None in with_gmp
+    assert any(p is not None for p in with_gmp[20:])
+
+
+def decoded(pubkey: bytes) -> tuple[int, int] | None:
+    try:
+        return secp256k1.decode_pubkey(pubkey)
+    except DecodeError:
+        return None

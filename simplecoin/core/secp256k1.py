@@ -26,6 +26,11 @@ try:  # Bitcoin Core's own library; python-ecdsa is the fallback when the wheel 
 except ImportError:
     coincurve = None
 
+try:  # a 256-bit modular power is ~10x faster in GMP, and the key check needs one (python-ecdsa uses it too)
+    from gmpy2 import powmod as _gmp_powmod
+except ImportError:
+    _gmp_powmod = None
+
 P = 2**256 - 2**32 - 977  # field prime
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # group order
 HALF_N = N // 2
@@ -48,12 +53,19 @@ def decode_pubkey(pubkey: bytes) -> tuple[int, int]:
     if x >= P:
         raise DecodeError("public key x is not below the field prime")
     y_squared = (pow(x, 3, P) + B) % P
-    y = pow(y_squared, (P + 1) // 4, P)  # p = 3 mod 4: the square root if there is one
+    y = _sqrt_candidate(y_squared)
     if y * y % P != y_squared:
         raise DecodeError("public key is not a point on secp256k1")
     if y & 1 != pubkey[0] & 1:
         y = P - y
     return x, y
+
+
+def _sqrt_candidate(a: int) -> int:
+    """a^((p+1)/4) mod p: since p = 3 mod 4, the square root of `a` if it has one."""
+    if _gmp_powmod is not None:
+        return int(_gmp_powmod(a, (P + 1) // 4, P))
+    return pow(a, (P + 1) // 4, P)
 
 
 def parse_der_signature(signature: bytes) -> tuple[int, int]:
