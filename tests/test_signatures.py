@@ -21,6 +21,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -52,11 +53,11 @@ def der(r: int, s: int) -> bytes:
     return b"\x30" + bytes([len(inner)]) + inner
 
 
-def poison_signature(digest: bytes) -> bytes:
+def poison_signature(digest: bytes, s: int = 1) -> bytes:
     """A signature by POISON_PUBKEY over `digest` whose u1*G + u2*Q is the point at infinity (any s works)."""
     r = int.from_bytes(digest, "big") % CURVE_ORDER
     assert r != 0
-    return der(r, 1)
+    return der(r, s)
 
 
 def test_the_poison_key_is_minus_g():
@@ -91,11 +92,12 @@ def test_without_coincurve_the_fallback_is_chosen_and_refuses_the_poison():
         "digest = hashlib.sha256(b'poison').digest()\n"
         "print(keys.VERIFIER, keys.signature_problem(POISON_PUBKEY, poison_signature(digest), digest)[0])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    run = {"capture_output": True, "text": True, "timeout": 60, "cwd": Path(__file__).resolve().parent.parent}
+    out = subprocess.run([sys.executable, "-c", code], **run, check=True)
     assert out.stdout.split() == ["ecdsa", "bad-txns-sig-invalid"]
     code = "import sys; sys.modules['coincurve'] = None\nfrom simplecoin.core import keys\n"
     code += "keys.use_verifier('libsecp256k1')"
-    refused = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    refused = subprocess.run([sys.executable, "-c", code], **run, check=False)
     assert refused.returncode != 0
     assert "coincurve is not installed" in refused.stderr
 
@@ -103,7 +105,22 @@ def test_without_coincurve_the_fallback_is_chosen_and_refuses_the_poison():
 @pytest.mark.parametrize("seed", range(20))
 def test_poison_signature_is_refused_not_raised(backend: str, seed: int):
     digest = hashlib.sha256(b"poison %d" % seed).digest()
+    s = random.Random(seed).randrange(1, HALF_ORDER + 1)
     assert signature_problem(POISON_PUBKEY, poison_signature(digest), digest)[0] == "bad-txns-sig-invalid"
+    assert signature_problem(POISON_PUBKEY, poison_signature(digest, s), digest)[0] == "bad-txns-sig-invalid"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_valid_signature_whose_sum_is_a_doubling_verifies(backend: str, seed: int):
+    """Q = G and digest = r, so u1 = u2 and R = u1*G + u2*Q adds a point to itself; s is chosen to make it valid."""
+    k = random.Random(seed).randrange(1, CURVE_ORDER)
+    r = int.from_bytes(PrivateKey(k.to_bytes(32, "big")).pubkey[1:], "big") % CURVE_ORDER  # x(k*G) mod n
+    s = 2 * r * pow(k, -1, CURVE_ORDER) % CURVE_ORDER  # (u1 + u2)*G = (2r/s)*G = k*G
+    s = min(s, CURVE_ORDER - s)  # -k gives the same x
+    g = PrivateKey((1).to_bytes(32, "big")).pubkey
+    digest = r.to_bytes(32, "big")
+    assert signature_problem(g, der(r, s), digest) is None
+    assert signature_problem(g, der(r, s), (r + 1).to_bytes(32, "big"))[0] == "bad-txns-sig-invalid"
 
 
 def test_poison_signature_with_high_s_is_refused_for_its_s(backend: str):
