@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from ecdsa import BadSignatureError, MalformedPointError, SECP256k1, SigningKey, VerifyingKey
-from ecdsa.der import UnexpectedDER
-from ecdsa.util import sigdecode_der, sigencode_der, sigencode_der_canonize
+from ecdsa import SECP256k1, SigningKey
+from ecdsa.util import sigencode_der_canonize
 
+from simplecoin.core import secp256k1
 from simplecoin.core.encoding import Writer
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash160, sha256d
 from simplecoin.core.primitives import Transaction
+from simplecoin.core.secp256k1 import decode_pubkey, parse_der_signature
 
-CURVE_ORDER = SECP256k1.order
-HALF_ORDER = CURVE_ORDER // 2
-PUBKEY_SIZE = 33  # compressed: 0x02/0x03 and x
-MAX_SIGNATURE_SIZE = 72  # DER of two 33-byte integers
+CURVE_ORDER = secp256k1.N
+HALF_ORDER = secp256k1.HALF_N
+
+# Which library does the verification equation: libsecp256k1 (coincurve) when it imports, else python-ecdsa.
+# Both get the same inputs after the same checks of ours and must give the same verdicts (tests/test_signatures.py).
+_BACKENDS: dict[str, Callable[[bytes, tuple[int, int], int, int, bytes], bool]] = {
+    "libsecp256k1": secp256k1.verify_libsecp256k1,
+    "ecdsa": secp256k1.verify_ecdsa,
+}
+DEFAULT_VERIFIER = "libsecp256k1" if secp256k1.coincurve is not None else "ecdsa"
+VERIFIER = DEFAULT_VERIFIER
+_verify = _BACKENDS[VERIFIER]
+
+
+def use_verifier(name: str | None) -> None:
+    """Verify with backend `name` from now on (None: the default). For tests that compare the two."""
+    global VERIFIER, _verify
+    name = name or DEFAULT_VERIFIER
+    if name == "libsecp256k1" and secp256k1.coincurve is None:
+        raise ValueError("coincurve is not installed")
+    _verify = _BACKENDS[name]  # KeyError for an unknown name
+    VERIFIER = name
+
 
 B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(B58_ALPHABET)}
@@ -121,28 +142,29 @@ class PrivateKey:
 
 
 def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[str, str] | None:
-    """None when `signature` by `pubkey` over `digest` is valid; otherwise (reject reason, detail)."""
-    if len(pubkey) != PUBKEY_SIZE or pubkey[0] not in (2, 3):
-        return "bad-txns-pubkey", "public key is not a 33-byte compressed key"
+    """None when `signature` by `pubkey` over the 32-byte `digest` is valid; otherwise (reject reason, detail).
+
+    Never raises for any bytes in `pubkey` and `signature`: the encoding rules are checked here, the library
+    only evaluates the verification equation (see simplecoin/core/secp256k1.py and docs/protocol.md).
+    """
+    if len(digest) != 32:
+        raise ValueError(f"a signature hash is 32 bytes, not {len(digest)}")  # our bug, not a stranger's input
     try:
-        key = VerifyingKey.from_string(pubkey, curve=SECP256k1)
-    except MalformedPointError:
-        return "bad-txns-pubkey", "public key is not a point on secp256k1"
-    if len(signature) > MAX_SIGNATURE_SIZE:
-        return "bad-txns-sig-der", f"signature is {len(signature)} bytes, more than DER allows"
+        point = decode_pubkey(pubkey)
+    except DecodeError as e:
+        return "bad-txns-pubkey", str(e)
     try:
-        r, s = sigdecode_der(signature, CURVE_ORDER)
-    except (UnexpectedDER, ValueError) as e:
-        return "bad-txns-sig-der", f"signature is not DER ({e})"
-    # Re-encoding must give the same bytes: one signature, one encoding (malleability, BIP66).
-    if not (0 < r < CURVE_ORDER and 0 < s < CURVE_ORDER) or sigencode_der(r, s, CURVE_ORDER) != signature:
-        return "bad-txns-sig-der", "signature is not strict DER"
+        r, s = parse_der_signature(signature)
+    except DecodeError as e:
+        return "bad-txns-sig-der", str(e)
+    # Bitcoin leaves r, s >= n to the verifier; a value out of range has no meaning, so it is an encoding error.
+    if not (0 < r < CURVE_ORDER and 0 < s < CURVE_ORDER):
+        return "bad-txns-sig-der", "signature's r or s is not in [1, n-1]"
     if s > HALF_ORDER:
         # Bitcoin enforces LOW_S only as relay policy (BIP146 never activated); here it is consensus.
         return "bad-txns-sig-high-s", "signature has a high S value, which makes the txid malleable"
-    try:
-        key.verify_digest(signature, digest, sigdecode=sigdecode_der)
-    except BadSignatureError:
+    if not _verify(pubkey, point, r, s, digest):
+        # Includes R = u1*G + u2*Q at infinity (the poison key (n-1)*G with r = digest mod n), SEC 1 4.1.4 step 5.
         return "bad-txns-sig-invalid", "signature does not match the key and transaction"
     return None
 

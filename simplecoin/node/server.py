@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection, wait
 
 from waitress.server import create_server
 
+from simplecoin.core import keys
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
@@ -151,6 +152,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
 
     signal.signal(signal.SIGTERM, stop)
     log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
+    log.info("verifying signatures with %s", keys.VERIFIER)  # "ecdsa" means coincurve did not import
     peers.start()
     if pump is not None:
         pump.start()
