@@ -54,10 +54,14 @@ class JsonErrorTask(ErrorTask):
     """waitress' answer to a request it refused while parsing (too large, malformed), as API JSON."""
 
     def execute(self) -> None:
-        e = self.request.error
-        body = (
-            json.dumps({"error": f"{e.reason}: {e.body}", "reason": WAITRESS_REASONS.get(e.code, "bad-request")}) + "\n"
-        ).encode()
+        e, adj = self.request.error, self.channel.adj
+        if e.code == 413:  # waitress refuses at >= its limit; the largest body it takes is one byte less
+            error = f"the body is longer than {adj.max_request_body_size - 1} bytes"
+        elif e.code == 431:
+            error = f"the request line and headers reach {adj.max_request_header_size} bytes"
+        else:
+            error = f"{e.reason}: {e.body}"
+        body = (json.dumps({"error": error, "reason": WAITRESS_REASONS.get(e.code, "bad-request")}) + "\n").encode()
         self.status = f"{e.code} {e.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
