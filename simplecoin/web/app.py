@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)  # also Flask's app.logger (named after the ap
 
 MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
 # Bitcoin: -maxuploadtarget, but per client IP: bytes of block hex sent by GET /p2p/blocks per window. A full
-# window is 256 blocks of the largest size, or about 437 kB/s sustained; syncing a long chain slows down, it
+# window is 128 maximal blocks (2 MB of hex each), about 447 kB/s sustained; syncing a long chain slows down, it
 # does not stop (429 with Retry-After, and the peer tries again).
 UPLOAD_BUDGET_BYTES = 256 * 1024 * 1024
 UPLOAD_WINDOW_SECONDS = 600.0

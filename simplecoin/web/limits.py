@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -195,6 +196,7 @@ class UploadBudget:
         # anyway.
         self.max_peers = max_peers
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.lock = threading.Lock()  # waitress serves requests on several threads
 
     def _bucket(self, ip: str, now: float) -> _Bucket:
         bucket = self.buckets.get(ip)
@@ -210,11 +212,12 @@ class UploadBudget:
 
     def retry_after(self, ip: str, now: float) -> int | None:
         """None if `ip` may be served now; else whole seconds until it may."""
-        bucket = self._bucket(ip, now)
-        if bucket.tokens > 0:
+        with self.lock:
+            tokens = self._bucket(ip, now).tokens
+        if tokens > 0:
             return None
-        return max(1, math.ceil((1 - bucket.tokens) / self.rate))
+        return max(1, math.ceil((1 - tokens) / self.rate))
 
     def charge(self, ip: str, sent: int, now: float) -> None:
-        bucket = self._bucket(ip, now)
-        bucket.tokens -= sent
+        with self.lock:
+            self._bucket(ip, now).tokens -= sent
