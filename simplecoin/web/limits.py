@@ -15,6 +15,11 @@ one byte every 50 s per socket kept it down, because each byte resets the inacti
 waitress stays: its asyncore loop holds a half-sent request as a few hundred bytes of buffer and no thread, so
 sockets cost little; what it lacked was eviction and a request deadline, which its channel and server classes
 let us add. (A thread-per-connection server would be worse here: each slow socket would hold a thread.)
+
+Measured on a real regtest node (tests/test_http_limits.py's attacker, each socket from its own 127.x address,
+trickling a header byte every 0.2 s and reconnecting whenever it is closed), an honest client polling /status
+with a 1 s timeout for 8 s: before, 0 answers; after, with 200 sockets every answer came, median 8.6 ms and
+slowest 41 ms (the attacker reconnected ~1,600 times); with 500 sockets, median 17 ms, slowest 330 ms.
 """
 
 from __future__ import annotations
