@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from waitress.server import create_server
-
 from simplecoin.core import keys
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
@@ -26,7 +24,8 @@ from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
-from simplecoin.web.app import create_app
+from simplecoin.web.app import MAX_BODY_BYTES, create_app
+from simplecoin.web.limits import ConnectionRules, create_guarded_server
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,15 @@ POLL_SECONDS = 0.01
 TEMPLATE_SECONDS = 10.0  # refresh work this often anyway: new mempool transactions, a newer time
 HASHRATE_LOG_SECONDS = 60.0
 SERVER_THREADS = 8
+
+# The HTTP server's limits for clients (docs/api.md, "Limits"). See simplecoin/web/limits.py for the attack
+# each one answers and why waitress stays.
+MAX_CONNECTIONS = 125  # Bitcoin: DEFAULT_MAX_PEER_CONNECTIONS; when full, evict rather than stop accepting
+MAX_CONNECTIONS_PER_IP = 32  # a NAT or a busy peer needs several; a bench runs 16 keep-alive connections
+REQUEST_SECONDS = 30.0  # first byte to last of one request: a 2.2 MB block at >= 75 kB/s; trickling loses
+IDLE_SECONDS = 30  # Bitcoin: DEFAULT_HTTP_SERVER_TIMEOUT (-rpcservertimeout), silence before we hang up
+CLEANUP_SECONDS = 1  # how often those two deadlines are checked (a pass over at most MAX_CONNECTIONS)
+MAX_HEADER_BYTES = 8192  # Bitcoin: MAX_HEADERS_SIZE in httpserver.cpp (waitress allows 256 KiB)
 
 
 class MiningPump(threading.Thread):
@@ -140,7 +148,21 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     service = NodeService(node)
     peers = PeerManager(service, config.public_url, config.peers)
     app = create_app(service, peers)
-    server = create_server(app, host=config.host, port=config.port, threads=SERVER_THREADS, ident="simplecoin")
+    server = create_guarded_server(
+        app,
+        rules=ConnectionRules(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, REQUEST_SECONDS),
+        host=config.host,
+        port=config.port,
+        threads=SERVER_THREADS,
+        ident="simplecoin",
+        channel_timeout=IDLE_SECONDS,
+        cleanup_interval=CLEANUP_SECONDS,
+        max_request_header_size=MAX_HEADER_BYTES,
+        # Refused from Content-Length (or while a chunked body arrives) before the body is spooled; waitress
+        # refuses at >= its limit, the app's MAX_CONTENT_LENGTH above it, hence the + 1.
+        max_request_body_size=MAX_BODY_BYTES + 1,
+        asyncore_use_poll=True,  # select() fails past file descriptor 1024
+    )
     pump = None
     if reward_address is not None and conns:
         pump = MiningPump(

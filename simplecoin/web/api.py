@@ -32,6 +32,7 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, reason: str) -> None:
         super().__init__(error)
         self.status, self.error, self.reason = status, error, reason
+        self.headers: dict[str, str] = {}
 
 
 def _service() -> NodeService:
@@ -339,4 +340,15 @@ def raw_blocks():
     hashes = [parse_hash(h, "block hash") for h in text.split(",") if h]
     if not 1 <= len(hashes) <= MAX_BLOCKS_PER_REQUEST:
         raise ApiError(400, f"'hashes' must list 1 to {MAX_BLOCKS_PER_REQUEST} block hashes", "bad-param")
-    return jsonify(blocks=[_service().raw_block(h).hex() for h in hashes])
+    if len(set(hashes)) != len(hashes):  # one hash 16 times turned a 1 kB request into 16 copies of a block
+        raise ApiError(400, "'hashes' lists a block more than once", "duplicate-hash")
+    budget, clock = current_app.extensions["simplecoin.upload"]
+    ip = request.remote_addr or ""  # the connection's address: a peer cannot spend another's budget
+    wait = budget.retry_after(ip, clock())
+    if wait is not None:
+        error = ApiError(429, f"upload budget for {ip} spent; retry in {wait} s", "upload-limit")
+        error.headers = {"Retry-After": str(wait)}
+        raise error
+    blocks = [_service().raw_block(h).hex() for h in hashes]
+    budget.charge(ip, sum(len(b) for b in blocks), clock())
+    return jsonify(blocks=blocks)

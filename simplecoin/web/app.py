@@ -1,37 +1,59 @@
 """The node's Flask app: the JSON API and the block explorer, served by waitress.
 
 `create_app(service, peers)` builds it; the node is handed in, never imported. One error handler per domain
-error turns it into `{"error": ..., "reason": ...}` with a 4xx status; bad input never gets a 500.
+error turns it into `{"error": ..., "reason": ...}` with a 4xx status; bad input never gets a 500. A bug in a
+handler gets a JSON 500 with reason `internal-error`, and Flask logs its traceback (`log`, this module's logger).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.node.node import NotFound
 from simplecoin.node.service import NodeService
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer
+from simplecoin.web.limits import UploadBudget
+
+log = logging.getLogger(__name__)  # also Flask's app.logger (named after the app), which logs handler crashes
 
 MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
+# Bitcoin: -maxuploadtarget, but per client IP: bytes of block hex sent by GET /p2p/blocks per window. A full
+# window is 128 maximal blocks (2 MB of hex each), about 447 kB/s sustained; syncing a long chain slows down, it
+# does not stop (429 with Retry-After, and the peer tries again).
+UPLOAD_BUDGET_BYTES = 256 * 1024 * 1024
+UPLOAD_WINDOW_SECONDS = 600.0
 
 
-def create_app(service: NodeService, peers: Any = None) -> Flask:
-    """The Flask app for one node. `peers` (a PeerManager) is optional: without it the node has none."""
+def create_app(
+    service: NodeService,
+    peers: Any = None,
+    upload_budget: UploadBudget | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Flask:
+    """The Flask app for one node. `peers` (a PeerManager) is optional: without it the node has none.
+
+    `upload_budget` defaults to UPLOAD_BUDGET_BYTES per UPLOAD_WINDOW_SECONDS; `clock` is what it is measured by.
+    """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["simplecoin"] = (service, peers)
+    budget = upload_budget or UploadBudget(UPLOAD_BUDGET_BYTES, UPLOAD_WINDOW_SECONDS)
+    app.extensions["simplecoin.upload"] = (budget, clock)
     app.register_blueprint(api)
     app.register_blueprint(explorer)  # HTML pages at / and /explorer/...; it handles its own pages' errors
     app.wsgi_app = _status_fast_path(app, app.wsgi_app)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
-        return jsonify(error=e.error, reason=e.reason), e.status
+        return jsonify(error=e.error, reason=e.reason), e.status, e.headers
 
     @app.errorhandler(ValidationError)
     def invalid(e: ValidationError):
@@ -44,6 +66,12 @@ def create_app(service: NodeService, peers: Any = None) -> Flask:
     @app.errorhandler(NotFound)
     def not_found(e: NotFound):
         return jsonify(error=str(e), reason="not-found"), 404
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(e: InternalServerError):
+        # Flask has already logged the traceback (app.log_exception) before calling this. Before this handler
+        # the HTTPException one below answered such bugs as `bad-request`, blaming the client.
+        return jsonify(error="internal error; the node's log has the details", reason="internal-error"), 500
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
@@ -65,8 +93,14 @@ def _status_fast_path(app: Flask, wsgi_app):
     def fast(environ, start_response):
         if environ.get("PATH_INFO") != "/status" or environ.get("REQUEST_METHOD") != "GET":
             return wsgi_app(environ, start_response)
-        body = (app.json.dumps(status_json(service, peers), separators=(",", ":")) + "\n").encode()
-        start_response("200 OK", [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body)))])
+        try:
+            body = (app.json.dumps(status_json(service, peers), separators=(",", ":")) + "\n").encode()
+            status = "200 OK"
+        except Exception:  # a bug, not bad input (there is none): what Flask does for its handlers, done here
+            log.exception("Exception on /status [GET]")
+            body = (app.json.dumps({"error": "internal error", "reason": "internal-error"}) + "\n").encode()
+            status = "500 INTERNAL SERVER ERROR"
+        start_response(status, [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body)))])
         return [body]
 
     return fast
