@@ -23,7 +23,15 @@ from typing import NoReturn
 
 from simplecoin.core.params import NETWORKS
 from simplecoin.node import worker
-from simplecoin.node.config import Config, ConfigError, build_config, check_environment, read_config_file
+from simplecoin.node.config import (
+    Config,
+    ConfigError,
+    DataDirLock,
+    build_config,
+    check_data_dir,
+    check_port,
+    read_config_file,
+)
 from simplecoin.node.server import serve
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
@@ -82,7 +90,7 @@ def load_config(args: argparse.Namespace) -> Config:
         "log_level": args.log_level,
     }
     config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
-    check_environment(config)
+    check_data_dir(config.data_dir)  # creates nothing: a refused start leaves nothing behind
     return config
 
 
@@ -106,18 +114,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args)
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        address = reward_address(config) if config.mine else None
-    except (ConfigError, WalletFileError) as e:
+        lock = DataDirLock.acquire(config.data_dir)  # before the port: "in use by pid N" says more than "port busy"
+    except ConfigError as e:
         print(f"miner: {e}", file=sys.stderr)
         return 2
-    return supervise(config, address)
+    try:
+        check_port(config)
+        address = reward_address(config) if config.mine else None
+    except (ConfigError, WalletFileError) as e:
+        lock.abandon()
+        print(f"miner: {e}", file=sys.stderr)
+        return 2
+    return supervise(config, address, lock)
 
 
-def supervise(config: Config, address: str | None) -> int:
-    """Start the processes, wait for a signal or a death, stop everyone."""
+def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
+    """Start the processes, wait for a signal or a death, stop everyone.
+
+    We hold the data directory's lock for our whole life and hand it to the server process too (see
+    DataDirLock); the mining processes never touch the disk and do not get it.
+    """
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe() for _ in range(config.workers)] if address else []
-    server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address), name="server")
+    server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address, lock), name="server")
     miners = [ctx.Process(target=worker.run, args=(theirs,), name=f"miner-{i}") for i, (_, theirs) in enumerate(pipes)]
     stopping = False
 
