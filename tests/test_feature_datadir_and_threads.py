@@ -151,34 +151,43 @@ def test_server_process_stops_when_its_supervisor_is_killed(tmp_path: Path) -> N
 
 # -- no thread dies silently ------------------------------------------------------------------------------------------
 
-# Runs in every Python process of the node (sitecustomize, through PYTHONPATH): the pump's 3rd and 4th
-# templates raise, as a bug would.
+# Runs in every Python process of the node (sitecustomize, through PYTHONPATH): once the test creates the file
+# FAULT_ARM, the pump's next two templates raise ERROR, as a bug would.
 PUMP_FAULT = """
-import os, sys
+import os, sqlite3, sys
 sys.path.insert(0, os.environ["FAULT_REPO"])
 from simplecoin.node import server
 
 _new_work = server.MiningPump._new_work
-_calls = [0]
+_fired = [0]
 
 def _failing_new_work(self):
-    _calls[0] += 1
-    if _calls[0] in (3, 4):
-        raise RuntimeError("injected pump fault")
+    if _fired[0] < 2 and os.path.exists(os.environ["FAULT_ARM"]):
+        _fired[0] += 1
+        raise ERROR
     _new_work(self)
 
 server.MiningPump._new_work = _failing_new_work
 """
 
 
-def test_crashing_pump_is_restarted_and_status_shows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Today's code: the pump thread dies, /status has no "threads" and the height stops growing.
+def inject_pump_fault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str) -> Path:
+    """Nodes started from now on in this test have a faulty pump; it fails once the returned path exists."""
     inject = tmp_path / "inject"
     inject.mkdir()
-    (inject / "sitecustomize.py").write_text(PUMP_FAULT)
+    (inject / "sitecustomize.py").write_text(PUMP_FAULT.replace("ERROR", error))
     monkeypatch.setenv("PYTHONPATH", str(inject))
     monkeypatch.setenv("FAULT_REPO", str(REPO))
+    monkeypatch.setenv("FAULT_ARM", str(tmp_path / "arm"))
+    return tmp_path / "arm"
+
+
+def test_crashing_pump_is_restarted_and_status_shows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Today's code: the pump thread dies, /status has no "threads" and the height stops growing.
+    arm = inject_pump_fault(tmp_path, monkeypatch, 'RuntimeError("injected pump fault")')
     with running_node(tmp_path / "a", mine=True, pause=0.1) as a:
+        assert a.status()["threads"]["mining-pump"] == "ok"
+        arm.touch()
         state = wait_until(
             lambda: "restart" in (s := a.status()["threads"]["mining-pump"]) and s, what="a pump restart reported"
         )
@@ -188,6 +197,21 @@ def test_crashing_pump_is_restarted_and_status_shows_it(tmp_path: Path, monkeypa
         log_text = a.run_log()
         assert "Traceback" in log_text
         assert "RuntimeError: injected pump fault" in log_text
+
+
+def test_store_error_in_the_pump_stops_the_node_non_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Today's code: the pump thread dies and the node serves on at a frozen height, exit code unset.
+    arm = inject_pump_fault(tmp_path, monkeypatch, 'sqlite3.OperationalError("disk I/O error (injected)")')
+    with running_node(tmp_path / "a", mine=True, pause=0.1) as a:
+        assert a.process is not None
+        wait_until(lambda: a.status()["height"] >= 1, what="mining")
+        arm.touch()
+        wait_until(lambda: a.process.poll() is not None, what="the node to stop on its own")
+        assert a.process.returncode == 1
+        log_text = a.run_log()
+        assert "stopping the node: thread mining-pump: OperationalError: disk I/O error (injected)" in log_text
+        assert "server process" in log_text
+        assert "died with exit code 3" in log_text
 
 
 # -- the pump's rejected-block backoff (in-process) -------------------------------------------------------------------
