@@ -293,3 +293,30 @@ def test_rejected_own_block_is_not_retried_in_a_hot_loop(caplog: pytest.LogCaptu
     rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 1, f"{len(rejected)} warnings for one repeated rejection"
     assert "time-too-new" in rejected[0].getMessage()
+
+
+def test_rejected_own_block_waits_for_a_new_second_or_new_transactions() -> None:
+    # Today's code: MiningPump takes no clock, and the rejected block is resubmitted at once in any case.
+    service = RejectingService()
+    ours, theirs = Pipe()
+    stop = threading.Event()
+    now = [1_000_000.25]
+    worker = threading.Thread(target=instant_worker, args=(theirs, stop), daemon=True)
+    pump = MiningPump(service, [ours], MINER_KEY.pubkey_hash, pause=0.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    runner = threading.Thread(target=pump.run, daemon=True)
+    worker.start()
+    runner.start()
+    try:
+        wait_until(lambda: service.submits == 1 and pump.rejection is not None, timeout=10)
+        now[0] += 0.5  # the same second: a new template would carry the same time
+        time.sleep(0.3)  # the pump polls every 10 ms: some thirty chances to resubmit
+        assert service.submits == 1
+        now[0] += 0.5  # the next second
+        wait_until(lambda: service.submits == 2 and pump.rejection is not None, timeout=5, what="a retry next second")
+        service.emit(Event("tx", bytes(32), b"", "peer"))  # new mempool contents
+        wait_until(lambda: service.submits == 3, timeout=5, what="a retry after a new transaction")
+    finally:
+        pump.stopping.set()
+        runner.join(timeout=5)
+        stop.set()
+        worker.join(timeout=5)
