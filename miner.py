@@ -32,7 +32,7 @@ from simplecoin.node.config import (
     check_port,
     read_config_file,
 )
-from simplecoin.node.server import serve
+from simplecoin.node.server import FATAL_EXIT_CODE, serve
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")
@@ -159,7 +159,11 @@ def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
         dead = [p for p in processes if p.exitcode is not None]
         if dead and not stopping:
             for p in dead:
-                log.error("%s process (pid %d) died with exit code %s; stopping the node", p.name, p.pid, p.exitcode)
+                fatal = p is server and p.exitcode == FATAL_EXIT_CODE
+                why = " (one of its threads failed beyond restarting; see above)" if fatal else ""
+                log.error(
+                    "%s process (pid %d) died with exit code %s%s; stopping the node", p.name, p.pid, p.exitcode, why
+                )
             exit_code = 1
             break
     log.info("stopping")

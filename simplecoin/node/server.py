@@ -209,7 +209,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     params = config.params
     node = Node(Store(config.data_dir / "chain.db", params), params)
     service = NodeService(node)
-    fatal: list[str] = []
+    fatal: list[str] = []  # at most one entry per supervised thread: each fails fatally once, then ends
 
     def on_fatal(name: str, error: BaseException) -> None:
         fatal.append(f"thread {name}: {type(error).__name__}: {error}")
