@@ -26,8 +26,16 @@ from typing import NoReturn
 
 from simplecoin.core.params import NETWORKS
 from simplecoin.node import worker
-from simplecoin.node.config import Config, ConfigError, build_config, check_environment, read_config_file
-from simplecoin.node.server import serve
+from simplecoin.node.config import (
+    Config,
+    ConfigError,
+    DataDirLock,
+    build_config,
+    check_data_dir,
+    check_port,
+    read_config_file,
+)
+from simplecoin.node.server import FATAL_EXIT_CODE, serve
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")
@@ -86,7 +94,7 @@ def load_config(args: argparse.Namespace) -> Config:
         "log_level": args.log_level,
     }
     config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
-    check_environment(config)
+    check_data_dir(config.data_dir)  # creates nothing: a refused start leaves nothing behind
     return config
 
 
@@ -110,18 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args)
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        address = reward_address(config) if config.mine else None
-    except (ConfigError, WalletFileError) as e:
+        lock = DataDirLock.acquire(config.data_dir)  # before the port: "in use by pid N" says more than "port busy"
+    except ConfigError as e:
         print(f"miner: {e}", file=sys.stderr)
         return 2
-    return supervise(config, address)
+    try:
+        check_port(config)
+        address = reward_address(config) if config.mine else None
+    except (ConfigError, WalletFileError) as e:
+        lock.abandon()
+        print(f"miner: {e}", file=sys.stderr)
+        return 2
+    return supervise(config, address, lock)
 
 
-def supervise(config: Config, address: str | None) -> int:
-    """Start the processes, wait for a signal or a death, stop everyone."""
+def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
+    """Start the processes, wait for a signal or a death, stop everyone.
+
+    We hold the data directory's lock for our whole life and hand it to the server process too (see
+    DataDirLock); the mining processes never touch the disk and do not get it.
+    """
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe() for _ in range(config.workers)] if address else []
-    server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address), name="server")
+    server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address, lock), name="server")
     miners = [ctx.Process(target=worker.run, args=(theirs,), name=f"miner-{i}") for i, (_, theirs) in enumerate(pipes)]
     stopping = False
 
@@ -144,7 +163,11 @@ def supervise(config: Config, address: str | None) -> int:
         dead = [p for p in processes if p.exitcode is not None]
         if dead and not stopping:
             for p in dead:
-                log.error("%s process (pid %d) died with exit code %s; stopping the node", p.name, p.pid, p.exitcode)
+                fatal = p is server and p.exitcode == FATAL_EXIT_CODE
+                why = " (one of its threads failed beyond restarting; see above)" if fatal else ""
+                log.error(
+                    "%s process (pid %d) died with exit code %s%s; stopping the node", p.name, p.pid, p.exitcode, why
+                )
             exit_code = 1
             break
     log.info("stopping")

@@ -5,10 +5,13 @@ Every problem is a `ConfigError` whose message is one line naming the key (or fl
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import socket
 from dataclasses import dataclass
+from multiprocessing import reduction
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,13 +162,30 @@ def _is_http_url(text: str) -> bool:
 
 
 def check_environment(config: Config) -> None:
-    """What can only be checked on this machine: the data directory is usable and the port is free."""
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"data_dir {config.data_dir}: cannot create it: {e.strerror}") from e
-    if not os.access(config.data_dir, os.R_OK | os.W_OK | os.X_OK):
-        raise ConfigError(f"data_dir {config.data_dir}: not readable and writable by this user")
+    """What can only be checked on this machine, creating nothing: the data directory is usable, the port free."""
+    check_data_dir(config.data_dir)
+    check_port(config)
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """The data directory exists and is usable, or could be created; nothing is created here."""
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            raise ConfigError(f"data_dir {data_dir}: not a directory")
+        if not os.access(data_dir, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(f"data_dir {data_dir}: not readable and writable by this user")
+        return
+    ancestor = data_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"data_dir {data_dir}: cannot create it: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"data_dir {data_dir}: cannot create it: {ancestor} is not writable by this user")
+
+
+def check_port(config: Config) -> None:
+    """Nothing listens on the API's address yet (the server binds it moments later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
         try:
@@ -174,3 +194,79 @@ def check_environment(config: Config) -> None:
             if e.errno == errno.EADDRINUSE:
                 raise ConfigError(f"port {config.port} on {config.host} is already in use") from e
             raise ConfigError(f"host {config.host}: cannot listen there: {e.strerror}") from e
+
+
+class DataDirLock:
+    """An exclusive lock on a data directory, held for the life of the node's processes.
+
+    Bitcoin Core: `LockDirectory` on `<datadir>/.lock`. Two nodes on one chain database write the same rows: the
+    second one's blocks broke the first one's mining pump on a UNIQUE constraint, and both went on serving. The
+    lock is `flock` on `<data dir>/LOCK`, which holds the pid of the supervisor process (miner.py). The kernel
+    releases it when the last descriptor of that open file closes, so a kill -9 releases it too. The
+    supervisor passes the descriptor to the server process (the one that writes the database): both hold the
+    same lock, so an orphaned server still keeps a second node out until it has stopped.
+    """
+
+    NAME = "LOCK"
+
+    def __init__(self, fd: int, data_dir: Path, created: tuple[Path, ...] = ()) -> None:
+        self.fd = fd
+        self.data_dir = data_dir
+        self.created = created  # directories this start made, outermost first: removed again by abandon()
+
+    @classmethod
+    def acquire(cls, data_dir: Path) -> DataDirLock:
+        """Create the data directory if needed and lock it; ConfigError naming the holder's pid if it is taken."""
+        created = []
+        missing = data_dir
+        while not missing.exists() and missing != missing.parent:
+            created.append(missing)
+            missing = missing.parent
+        created.reverse()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(data_dir / cls.NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            _remove_dirs(created)
+            raise ConfigError(f"data_dir {data_dir}: cannot create it: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise ConfigError(f"data_dir {data_dir}: cannot lock it: {e.strerror}") from e
+            raise ConfigError(
+                f"data_dir {data_dir} is in use by another node (pid {holder}); "
+                "one node per data directory: stop that node or choose another --data-dir"
+            ) from e
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd, data_dir, tuple(created))
+
+    def abandon(self) -> None:
+        """Give the lock up after a refused start, removing the directories this start created."""
+        os.close(self.fd)
+        if self.created:
+            with contextlib.suppress(OSError):
+                (self.data_dir / self.NAME).unlink()
+            _remove_dirs(self.created)
+
+    def __reduce__(self):
+        # Pickled only to start the server process (spawn): the descriptor itself goes along, so the child
+        # holds the same open file, hence the same lock. Never a copy of the path: a fresh open() and
+        # flock() in the child would conflict with our own lock.
+        return (_rebuild_lock, (reduction.DupFd(self.fd), self.data_dir))
+
+
+def _rebuild_lock(dup: Any, data_dir: Path) -> DataDirLock:
+    return DataDirLock(dup.detach(), data_dir)
+
+
+def _remove_dirs(created: list[Path] | tuple[Path, ...]) -> None:
+    """Remove directories made by a refused start, innermost first, if they are still empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            return

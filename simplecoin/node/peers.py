@@ -25,6 +25,7 @@ from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.primitives import Block, BlockHeader
 from simplecoin.httpjson import BadAnswer, read_json_object
 from simplecoin.node.service import Event, NodeService
+from simplecoin.node.threads import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class PeerManager:
         self._relay: queue.Queue[Event | None] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._supervisor: Supervisor | None = None
         for url in initial:
             self.add(url)
         service.subscribe(self._on_event)
@@ -195,18 +196,19 @@ class PeerManager:
 
     # -- threads ----------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the peer threads under `supervisor` (a private one if none): one that raises is restarted."""
+        self._supervisor = supervisor or Supervisor(on_fatal=lambda name, error: None)
         for target, name in ((self._sync_loop, "peer-sync"), (self._relay_loop, "peer-relay")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._supervisor.start(name, target)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         self._relay.put(None)
-        for thread in self._threads:
-            thread.join(timeout=15)
+        if self._supervisor is not None:
+            self._supervisor.stop()
+            self._supervisor.join(timeout=15)
 
     def _on_event(self, event: Event) -> None:
         try:

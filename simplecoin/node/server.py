@@ -8,22 +8,28 @@ POLL_SECONDS and sends every worker fresh work.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 
 from simplecoin.core import keys
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
 from simplecoin.core.primitives import Block
-from simplecoin.node.config import Config
+from simplecoin.node.config import Config, DataDirLock
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
+from simplecoin.node.threads import Supervisor
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from simplecoin.web.limits import ConnectionRules, create_guarded_server
 
@@ -33,6 +39,15 @@ POLL_SECONDS = 0.01
 TEMPLATE_SECONDS = 10.0  # refresh work this often anyway: new mempool transactions, a newer time
 HASHRATE_LOG_SECONDS = 60.0
 SERVER_THREADS = 8
+FATAL_EXIT_CODE = 3  # a thread failed beyond restarting; miner.py stops the node
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Our last block was rejected: why, and the wall-clock second it happened in."""
+
+    reason: str
+    second: int
 
 # The HTTP server's limits for clients (docs/api.md, "Limits"). See simplecoin/web/limits.py for the attack
 # each one answers and why waitress stays.
@@ -45,26 +60,47 @@ MAX_HEADER_BYTES = 8192  # Bitcoin: MAX_HEADERS_SIZE in httpserver.cpp (waitress
 
 
 class MiningPump(threading.Thread):
-    """Sends work down the mining Pipes and submits what comes back."""
+    """Sends work down the mining Pipes and submits what comes back.
 
-    def __init__(self, service: NodeService, conns: list[Connection], pubkey_hash: bytes, pause: float) -> None:
+    The server runs `run` under a Supervisor (threads.py) rather than calling start(); start() stays for
+    benchmarks that drive a pump on its own.
+    """
+
+    def __init__(
+        self,
+        service: NodeService,
+        conns: list[Connection],
+        pubkey_hash: bytes,
+        pause: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(name="mining-pump", daemon=True)
         self.service = service
         self.conns = conns
         self.pubkey_hash = pubkey_hash
         self.pause = pause
+        self.clock = clock  # wall clock: a template's time (and so time-too-new) changes with its second
         self.stopping = threading.Event()
         self.tip_changed = threading.Event()
+        self.mempool_changed = threading.Event()
         self.templates: dict[int, Block] = {}
         self.job_id = 0
         self.issued_at = 0.0
         self.rates: dict[Connection, float] = {}  # hashes per second, per mining process
         self.logged_at = time.monotonic()
+        # A rejected block of our own holds mining back until something that went into it can have changed.
+        # Retrying at once hot-looped: on regtest a worker solves a block instantly, so a persistent
+        # rejection (time-too-new after 43,500 fast blocks) was resubmitted ~2,900 times a second.
+        self.rejection: Rejection | None = None
+        self.rejected_since_accept = 0  # logged when a block is accepted again
+        self.last_reason: str | None = None  # of the last rejection, until a block is accepted: logged once
         service.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         if event.tip_changed:
             self.tip_changed.set()
+        if event.kind == "tx":
+            self.mempool_changed.set()
 
     def run(self) -> None:
         self._new_work()
@@ -90,6 +126,12 @@ class MiningPump(threading.Thread):
                         )
             if time.monotonic() < resume_at:
                 continue
+            if self.rejection is not None:
+                if not self._rejection_may_be_over(self.rejection):
+                    continue
+                self.rejection = None
+                self._new_work()
+                continue
             if resume_at or self.tip_changed.is_set() or time.monotonic() - self.issued_at > TEMPLATE_SECONDS:
                 resume_at = 0.0
                 self._new_work()
@@ -99,8 +141,12 @@ class MiningPump(threading.Thread):
             except OSError:
                 pass
 
+    def _rejection_may_be_over(self, rejection: Rejection) -> bool:
+        """A new tip, new mempool contents, or a new second of the clock (a template's time) since it."""
+        return self.tip_changed.is_set() or self.mempool_changed.is_set() or int(self.clock()) != rejection.second
+
     def _submit(self, solution: Solution) -> bool:
-        """Submit a solved block; always follow with fresh work (the worker waits for it)."""
+        """Submit a solved block; follow with fresh work now, or after a rejection's cause can have changed."""
         template = self.templates.get(solution.job_id)
         accepted = False
         if template is not None:
@@ -110,11 +156,32 @@ class MiningPump(threading.Thread):
                 accepted = outcome.status == "accepted" and self.service.tip().hash == block.hash
                 if accepted:
                     log.info("mined block %d %s", self.service.tip().height, block.header.hash_hex())
+                    if self.rejected_since_accept:
+                        log.info("mining resumed after %d rejected block(s)", self.rejected_since_accept)
+                        self.rejected_since_accept = 0
+                    self.last_reason = None
             except ValidationError as e:
-                log.warning("our own block %s was rejected: %s", block.header.hash_hex(), e)
+                self._rejected(block, e)
+                return False
         if not accepted and not self.pause:
             self.tip_changed.set()
         return accepted
+
+    def _rejected(self, block: Block, error: ValidationError) -> None:
+        """Log a rejection once per reason, idle the workers, and hold mining back (see `rejection`)."""
+        self.rejected_since_accept += 1
+        if error.reason != self.last_reason:
+            log.warning(
+                "our own block %s was rejected: %s; mining waits for a new tip, new transactions or the next second"
+                " (repeats of this reason are logged at debug level)",
+                block.header.hash_hex(),
+                error,
+            )
+        else:
+            log.debug("our own block %s was rejected again: %s", block.header.hash_hex(), error)
+        self.last_reason = error.reason
+        self.rejection = Rejection(error.reason, int(self.clock()))
+        self._send_all(lambda worker: IDLE)
 
     def _drop(self, conn: Connection) -> None:
         """Forget a dead mining process' pipe; the supervisor notices the death and stops the node."""
@@ -130,6 +197,7 @@ class MiningPump(threading.Thread):
 
     def _new_work(self) -> None:
         self.tip_changed.clear()
+        self.mempool_changed.clear()
         template = self.service.block_template(self.pubkey_hash, bytes(EXTRANONCE_SIZE))
         self.job_id += 1
         self.templates = {self.job_id: template, **{k: v for k, v in self.templates.items() if k > self.job_id - 4}}
@@ -137,8 +205,12 @@ class MiningPump(threading.Thread):
         self.issued_at = time.monotonic()
 
 
-def serve(config: Config, conns: list[Connection], reward_address: str | None) -> None:
-    """The server process' main function (the target the supervisor starts)."""
+def serve(config: Config, conns: list[Connection], reward_address: str | None, lock: DataDirLock | None = None) -> None:
+    """The server process' main function (the target the supervisor starts).
+
+    `lock` is the data directory's lock, inherited from the supervisor: kept (unused) for this process' life.
+    Exits with FATAL_EXIT_CODE when a thread fails in a way a restart cannot mend.
+    """
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us with SIGTERM
     # Under load waitress warns about its queue depth for a good share of requests, which drowns the log.
@@ -146,6 +218,16 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     params = config.params
     node = Node(Store(config.data_dir / "chain.db", params), params)
     service = NodeService(node)
+    fatal: list[str] = []  # at most one entry per supervised thread: each fails fatally once, then ends
+
+    def on_fatal(name: str, error: BaseException) -> None:
+        fatal.append(f"thread {name}: {type(error).__name__}: {error}")
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread's handler ends server.run()
+
+    # A store error leaves the node in memory and the database on disk possibly apart: restarting the thread
+    # that met it could only build on that, so the node stops instead.
+    threads = Supervisor(on_fatal, fatal=(sqlite3.Error,))
+    service.threads = threads.health
     peers = PeerManager(service, config.public_url, config.peers)
     app = create_app(service, peers)
     server = create_guarded_server(
@@ -175,16 +257,33 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     signal.signal(signal.SIGTERM, stop)
     log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
     log.info("verifying signatures with %s", keys.VERIFIER)  # "ecdsa" means coincurve did not import
-    peers.start()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threads.start("supervisor-watch", lambda: _watch_parent(parent, threads.stopping))
+    peers.start(threads)
     if pump is not None:
-        pump.start()
+        threads.start("mining-pump", pump.run)
     try:
         server.run()
     finally:
         log.info("stopping the server")
+        threads.stop()
         if pump is not None:
             pump.stopping.set()
-            pump.join(timeout=5)
         peers.stop()
+        threads.join(timeout=5)
         service.close()  # under the node lock: the store closes between blocks
         log.info("server stopped at height %d", node.height)
+    if fatal:
+        log.critical("stopping the node: %s", fatal[0])
+        raise SystemExit(FATAL_EXIT_CODE)
+
+
+def _watch_parent(parent: BaseProcess, stopping: threading.Event) -> None:
+    """Stop this process when the supervisor process is gone (even by kill -9): an orphaned server would
+    keep the chain database and the data directory's lock, with nobody to stop it."""
+    while not stopping.is_set():
+        if wait([parent.sentinel], timeout=1.0):
+            log.error("the supervisor process (pid %s) is gone; stopping", parent.pid)
+            os.kill(os.getpid(), signal.SIGTERM)
+            stopping.wait()

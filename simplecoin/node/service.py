@@ -46,6 +46,7 @@ class NodeService:
         self._listeners: list[Callable[[Event], None]] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.hashrate = 0.0
+        self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
