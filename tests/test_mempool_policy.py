@@ -7,7 +7,10 @@ The attacks come first; each is a client of a few lines that only needs the node
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +288,19 @@ def test_the_cap_counts_the_memory_the_pool_really_uses(builder, inputs, outputs
     assert len(pool) == count
     assert 0.9 * real <= pool.usage <= 1.3 * real, (real // count, pool.usage // count)
     assert pool.usage >= 4 * pool.total_bytes  # what the old byte cap missed
+
+
+@pytest.mark.slow
+def test_mempool_benchmark_runs_quick():
+    """bench/bench_mempool.py --quick runs to the end and prints every figure (speed is never asserted here)."""
+    result = subprocess.run(
+        [sys.executable, "bench/bench_mempool.py", "--quick"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for label in ("Mempool.select (ancestor score):", "reference: the old selection:", "accepted 25;", "SUMMARY"):
+        assert label in result.stdout, result.stdout
