@@ -20,6 +20,7 @@ from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
 from simplecoin.core.primitives import Block
+from simplecoin.node import mempool_file
 from simplecoin.node.config import Config
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
@@ -136,6 +137,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     params = config.params
     node = Node(Store(config.data_dir / "chain.db", params), params)
+    mempool_file.load(config.data_dir / mempool_file.FILE_NAME, params, node.submit_tx)  # before any thread starts
     service = NodeService(node)
     peers = PeerManager(service, config.public_url, config.peers)
     app = create_app(service, peers)
@@ -162,5 +164,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
             pump.stopping.set()
             pump.join(timeout=5)
         peers.stop()
+        with service.lock:  # Bitcoin: DumpMempool at shutdown
+            mempool_file.dump(config.data_dir / mempool_file.FILE_NAME, node.mempool, params)
         service.close()  # under the node lock: the store closes between blocks
         log.info("server stopped at height %d", node.height)
