@@ -6,6 +6,7 @@ Before this change a pending payment was lost when the node stopped: nothing was
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
@@ -107,6 +108,36 @@ def test_a_missing_file_is_no_warning(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def test_the_loader_restores_in_the_background_and_saves_at_shutdown(funded, tmp_path):
+    node, txs = pending_chain(funded)
+    path = tmp_path / mempool_file.FILE_NAME
+    mempool_file.dump(path, node.mempool, REGTEST)
+    node.mempool.remove_with_descendants(txs[0].txid)
+    loader = mempool_file.MempoolLoader(path, REGTEST, node, threading.RLock())
+    loader.start()
+    loader.join(timeout=30)
+    assert loader.finished.is_set()
+    assert set(node.mempool.entries) == {tx.txid for tx in txs}
+    node.mempool.remove_with_descendants(txs[1].txid)  # the child was mined, say
+    loader.stop_and_save()
+    assert mempool_file.read(path, REGTEST) == txs[:1]
+
+
+def test_a_shutdown_before_the_load_finished_keeps_the_saved_file(funded, tmp_path, caplog):
+    node, txs = pending_chain(funded)
+    path = tmp_path / mempool_file.FILE_NAME
+    mempool_file.dump(path, node.mempool, REGTEST)
+    saved = path.read_bytes()
+    node.mempool.remove_with_descendants(txs[0].txid)
+    loader = mempool_file.MempoolLoader(path, REGTEST, node, threading.RLock())
+    loader.stopping.set()  # the node is told to stop before the loader got through
+    loader.start()
+    loader.stop_and_save()
+    assert not loader.finished.is_set()
+    assert path.read_bytes() == saved  # not overwritten by the (empty) part loaded so far
+    assert "not fully loaded" in caplog.text
+
+
 # -- real nodes ---------------------------------------------------------------------------------------------------
 
 
@@ -137,8 +168,8 @@ def test_a_pending_payment_survives_a_restart(tmp_path):
     assert (data_dir / mempool_file.FILE_NAME).exists()
     assert "saved 1 mempool transactions" in node.log()
     with running_node(data_dir) as again:
-        assert again.status()["mempool"] == 1  # restored before the API answered
-        assert pending(again, tx.txid)
+        wait_until(lambda: pending(again, tx.txid), what="the saved payment to be pending again")
+        assert again.status()["mempool"] == 1
         assert "restored 1 of 1 saved mempool transactions" in again.run_log()
 
 

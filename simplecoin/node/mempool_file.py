@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import ValidationError
@@ -120,15 +122,23 @@ def read(path: Path, params: NetworkParams) -> list[Transaction]:
         return []
 
 
-def load(path: Path, params: NetworkParams, submit: Callable[[Transaction], object]) -> int:
+def load(
+    path: Path,
+    params: NetworkParams,
+    submit: Callable[[Transaction], object],
+    stopping: threading.Event | None = None,
+) -> int | None:
     """Re-submit the saved transactions through `submit` (normal acceptance); return how many it took.
 
     Bitcoin: LoadMempool. Those now invalid (mined meanwhile, conflicting, below the pool's fee floor) are
-    dropped with a debug line.
+    dropped with a debug line. Returns None if `stopping` was set before the end.
     """
     txs = read(path, params)
     accepted = 0
     for tx in txs:
+        if stopping is not None and stopping.is_set():
+            log.info("stopped restoring the saved mempool after %d transactions", accepted)
+            return None
         try:
             submit(tx)
             accepted += 1
@@ -137,3 +147,47 @@ def load(path: Path, params: NetworkParams, submit: Callable[[Transaction], obje
     if txs:
         log.info("restored %d of %d saved mempool transactions", accepted, len(txs))
     return accepted
+
+
+class _PoolOwner(Protocol):
+    """What the loader needs of a Node: its pool and its normal acceptance."""
+
+    mempool: Mempool
+
+    def submit_tx(self, tx: Transaction) -> object: ...
+
+
+class MempoolLoader(threading.Thread):
+    """Re-submits the saved mempool in the background, then saves it again at shutdown.
+
+    Bitcoin: LoadMempool runs in a thread after start-up, and DumpMempool is skipped if the load never finished
+    (m_load_tried). Here too: checking a full pool's signatures takes many seconds, during which the API should
+    answer; and a shutdown before the load finished must not overwrite the file with the part loaded so far.
+    Each transaction is submitted under the node lock, one at a time, and without relay events, so peers are
+    not flooded with what they most likely have already.
+    """
+
+    def __init__(self, path: Path, params: NetworkParams, node: _PoolOwner, lock: threading.RLock) -> None:
+        super().__init__(name="mempool-load", daemon=True)
+        self.path, self.params, self.node, self.lock = path, params, node, lock
+        self.stopping = threading.Event()
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        if load(self.path, self.params, self._submit, self.stopping) is not None:
+            self.finished.set()
+
+    def _submit(self, tx: Transaction) -> object:
+        with self.lock:
+            return self.node.submit_tx(tx)
+
+    def stop_and_save(self, timeout: float = 10.0) -> None:
+        """Stop loading, and save the pool if the saved one was fully loaded (call before the store closes)."""
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+        with self.lock:
+            if not self.finished.is_set():
+                log.warning("the saved mempool was not fully loaded; keeping %s as it is", self.path)
+                return
+            dump(self.path, self.node.mempool, self.params)

@@ -137,8 +137,8 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     params = config.params
     node = Node(Store(config.data_dir / "chain.db", params), params)
-    mempool_file.load(config.data_dir / mempool_file.FILE_NAME, params, node.submit_tx)  # before any thread starts
     service = NodeService(node)
+    mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, node, service.lock)
     peers = PeerManager(service, config.public_url, config.peers)
     app = create_app(service, peers)
     server = create_server(app, host=config.host, port=config.port, threads=SERVER_THREADS, ident="simplecoin")
@@ -153,6 +153,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
 
     signal.signal(signal.SIGTERM, stop)
     log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
+    mempool_loader.start()
     peers.start()
     if pump is not None:
         pump.start()
@@ -164,7 +165,6 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None) -
             pump.stopping.set()
             pump.join(timeout=5)
         peers.stop()
-        with service.lock:  # Bitcoin: DumpMempool at shutdown
-            mempool_file.dump(config.data_dir / mempool_file.FILE_NAME, node.mempool, params)
+        mempool_loader.stop_and_save()  # Bitcoin: DumpMempool, before the store closes
         service.close()  # under the node lock: the store closes between blocks
         log.info("server stopped at height %d", node.height)
