@@ -452,11 +452,21 @@ class Mempool:
                 size += entry.tx.size
             for t in package:
                 entry = entries[t]
-                for d in self.descendants(t):
+                t_fee, t_size = entry.fee, entry.tx.size
+                # The descendants of t (at most 24), walked inline: this loop is most of the selection's time.
+                stack = list(links[t].children)
+                seen: set[bytes] = set()
+                while stack:
+                    d = stack.pop()
+                    if d in seen:
+                        continue
+                    seen.add(d)
+                    d_links = links[d]
+                    stack.extend(d_links.children)
                     if d in included:
                         continue
-                    d_fee, d_size = modified.get(d, (links[d].anc_fee, links[d].anc_size))
-                    d_fee, d_size = d_fee - entry.fee, d_size - entry.tx.size
+                    d_fee, d_size = modified.get(d) or (d_links.anc_fee, d_links.anc_size)
+                    d_fee, d_size = d_fee - t_fee, d_size - t_size
                     modified[d] = (d_fee, d_size)
                     heapq.heappush(heap, (-d_fee / d_size, d, d_fee, d_size))
         return chosen
