@@ -6,10 +6,10 @@ import pytest
 
 from simplecoin.core.errors import TxValidationError
 from simplecoin.core.hashing import hash160
-from simplecoin.core.mempool import MempoolPolicy
+from simplecoin.core.mempool import MempoolPolicy, entry_usage
 from simplecoin.core.mining import solve
 from simplecoin.core.params import REGTEST
-from simplecoin.core.primitives import OutPoint, Transaction
+from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from tests.conftest import NOW
@@ -66,7 +66,9 @@ def test_child_paying_more_than_parent_still_follows_it(funded):
 
 def small_pool_node(tmp_path, funded_builder_blocks, max_txs):
     """A node whose pool holds `max_txs` one-input payments (their sizes differ by a byte or two)."""
-    policy = MempoolPolicy(max_bytes=max_txs * (SPEND_SIZE + 2))
+    # The cap counts memory now (entry_usage), no longer serialized bytes.
+    largest = Transaction(1, (TxIn(OutPoint(bytes(32), 0), bytes(33), bytes(72)),), (TxOut(1, bytes(20)),))
+    policy = MempoolPolicy(max_usage=max_txs * entry_usage(largest))
     node = Node(Store(tmp_path / "small.db", REGTEST), REGTEST, clock=lambda: NOW, policy=policy)
     for block in funded_builder_blocks:
         node.submit_block(block)
@@ -90,7 +92,7 @@ def test_full_pool_evicts_the_lowest_fee_rate_with_its_descendants(funded, tmp_p
 
         # low had the lowest rate; its child goes with it even though it paid more.
         assert set(node.mempool.entries) == {mid.txid, high.txid}
-        assert node.mempool.total_bytes <= node.mempool.policy.max_bytes
+        assert node.mempool.usage <= node.mempool.policy.max_usage
     finally:
         node.close()
 

@@ -179,12 +179,23 @@ def test_mempool_policy_reasons(funded):
         "txn-mempool-conflict": b.spend("m1", fee=2 * DEFAULT_FEE_X),
         "min-relay-fee-not-met": b.spend("m2", fee=1),
         "coinbase": make_coinbase(SPEND_HEIGHT, BOB.pubkey_hash, 1),
+        "too-long-mempool-chain": long_chain_tip(node, b, "m3"),
     }
     for reason, bad in cases.items():
         assert_rejected(node, lambda bad=bad: node.submit_tx(bad), reason, TxValidationError)
 
 
 DEFAULT_FEE_X = 10_000
+
+
+def long_chain_tip(node, b, source: str) -> Transaction:
+    """The 26th of a chain of pending spends from `source`; the first 25 go into the pool (25 ancestors max)."""
+    chain = [b.spend(source)]
+    while len(chain) < 26:
+        chain.append(b.spend(OutPoint(chain[-1].txid, 0), key=BOB))
+    for tx in chain[:-1]:
+        node.submit_tx(tx)
+    return chain[-1]
 
 
 # -- block cases ----------------------------------------------------------------------------------------------
@@ -293,6 +304,8 @@ TESTED_ELSEWHERE = {
     "min-relay-fee-not-met",
     "coinbase",
     "mempool-full",
+    "too-long-mempool-chain",  # test_mempool_policy_reasons above; the other limits in test_mempool_policy.py
+    "mempool-min-fee-not-met",  # test_mempool_policy.py::test_rolling_minimum_fee_rises_on_eviction_and_decays...
 }
 
 

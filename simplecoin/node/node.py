@@ -391,7 +391,12 @@ class Node:
         """Add a transaction to the mempool. Raises TxValidationError with the reason."""
         self.check_rejected(tx.txid)
         entry = self.mempool.accept(
-            tx, self.store, self.height + 1, self.median_time_past(), check_signatures=tx.txid not in self._verified
+            tx,
+            self.store,
+            self.height + 1,
+            self.median_time_past(),
+            now=int(self.clock()),
+            check_signatures=tx.txid not in self._verified,
         )
         self.signatures_verified([tx.txid])
         return entry
@@ -410,7 +415,7 @@ class Node:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""
         if not disconnected:
             for block in connected:
-                self.mempool.remove_for_block(block)
+                self.mempool.remove_for_block(block, int(self.clock()))
             return []
         # After a reorg, re-admit the transactions of the blocks that left (oldest first), then the old pool:
         # whatever is still valid against the new chain stays, the rest (mined, conflicting) is dropped.

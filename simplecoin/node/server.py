@@ -24,6 +24,7 @@ from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
 from simplecoin.core.primitives import Block
+from simplecoin.node import mempool_file
 from simplecoin.node.config import Config, DataDirLock
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
@@ -228,6 +229,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     # that met it could only build on that, so the node stops instead.
     threads = Supervisor(on_fatal, fatal=(sqlite3.Error,))
     service.threads = threads.health
+    mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, node, service.lock)
     peers = PeerManager(service, config.public_url, config.peers)
     app = create_app(service, peers)
     server = create_guarded_server(
@@ -260,6 +262,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     parent = multiprocessing.parent_process()
     if parent is not None:
         threads.start("supervisor-watch", lambda: _watch_parent(parent, threads.stopping))
+    mempool_loader.start()
     peers.start(threads)
     if pump is not None:
         threads.start("mining-pump", pump.run)
@@ -272,6 +275,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
             pump.stopping.set()
         peers.stop()
         threads.join(timeout=5)
+        mempool_loader.stop_and_save()  # Bitcoin: DumpMempool, before the store closes
         service.close()  # under the node lock: the store closes between blocks
         log.info("server stopped at height %d", node.height)
     if fatal:
