@@ -50,6 +50,7 @@ class Rejection:
     reason: str
     second: int
 
+
 # The HTTP server's limits for clients (docs/api.md, "Limits"). See simplecoin/web/limits.py for the attack
 # each one answers and why waitress stays.
 MAX_CONNECTIONS = 125  # Bitcoin: DEFAULT_MAX_PEER_CONNECTIONS; when full, evict rather than stop accepting
