@@ -244,7 +244,7 @@ class RejectingService:
     def block_template(self, pubkey_hash: bytes, extranonce: bytes):
         return self.template
 
-    def submit_block(self, block, source: str):
+    def submit_block(self, block, source: str = "", requested: bool = False):
         self.submits += 1
         raise ValidationError("time-too-new", "block timestamp too far in the future")
 
