@@ -28,6 +28,8 @@ from simplecoin.core.keys import (
     base58check_decode,
     base58check_encode,
     pubkey_hash_from_address,
+    signature_hash,
+    signature_hashes,
 )
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target, target_to_bits
@@ -571,3 +573,10 @@ def test_bits_to_target_in_range_or_value_error(bits):
     except ValueError:
         return
     assert 0 <= target < 2**256
+
+
+@SOME
+@given(transactions, hashes32)
+def test_signature_hashes_of_all_inputs_equal_each_input_s_own(tx, genesis_hash):
+    """The shared-prefix shortcut gives exactly the digest each input signs."""
+    assert signature_hashes(tx, genesis_hash) == [signature_hash(tx, i, genesis_hash) for i in range(len(tx.inputs))]

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from simplecoin.core.coins import BlockUndo, Coin, CoinView
 from simplecoin.core.errors import BlockValidationError, TxValidationError
 from simplecoin.core.hashing import hash160, hash_hex
-from simplecoin.core.keys import signature_hash, signature_problem
+from simplecoin.core.keys import signature_hashes, signature_problem
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import check_proof_of_work
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
@@ -120,8 +120,8 @@ def check_tx_inputs(
 
 def check_tx_signatures(tx: Transaction, genesis_hash: bytes) -> None:
     """Every input carries a valid low-S signature by its key over the transaction's signature hash."""
-    for i, txin in enumerate(tx.inputs):
-        problem = signature_problem(txin.pubkey, txin.signature, signature_hash(tx, i, genesis_hash))
+    for i, (txin, digest) in enumerate(zip(tx.inputs, signature_hashes(tx, genesis_hash), strict=True)):
+        problem = signature_problem(txin.pubkey, txin.signature, digest)
         if problem:
             reason, detail = problem
             raise TxValidationError(reason, f"tx {hash_hex(tx.txid)} input {i}: {detail}")
