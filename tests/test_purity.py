@@ -2,7 +2,7 @@
 
 Every module under simplecoin/core/ is walked with all the imports it reaches. Inside the package only
 simplecoin.core.* may be reached; outside it only the standard-library modules a pure module needs and the
-curve arithmetic libraries (ecdsa; coincurve, which wraps libsecp256k1).
+curve arithmetic libraries (ecdsa; coincurve, which wraps libsecp256k1; gmpy2).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ ALLOWED = {
     "typing",
     "coincurve",
     "ecdsa",
+    "gmpy2",  # big-integer arithmetic for the on-curve check of public keys
 }
 
 

@@ -89,7 +89,9 @@
       tip.textContent = status.tip;
       tip.href = blockBase + encodeURIComponent(status.tip);
       shownTip = status.tip;
-      return fetch(blocksUrl + "?limit=" + latest, { cache: "no-store" })
+      // The blocks up to this status' height: a block mined between the two requests waits for the next poll,
+      // so the list never runs ahead of the height shown beside it.
+      return fetch(blocksUrl + "?limit=" + latest + "&start=" + status.height, { cache: "no-store" })
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(function (data) { showBlocks(data.blocks || []); });
     }
