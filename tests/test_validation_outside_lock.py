@@ -148,3 +148,31 @@ def test_a_good_block_connects_without_checking_its_signatures_under_the_lock(wa
     assert service.node.tip.hash == block.hash
     # One check of the one tx, outside the lock; connecting the block found it in the signature cache.
     assert watch.checks == [("service", True)]
+
+
+def test_status_never_waits_for_the_lock(funded):
+    node, b = funded
+    service = NodeService(node)
+    fresh = service.status()
+    assert fresh["height"] == node.height
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.lock:
+            held.set()
+            release.wait(timeout=10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(timeout=10)
+        answers = []
+        reader = threading.Thread(target=lambda: answers.append(service.status()))
+        reader.start()
+        reader.join(timeout=2)
+        assert answers == [fresh]  # the last state taken, at once, while the lock is busy
+    finally:
+        release.set()
+        holder.join()
+    service.submit_block(b.block("next"), requested=False)
+    assert service.status()["height"] == fresh["height"] + 1  # every change refreshes it

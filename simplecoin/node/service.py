@@ -46,6 +46,8 @@ class NodeService:
         self._listeners: list[Callable[[Event], None]] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.hashrate = 0.0
+        with self.lock:
+            self._refresh_status()
         self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
@@ -91,6 +93,7 @@ class NodeService:
             on_active_chain = block.hash in self.node.index and self.node.is_active(self.node.index[block.hash])
             pool = self.node.mempool.entries
             returned = [pool[txid].tx for txid in outcome.reorg.returned if txid in pool]
+            self._refresh_status()
         # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
         # would hand every peer the same junk.
         if outcome.status == "accepted" and on_active_chain and not self.seen(block.hash):
@@ -112,6 +115,7 @@ class NodeService:
             raise
         with self.lock:
             entry = self.node.submit_tx(tx)  # the cheap checks again: the pool may have changed meanwhile
+            self._refresh_status()
         if not self.seen(tx.txid):
             self._emit(Event("tx", tx.txid, tx.serialize(), source))
         return entry
@@ -135,22 +139,33 @@ class NodeService:
             return self.node.tip
 
     def status(self) -> dict:
-        with self.lock:
-            tip = self.node.tip
-            return {
-                "network": self.params.name,
-                "genesis": self.params.genesis_hash_hex,
-                "height": tip.height,
-                "tip": tip.header.hash_hex(),
-                "bits": tip.header.bits,
-                "chain_work": tip.chain_work,
-                "median_time_past": self.node.median_time_past(),
-                "mempool": len(self.node.mempool),
-                "mempool_bytes": self.node.mempool.total_bytes,
-                "orphans": len(self.node.orphans),
-                "orphan_bytes": self.node.orphan_bytes(),
-                "hashrate": round(self.hashrate, 1),
-            }
+        """The node's state; never waits for the lock (monitors and peers poll it while blocks are checked).
+
+        Fresh when the lock is free; otherwise the last state taken, which every change refreshes.
+        """
+        if self.lock.acquire(blocking=False):
+            try:
+                self._refresh_status()
+            finally:
+                self.lock.release()
+        return {**self._status, "hashrate": round(self.hashrate, 1)}
+
+    def _refresh_status(self) -> None:
+        """Take the state /status shows (lock held by the caller)."""
+        tip = self.node.tip
+        self._status = {
+            "network": self.params.name,
+            "genesis": self.params.genesis_hash_hex,
+            "height": tip.height,
+            "tip": tip.header.hash_hex(),
+            "bits": tip.header.bits,
+            "chain_work": tip.chain_work,
+            "median_time_past": self.node.median_time_past(),
+            "mempool": len(self.node.mempool),
+            "mempool_bytes": self.node.mempool.total_bytes,
+            "orphans": len(self.node.orphans),
+            "orphan_bytes": self.node.orphan_bytes(),
+        }
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
