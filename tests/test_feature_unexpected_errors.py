@@ -58,8 +58,8 @@ def test_an_unexpected_error_keeps_the_node_on_its_valid_chain(node, builder, fa
     assert node.index[b4.hash].status == BlockStatus.STORED
 
 
-def test_the_block_connects_after_a_restart(tmp_path, builder, faulty):
-    path = tmp_path / "chain.db"
+def stored_but_unconnected(path, builder, faulty) -> bytes:
+    """A store at b2 that keeps b3, whose connection raised; returns b3's hash."""
     first = Node(Store(path, REGTEST), REGTEST, clock=lambda: NOW)
     for block in builder.chain(["b1", "b2"]):
         first.submit_block(block)
@@ -68,12 +68,17 @@ def test_the_block_connects_after_a_restart(tmp_path, builder, faulty):
     with pytest.raises(InternalError):
         first.submit_block(b3)
     first.close()
+    return b3.hash
 
+
+def test_the_block_connects_after_a_restart(tmp_path, builder, faulty):
+    path = tmp_path / "chain.db"
+    b3 = stored_but_unconnected(path, builder, faulty)
     faulty.clear()  # the bug is fixed: the next start connects the block it kept
     again = Node(Store(path, REGTEST), REGTEST, clock=lambda: NOW)
     try:
-        assert again.tip.hash == b3.hash
-        assert again.index[b3.hash].status == BlockStatus.VALID
+        assert again.tip.hash == b3
+        assert again.index[b3].status == BlockStatus.VALID
     finally:
         again.close()
 
@@ -81,15 +86,7 @@ def test_the_block_connects_after_a_restart(tmp_path, builder, faulty):
 def test_a_start_that_hits_the_error_still_starts(tmp_path, builder, faulty):
     """The stored best block raises on every start: the node starts anyway, on the chain it can connect."""
     path = tmp_path / "chain.db"
-    first = Node(Store(path, REGTEST), REGTEST, clock=lambda: NOW)
-    for block in builder.chain(["b1", "b2"]):
-        first.submit_block(block)
-    b3 = builder.block("b3")
-    faulty.add(b3.hash)
-    with pytest.raises(InternalError):
-        first.submit_block(b3)
-    first.close()
-
+    stored_but_unconnected(path, builder, faulty)
     again = Node(Store(path, REGTEST), REGTEST, clock=lambda: NOW)  # b3 still raises
     try:
         assert again.tip.hash == builder["b2"].hash
