@@ -31,19 +31,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import verdict  # first: it puts the repository on sys.path
 
-from simplecoin.core.coins import Coin  # noqa: E402
-from simplecoin.core.errors import TxValidationError  # noqa: E402
-from simplecoin.core.mempool import DEFAULT_MAX_MEMPOOL_USAGE, Mempool, MempoolEntry, MempoolPolicy  # noqa: E402
-from simplecoin.core.mining import COINBASE_RESERVE  # noqa: E402
-from simplecoin.core.params import REGTEST  # noqa: E402
-from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut  # noqa: E402
-from tests.framework.builder import BOB  # noqa: E402
+from simplecoin.core.coins import Coin
+from simplecoin.core.errors import TxValidationError
+from simplecoin.core.mempool import DEFAULT_MAX_MEMPOOL_USAGE, Mempool, MempoolEntry, MempoolPolicy
+from simplecoin.core.mining import COINBASE_RESERVE
+from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut
+from tests.framework.builder import BOB
 
 GOAL_MS = 200.0
 NOW = REGTEST.genesis_time + 86_400
@@ -169,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judged, basis = (new_s, "wall") if load_before < (os.cpu_count() or 1) - 0.5 else (new_cpu, "CPU, machine busy")
     ok_select = judged * 1000 <= GOAL_MS
     scope = "" if not args.quick else " (quick: a smaller pool; the goal is for the full run)"
-    print(f"   goal <= {GOAL_MS:.0f} ms ({basis} time): {'PASS' if ok_select else 'FAIL'}{scope}")
+    print(f"   goal <= {GOAL_MS:.0f} ms ({basis} time): {verdict(ok_select)}{scope}")
 
     print("2. the attack: one rising-fee chain, as long as it will go")
     attack = Mempool(REGTEST)
@@ -186,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prevout, value = OutPoint(tx.txid, 0), value - 200 * (i + 1)
     print(f"   accepted {accepted}; the next was refused with {reason}")
     ok_attack = accepted == 25
-    print(f"   goal: refused at the 26th: {'PASS' if ok_attack else 'FAIL'}")
+    print(f"   goal: refused at the 26th: {verdict(ok_attack)}")
 
     chain_len = 300 if args.quick else 2_000
     print(f"3. for scale: one {chain_len:,}-long rising-fee chain in a pool with the package limits lifted")
@@ -209,9 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("SUMMARY")
     print(
         f"   template selection {new_s * 1000:.1f} ms wall / {new_cpu * 1000:.1f} ms CPU"
-        f" (old {old_s * 1000:.1f} / {old_cpu * 1000:.1f} ms): {'PASS' if ok_select else 'FAIL'}"
+        f" (old {old_s * 1000:.1f} / {old_cpu * 1000:.1f} ms): {verdict(ok_select)}"
     )
-    print(f"   long chain refused at the 26th: {'PASS' if ok_attack else 'FAIL'}")
+    print(f"   long chain refused at the 26th: {verdict(ok_attack)}")
     return 0
 
 
