@@ -189,18 +189,26 @@ def test_spendable_lists_mature_confirmed_coins_of_every_key(setup: Setup):
     assert coins[setup.coin3].key.key == setup.key0
 
 
-def test_largest_coin_first_and_change_back_to_the_first_key(setup: Setup):
+def test_largest_coin_first_and_change_to_a_fresh_saved_key(setup: Setup):
     payment = setup.light.make_payment(setup.wallet, BOB_ADDRESS, 4 * COIN, fee_rate=2)
     tx = payment.tx
     assert [i.prevout for i in tx.inputs] == [setup.coin5]  # 5 before 3 before 1, and 5 is enough
     fee = 2 * _estimated_size(1, 2)
     assert payment.fee == fee
     assert payment.change == 5 * COIN - 4 * COIN - fee
+    # Change goes to a new key, saved in the wallet file before the tx was signed: not to any earlier address.
+    saved = WalletFile.load(setup.wallet.path, REGTEST)
+    assert len(saved.keys) == len(setup.wallet.keys) + 1
+    change_key = saved.keys[-1]
+    assert change_key.label == "change"
+    assert payment.change_address == change_key.address
+    assert change_key.address not in {k.address for k in setup.wallet.keys}
     assert [(o.amount, o.pubkey_hash) for o in tx.outputs] == [
         (4 * COIN, BOB.pubkey_hash),
-        (payment.change, setup.key0.pubkey_hash),  # the coin was key1's; change goes to the first key
+        (payment.change, change_key.key.pubkey_hash),
     ]
-    assert payment.change_address == setup.wallet.keys[0].address
+    second = setup.light.make_payment(saved, BOB_ADDRESS, 4 * COIN, fee_rate=2)
+    assert second.change_address not in {payment.change_address, *(k.address for k in setup.wallet.keys)}
     assert payment.balance_after == 9 * COIN - 4 * COIN - fee
     entry = setup.node.submit_tx(tx)
     assert entry.fee == fee
