@@ -202,14 +202,14 @@ class App:
         passphrase = self.new_passphrase()
         phrase = hd.new_phrase()
         # Shown once, before anything is saved: a user who cannot confirm the backup gets no wallet to lose.
-        self.out(
-            "Your recovery words (write them down, in order, and keep them offline; anyone who has them can spend "
-            "your coins; they are shown only this once):\n\n    " + phrase + "\n"
-            if not self.json
-            else json.dumps({"recovery_words": phrase})
-        )
-        if not self.yes and not ask_yes_no(self.ask, "have you written the 12 words down? [y/n] "):
-            raise Failure("no wallet created: run 'wallet.py new' again when you can write the words down", EXIT_INPUT)
+        # With --json the words are in the answer, for the script that asked, and nothing is asked.
+        if not self.json:
+            self.out(
+                "Your recovery words (write them down, in order, and keep them offline; anyone who has them can "
+                f"spend your coins; they are shown only this once):\n\n    {phrase}\n"
+            )
+            if not self.yes and not ask_yes_no(self.ask, "have you written the 12 words down? [y/n] "):
+                raise Failure("no wallet created: run 'wallet.py new' again when you can write them down", EXIT_INPUT)
         wallet = WalletFile.create_hd(self.path, self.params, phrase, passphrase)
         address = wallet.keys[-1].address
         self.emit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -24,7 +24,6 @@ from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
 from simplecoin.core.primitives import BlockHeader, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
 from simplecoin.httpjson import BadAnswer
-from simplecoin.wallet import hd
 from simplecoin.wallet.headerfile import HeaderFile
 from simplecoin.wallet.keyfile import WalletFile, WalletKey, locked
 
@@ -180,6 +179,8 @@ class Payment:
     balance_after: int
     fee_rate: int = DEFAULT_FEE_RATE
     fee_source: str = ""  # "node estimate", "--fee", or "default"
+    wallet: WalletFile | None = field(default=None, repr=False, compare=False)
+    change_key: WalletKey | None = field(default=None, repr=False)  # saved in the wallet file by send()
 
 
 @dataclass(frozen=True)
@@ -623,11 +624,9 @@ class LightWallet:
                     self._check_coin(coin_in)
                 change = total - amount - fee
                 outputs = [TxOut(amount, to_hash)]
-                change_address = ""
+                change_key = None
                 if change > 0:
-                    wallet = wallet.add_key("change", hd.CHANGE)  # privacy: never the same change address
-                    change_key = wallet.keys[-1]
-                    change_address = change_key.address
+                    change_key = wallet.next_change_key()  # privacy: never an address used before
                     outputs.append(TxOut(change, change_key.key.pubkey_hash))
                 tx = Transaction(1, tuple(TxIn(c.outpoint, c.key.key.pubkey, b"") for c in chosen), tuple(outputs))
                 signed = tx
@@ -637,7 +636,17 @@ class LightWallet:
                     inputs[i] = TxIn(coin_in.outpoint, coin_in.key.key.pubkey, signature)
                     signed = Transaction(1, tuple(inputs), tx.outputs)
                 return Payment(
-                    signed, to_address, amount, fee, change, change_address, available - amount - fee, fee_rate, source
+                    signed,
+                    to_address,
+                    amount,
+                    fee,
+                    change,
+                    change_key.address if change_key else "",
+                    available - amount - fee,
+                    fee_rate,
+                    source,
+                    wallet,
+                    change_key,
                 )
         needed = amount + fee_rate * _estimated_size(max(len(coins), 1), 2)
         raise WalletError(
@@ -645,6 +654,9 @@ class LightWallet:
         )
 
     def send(self, payment: Payment) -> list[tuple[str, str]]:
+        """Save the change key, then send the tx to every node."""
+        if payment.change_key is not None and payment.wallet is not None:
+            payment.wallet.save_key(payment.change_key)
         return self.client.send_tx(payment.tx.serialize())
 
 

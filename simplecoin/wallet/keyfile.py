@@ -242,13 +242,31 @@ class WalletFile:
         derivation index is the file's, not this process's stale copy.
         """
         with locked(self.path):
-            fresh = self._from_data(
-                self.path, self.params, self.read_json(self.path, self.params), self.kdf, self.cipher_key
-            )
+            fresh = self._reread()
             key = fresh._new_key(label, list(fresh.keys), chain)
             wallet = WalletFile(self.path, self.params, (*fresh.keys, key), self.kdf, self.cipher_key, fresh.seed)
             wallet._write(wallet._data(), exclusive=False)
         return wallet
+
+    def next_change_key(self) -> WalletKey:
+        """A change key not yet in the file (the next on the change chain, or a new random one); not saved:
+        `save_key` it before a tx paying it is sent, so a declined payment leaves the file as it was."""
+        return self._new_key("change", list(self._reread().keys), hd.CHANGE)
+
+    def save_key(self, key: WalletKey) -> WalletFile:
+        """The wallet with `key` saved in the file (kept once if another process saved the same derived key)."""
+        with locked(self.path):
+            fresh = self._reread()
+            keys = fresh.keys if key.address in {k.address for k in fresh.keys} else (*fresh.keys, key)
+            wallet = WalletFile(self.path, self.params, keys, self.kdf, self.cipher_key, fresh.seed)
+            wallet._write(wallet._data(), exclusive=False)
+        return wallet
+
+    def _reread(self) -> WalletFile:
+        """The file as it is now, opened with this wallet's key (no second scrypt)."""
+        return self._from_data(
+            self.path, self.params, self.read_json(self.path, self.params), self.kdf, self.cipher_key
+        )
 
     def _new_key(self, label: str, existing: list[WalletKey], chain: int) -> WalletKey:
         if self.seed is None:
