@@ -130,15 +130,15 @@ class Net:
             utxos = self.get(f"/address/{address}?limit=1")["utxos"]
         return sum(u["amount"] for u in utxos if not u["coinbase"] or tip + 1 - u["height"] >= MATURITY)
 
-    def replayed_balance(self, address: str) -> int:
-        """The confirmed balance of `address`, replayed block by block from the node's /block answers."""
+    def replayed_balance(self, *addresses: str) -> int:
+        """The confirmed balance of `addresses`, replayed block by block from the node's /block answers."""
         coins: dict[tuple[str, int], int] = {}
         for height in range(1, self.get("/status")["height"] + 1):
             for tx in self.get(f"/block/{height}")["txs"]:
                 for txin in tx["inputs"]:
                     coins.pop((txin["txid"], txin["index"]), None)
                 for index, out in enumerate(tx["outputs"]):
-                    if out["address"] == address:
+                    if out["address"] in addresses:
                         coins[(tx["txid"], index)] = out["amount"]
         return sum(coins.values())
 
@@ -384,7 +384,9 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
         balance_a = net.run_json(net.a, "balance")
         assert balance_a["pending"] == 0
         assert sum(net_amount(e) for e in history_a) == balance_a["confirmed"]
-        assert net.replayed_balance(a_address) == balance_a["confirmed"]
+        a_addresses = [a for a, _ in WalletFile.addresses(net.a, REGTEST)]  # the first, and two of change
+        assert len(a_addresses) == 3
+        assert net.replayed_balance(*a_addresses) == balance_a["confirmed"]
 
 
 def test_console_on_a_terminal_and_ctrl_c(net: Net):

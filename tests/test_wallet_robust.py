@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -239,7 +241,7 @@ def chain_service(tmp_path: Path) -> Iterator[tuple[NodeService, ChainBuilder]]:
     service.close()
 
 
-@pytest.mark.parametrize("damage", ["flip-byte", "cut", "meta-tip", "meta-missing"])
+@pytest.mark.parametrize("damage", ["flip-byte", "cut", "meta-tip", "meta-work", "resealed", "meta-missing"])
 def test_a_damaged_header_cache_is_verified_again_not_trusted(chain_service, wallet_file: Path, damage: str, caplog):
     service, b = chain_service
     with serving(create_app(service)) as url:
@@ -258,6 +260,14 @@ def test_a_damaged_header_cache_is_verified_again_not_trusted(chain_service, wal
             headers.write_bytes(bytes(raw[: 25 * 80]))
         elif damage == "meta-tip":
             meta.write_text(meta.read_text().replace(b["m30"].hash.hex(), "00" * 32))
+        elif damage == "meta-work":
+            record = json.loads(meta.read_text())
+            meta.write_text(json.dumps({**record, "chain_work": str(int(record["chain_work"]) * 1000)}))
+        elif damage == "resealed":  # a header changed and the record's checksum made to match: the links break
+            raw[20 * 80 + 70] ^= 1
+            headers.write_bytes(bytes(raw))
+            record = json.loads(meta.read_text())
+            meta.write_text(json.dumps({**record, "sha256": hashlib.sha256(bytes(raw)).hexdigest()}))
         else:
             meta.unlink()
             raw[20 * 80 + 70] ^= 1

@@ -15,7 +15,7 @@ from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import block_work, check_proof_of_work
+from simplecoin.core.pow import bits_to_target, block_work, check_proof_of_work
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 from simplecoin.core.validation import check_header_contextual
 
@@ -52,10 +52,14 @@ class HeaderChain:
         self.first_changed = 1  # lowest best-chain height replaced since the caller last looked (for saving)
 
     @classmethod
-    def resume(cls, params: NetworkParams, raw: bytes, tip_work: int) -> HeaderChain:
-        """A chain from best-chain headers verified by an earlier run (80 bytes each from genesis) and the
-        tip's cumulative work; SpvError if they do not link from the genesis. Their work is not checked again:
-        the caller vouches for the bytes (an integrity check of its own file)."""
+    def resume(cls, params: NetworkParams, raw: bytes) -> HeaderChain:
+        """A chain from best-chain headers verified by an earlier run (80 bytes each from genesis).
+
+        Checked again here, cheaply: every header links to the one before and its hash meets its own bits
+        (hashes and targets are computed anyway; the targets are cached per bits value). Not checked again:
+        that each header's bits and time followed the retarget and median-time rules -- the caller vouches for
+        that with an integrity check of its own file. SpvError if a check fails.
+        """
         if not raw or len(raw) % HEADER_SIZE:
             raise SpvError("saved headers are not a whole number of 80-byte headers")
         chain = cls(params)
@@ -63,9 +67,21 @@ class HeaderChain:
         if headers[0] != chain._raw[0]:
             raise SpvError("saved headers do not start at this network's genesis")
         hashes = [sha256d(h) for h in headers]
-        for height in range(1, len(headers)):
-            if headers[height][4:36] != hashes[height - 1]:
+        targets: dict[bytes, tuple[int, int]] = {}  # bits -> (target, work)
+        tip_work = 0
+        for height, header in enumerate(headers):
+            if height and header[4:36] != hashes[height - 1]:
                 raise SpvError(f"saved header at height {height} does not link to the one before it")
+            bits = header[72:76]
+            known = targets.get(bits)
+            if known is None:
+                value = int.from_bytes(bits, "little")
+                if check_proof_of_work(b"\0" * 32, value, params.pow_limit):
+                    raise SpvError(f"saved header at height {height} has bits above the proof-of-work limit")
+                known = targets[bits] = (bits_to_target(value), block_work(value))
+            if int.from_bytes(hashes[height], "little") > known[0]:
+                raise SpvError(f"saved header at height {height} has no valid work")
+            tip_work += known[1]
         chain.best, chain._raw = hashes, headers
         chain.heights = {h: i for i, h in enumerate(hashes)}
         chain._rebuild_index(max(len(hashes) - 1 - chain._window, 1), tip_work)

@@ -5,7 +5,8 @@
 
 The headers are appended as they are verified; a reorganisation truncates the file at the fork first. The
 record names the tip and its cumulative work, so a load does not re-verify from the genesis: it checks that
-the file is the one the record describes (size, SHA-256, linkage, tip hash). A file that fails is not trusted:
+the file is the one the record describes (size, SHA-256, tip hash and work) and that each header links to the
+one before and meets its own target (cheap: the hashes are needed anyway). A file that fails is not trusted:
 it is discarded and the headers are fetched and verified again. A file from before the record existed (the
 old cache) is verified in full once.
 """
@@ -61,9 +62,9 @@ class HeaderFile:
             )
             if not ok:
                 raise SpvError("the header cache does not match its record")
-            chain = HeaderChain.resume(self.params, raw, int(meta["chain_work"]))
-            if chain.best[-1].hex() != meta.get("tip"):
-                raise SpvError("the header cache's tip is not the recorded one")
+            chain = HeaderChain.resume(self.params, raw)
+            if chain.best[-1].hex() != meta.get("tip") or str(chain.tip.chain_work) != meta.get("chain_work"):
+                raise SpvError("the header cache's tip or work is not the recorded one")
         except (OSError, ValueError, TypeError, KeyError, SpvError) as e:
             log.warning("header cache %s is damaged (%s): verifying again from the genesis", self.path, e)
             return HeaderChain(self.params)
