@@ -116,18 +116,21 @@ class Net:
         inputs = sum(self.get(f"/tx/{i['txid']}")["outputs"][i["index"]]["amount"] for i in tx["inputs"])
         return inputs - sum(o["amount"] for o in tx["outputs"])
 
-    def spendable_bound(self, address: str, *, upper: bool) -> int:
-        """Mature confirmed coins of `address`, read so that the wallet's own count lies between the bounds.
+    def spendable_bound(self, wallet: Path, *, upper: bool) -> int:
+        """Mature confirmed coins of every address of `wallet`, read so that the wallet's own count lies between
+        the bounds (its change addresses hold coins too).
 
         Lower bound: the tip is read before the coins (a coin is counted only if mature at the older tip).
-        Upper bound: the coins are read before the tip. Nothing spends the address' coins meanwhile.
+        Upper bound: the coins are read before the tip. Nothing spends the addresses' coins meanwhile.
         """
+        addresses = [a for a, _ in WalletFile.addresses(wallet, REGTEST)]
+        utxos = []
+        if not upper:
+            tip = self.get("/status")["height"]
+        for address in addresses:
+            utxos += self.get(f"/address/{address}?limit=1")["utxos"]
         if upper:
-            utxos = self.get(f"/address/{address}?limit=1")["utxos"]
             tip = self.get("/status")["height"]
-        else:
-            tip = self.get("/status")["height"]
-            utxos = self.get(f"/address/{address}?limit=1")["utxos"]
         return sum(u["amount"] for u in utxos if not u["coinbase"] or tip + 1 - u["height"] >= MATURITY)
 
     def replayed_balance(self, *addresses: str) -> int:
@@ -441,9 +444,9 @@ def test_the_confirmation_shows_everything_and_no_sends_nothing(net: Net):
 
     fees = {}
     for rate in (2, 4):
-        lower = net.spendable_bound(a_address, upper=False)
+        lower = net.spendable_bound(net.a, upper=False)
         run = net.wallet(net.a, "--fee", str(rate), "send", c_address, "1.25", stdin="maybe\nn\n")
-        upper = net.spendable_bound(a_address, upper=True)
+        upper = net.spendable_bound(net.a, upper=True)
         assert run.code == 0, run
         assert run.err == ""
         shown = CONFIRMATION.search(run.out)
@@ -577,7 +580,8 @@ def test_an_encrypted_wallet_needs_its_passphrase(net: Net):
     # `new` with the passphrase keeps the file encrypted and private.
     assert net.run_json(e, "new", passphrase=PASSPHRASE)["created"] is False
     data = json.loads(e.read_text())
-    assert len(data["keys"]) == 2
+    assert len(data["keys"]) == 4  # the first, one change key per payment, and the new one
+    assert [k["path"].split("/")[-2:] for k in data["keys"]] == [["0", "0"], ["1", "0"], ["1", "1"], ["0", "1"]]
     assert all("secret" not in k for k in data["keys"])
     assert mode(e) == 0o600
 

@@ -496,9 +496,9 @@ def test_a_row_that_does_not_touch_the_address_is_detected(world: World):
 
 def test_a_row_placed_at_another_height_is_detected(world: World):
     with node_url(world, in_rows(lambda row: {**row, "height": 13})) as url:
-        with pytest.raises(SpvError, match="at height 13, not 14"):
+        with pytest.raises(SpvError, match="at height 13, which is not on the best chain"):
             world.light(url, "lib").history()
-        assert_cli_detects(world, url, "at height 13")
+        assert_cli_detects(world, url, "at height 13, which is not on the best chain")
 
 
 FIRST_PAGE: dict[str, list] = {}

@@ -263,8 +263,8 @@ def test_a_damaged_header_cache_is_verified_again_not_trusted(chain_service, wal
         elif damage == "meta-work":
             record = json.loads(meta.read_text())
             meta.write_text(json.dumps({**record, "chain_work": str(int(record["chain_work"]) * 1000)}))
-        elif damage == "resealed":  # a header changed and the record's checksum made to match: the links break
-            raw[20 * 80 + 70] ^= 1
+        elif damage == "resealed":  # the tip header changed and a plain SHA-256 of the file put in the record
+            raw[30 * 80 + 70] ^= 1
             headers.write_bytes(bytes(raw))
             record = json.loads(meta.read_text())
             meta.write_text(json.dumps({**record, "sha256": hashlib.sha256(bytes(raw)).hexdigest()}))

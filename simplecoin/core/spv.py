@@ -15,7 +15,7 @@ from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import bits_to_target, block_work, check_proof_of_work
+from simplecoin.core.pow import block_work, check_proof_of_work
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 from simplecoin.core.validation import check_header_contextual
 
@@ -36,56 +36,34 @@ class OnChain:
 class HeaderChain:
     """Every header the wallet accepted, with the most-work chain among them.
 
-    `best` is the best chain as a height -> hash array (like the node's active chain), so "is this header on
-    the best chain" is one lookup, not a walk back through the index (Electrum: blockchain.py keeps the same).
-    The index holds only the headers checked in this run plus a window of the best chain's tip, enough to check
-    the next header's bits and median time; `resume` starts from a best chain saved by an earlier run.
+    The best chain is kept as its serialized headers by height (like the node's active chain, and Electrum's
+    blockchain.py), so "is this header on the best chain at height h" is one hash of 80 bytes, not a walk
+    back through the index. The index holds only the headers checked in this run plus a window of the best
+    chain's tip, enough to check the next header's bits and median time; `resume` starts from a best chain
+    saved by an earlier run, at a cost that does not grow with the chain (no header is hashed but the window).
     """
 
     def __init__(self, params: NetworkParams) -> None:
         self.params = params
         self.index = BlockIndex(params)
         self.index.add(self.index.make_entry(params.genesis_block.header, BlockStatus.VALID))
-        self.best: list[bytes] = [params.genesis_hash]
-        self.heights: dict[bytes, int] = {params.genesis_hash: 0}
         self._raw: list[bytes] = [params.genesis_block.header.serialize()]  # serialized best-chain headers
+        self._heights: dict[bytes, int] | None = None  # hash -> best-chain height, built only when needed
         self.first_changed = 1  # lowest best-chain height replaced since the caller last looked (for saving)
 
     @classmethod
-    def resume(cls, params: NetworkParams, raw: bytes) -> HeaderChain:
-        """A chain from best-chain headers verified by an earlier run (80 bytes each from genesis).
-
-        Checked again here, cheaply: every header links to the one before and its hash meets its own bits
-        (hashes and targets are computed anyway; the targets are cached per bits value). Not checked again:
-        that each header's bits and time followed the retarget and median-time rules -- the caller vouches for
-        that with an integrity check of its own file. SpvError if a check fails.
-        """
+    def resume(cls, params: NetworkParams, raw: bytes, tip_work: int) -> HeaderChain:
+        """A chain from best-chain headers verified by an earlier run (80 bytes each from genesis) and the
+        tip's cumulative work. Only the window at the tip is hashed and checked again (links, proof of work);
+        the caller vouches for the rest with an integrity check of its own file. SpvError if a check fails."""
         if not raw or len(raw) % HEADER_SIZE:
             raise SpvError("saved headers are not a whole number of 80-byte headers")
         chain = cls(params)
-        headers = [raw[i : i + HEADER_SIZE] for i in range(0, len(raw), HEADER_SIZE)]
-        if headers[0] != chain._raw[0]:
+        if raw[:HEADER_SIZE] != chain._raw[0]:
             raise SpvError("saved headers do not start at this network's genesis")
-        hashes = [sha256d(h) for h in headers]
-        targets: dict[bytes, tuple[int, int]] = {}  # bits -> (target, work)
-        tip_work = 0
-        for height, header in enumerate(headers):
-            if height and header[4:36] != hashes[height - 1]:
-                raise SpvError(f"saved header at height {height} does not link to the one before it")
-            bits = header[72:76]
-            known = targets.get(bits)
-            if known is None:
-                value = int.from_bytes(bits, "little")
-                if check_proof_of_work(b"\0" * 32, value, params.pow_limit):
-                    raise SpvError(f"saved header at height {height} has bits above the proof-of-work limit")
-                known = targets[bits] = (bits_to_target(value), block_work(value))
-            if int.from_bytes(hashes[height], "little") > known[0]:
-                raise SpvError(f"saved header at height {height} has no valid work")
-            tip_work += known[1]
-        chain.best, chain._raw = hashes, headers
-        chain.heights = {h: i for i, h in enumerate(hashes)}
-        chain._rebuild_index(max(len(hashes) - 1 - chain._window, 1), tip_work)
-        chain.first_changed = len(hashes)
+        chain._raw = [raw[i : i + HEADER_SIZE] for i in range(0, len(raw), HEADER_SIZE)]
+        chain._rebuild_index(max(chain.height - chain._window, 1), tip_work)
+        chain.first_changed = chain.height + 1
         return chain
 
     @property
@@ -95,21 +73,24 @@ class HeaderChain:
 
     def _rebuild_index(self, low: int, tip_work: int | None = None) -> None:
         """Index the best chain from height `low` up (keeping side branches), so a header forking off at or
-        above `low` links. Costs O(tip - low): only a fork deeper than the window pays it."""
+        above `low` links. Costs O(tip - low): only a fork deeper than the window pays more than the window."""
         old = self.index
-        tip_height = len(self.best) - 1
         if tip_work is None:
-            tip_work = old[self.best[-1]].chain_work
-        work = tip_work - sum(block_work(self.header_at(h).bits) for h in range(low, tip_height + 1))
+            tip_work = old[self.hash_at(self.height)].chain_work
+        headers = [self.header_at(h) for h in range(low, self.height + 1)]
+        work = tip_work - sum(block_work(h.bits) for h in headers)
         index = BlockIndex(self.params)
         index.add(index.make_entry(self.params.genesis_block.header, BlockStatus.VALID))
-        for height in range(low, tip_height + 1):
-            header = self.header_at(height)
+        prev_hash = self.hash_at(low - 1)
+        for height, header in enumerate(headers, start=low):
+            block_hash = header.hash()
+            if header.prev_hash != prev_hash or check_proof_of_work(block_hash, header.bits, self.params.pow_limit):
+                raise SpvError(f"saved header at height {height} does not link or has no valid work")
             work += block_work(header.bits)
-            index.add(IndexEntry(self.best[height], header, height, work, BlockStatus.VALID, height))
-        side = [e for e in old.entries.values() if self.heights.get(e.hash) != e.height and e.height >= low]
-        for entry in sorted(side, key=lambda e: e.seq):
-            if entry.prev_hash in index:
+            index.add(IndexEntry(block_hash, header, height, work, BlockStatus.VALID, height))
+            prev_hash = block_hash
+        for entry in sorted(old.entries.values(), key=lambda e: e.seq):
+            if entry.height >= low and entry.hash not in index and entry.prev_hash in index:
                 index.add(index.make_entry(entry.header, BlockStatus.VALID))
         self.index = index
 
@@ -119,7 +100,15 @@ class HeaderChain:
 
     @property
     def height(self) -> int:
-        return len(self.best) - 1
+        return len(self._raw) - 1
+
+    @property
+    def best(self) -> list[bytes]:
+        """Every best-chain hash by height (O(height): for tests and tools, not for lookups)."""
+        return [sha256d(h) for h in self._raw]
+
+    def hash_at(self, height: int) -> bytes:
+        return sha256d(self._raw[height])
 
     def header_at(self, height: int) -> BlockHeader:
         return BlockHeader.deserialize(self._raw[height])
@@ -128,18 +117,28 @@ class HeaderChain:
         """The serialized best-chain headers from `height` to the tip."""
         return b"".join(self._raw[height:])
 
+    def _height_of(self, block_hash: bytes) -> int | None:
+        """The best-chain height of a hash, from a map built on first use (O(height) once)."""
+        if self._heights is None:
+            self._heights = {sha256d(h): i for i, h in enumerate(self._raw)}
+        return self._heights.get(block_hash)
+
     def add(self, headers: list[BlockHeader], now: int) -> int:
         """Check and keep `headers` (parents first); return how many were new. SpvError on a bad one."""
         added = 0
         try:
             for header in headers:
                 block_hash = header.hash()
-                if block_hash in self.index or block_hash in self.heights:
+                if block_hash in self.index:
                     continue
                 parent = self.index.entries.get(header.prev_hash)
-                if parent is None and header.prev_hash in self.heights:  # a fork below the indexed window
-                    self._rebuild_index(max(self.heights[header.prev_hash] - self._window, 1))
-                    parent = self.index.entries.get(header.prev_hash)
+                if parent is None:  # a header below the indexed window: known already, or a deep fork
+                    if self._height_of(block_hash) is not None:
+                        continue
+                    parent_height = self._height_of(header.prev_hash)
+                    if parent_height is not None:
+                        self._rebuild_index(max(parent_height - self._window, 1))
+                        parent = self.index.entries.get(header.prev_hash)
                 if parent is None:
                     raise SpvError(f"header {header.hash_hex()} does not link to any header the wallet has")
                 problem = check_proof_of_work(block_hash, header.bits, self.params.pow_limit)
@@ -164,45 +163,53 @@ class HeaderChain:
         return added
 
     def _follow_tip(self) -> None:
-        """Bring `best` to the index's most-work tip, walking back only to the fork point."""
+        """Bring the best chain to the index's most-work tip, walking back only to the fork point."""
         entry = self.tip
-        if entry.hash == self.best[-1]:
+        if entry.height == self.height and entry.hash == self.hash_at(self.height):
             return
         branch = []
-        while entry.height >= len(self.best) or self.best[entry.height] != entry.hash:
+        while entry.height > self.height or self.hash_at(entry.height) != entry.hash:
             branch.append(entry)
             entry = self.index[entry.prev_hash]
         fork = entry.height
-        for stale in self.best[fork + 1 :]:
-            del self.heights[stale]
-        del self.best[fork + 1 :], self._raw[fork + 1 :]
+        if self._heights is not None:
+            for stale in self._raw[fork + 1 :]:
+                del self._heights[sha256d(stale)]
+        del self._raw[fork + 1 :]
         for new in reversed(branch):
-            self.best.append(new.hash)
             self._raw.append(new.header.serialize())
-            self.heights[new.hash] = new.height
+            if self._heights is not None:
+                self._heights[new.hash] = new.height
         self.first_changed = min(self.first_changed, fork + 1)
 
     def locator(self) -> list[bytes]:
         """Hashes back from the tip: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator)."""
         hashes, height, step = [], self.height, 1
         while height > 0:
-            hashes.append(self.best[height])
+            hashes.append(self.hash_at(height))
             if len(hashes) >= 10:
                 step *= 2
             height = max(height - step, 0)
-        hashes.append(self.best[0])
+        hashes.append(self.hash_at(0))
         return hashes
 
-    def on_best_chain(self, block_hash: bytes) -> OnChain | None:
-        height = self.heights.get(block_hash)
-        return None if height is None else OnChain(block_hash, self.header_at(height), height)
+    def on_best_chain(self, block_hash: bytes, height: int | None = None) -> OnChain | None:
+        """The header if `block_hash` is on the best chain (at `height`, if given: then one hash, O(1))."""
+        if height is None:
+            height = self._height_of(block_hash)
+        if height is None or not 0 <= height <= self.height or self.hash_at(height) != block_hash:
+            return None
+        return OnChain(block_hash, self.header_at(height), height)
 
-    def verify_inclusion(self, txid: bytes, block_hash: bytes, position: int, branch: list[bytes]) -> OnChain:
-        """The header that proves `txid` confirmed; SpvError if the proof does not hold."""
-        entry = self.on_best_chain(block_hash)
+    def verify_inclusion(
+        self, txid: bytes, block_hash: bytes, position: int, branch: list[bytes], height: int | None = None
+    ) -> OnChain:
+        """The header that proves `txid` confirmed (at `height`, if the node said); SpvError if it does not."""
+        entry = self.on_best_chain(block_hash, height)
         if entry is None:
+            where = "" if height is None else f" at height {height}"
             raise SpvError(
-                f"the node places tx {hash_hex(txid)} in block {hash_hex(block_hash)}, "
+                f"the node places tx {hash_hex(txid)} in block {hash_hex(block_hash)}{where}, "
                 "which is not on the best chain of verified headers"
             )
         if not verify_merkle_branch(txid, branch, position, entry.header.merkle_root):

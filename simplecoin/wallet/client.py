@@ -488,13 +488,9 @@ class LightWallet:
             raise SpvError(f"{liar} is not trustworthy: a malformed history row") from e
         tx = self._checked_tx(txid, item["hex"])  # type: ignore[index]
         try:
-            entry = self.chain.verify_inclusion(txid, block_hash, position, branch)
+            entry = self.chain.verify_inclusion(txid, block_hash, position, branch, height)
         except SpvError as e:
             raise SpvError(f"{liar} is not trustworthy: {e}") from e
-        if entry.height != height:
-            raise SpvError(
-                f"{liar} is not trustworthy: it places tx {hash_hex(txid)} at height {height}, not {entry.height}"
-            )
         return _Row(tx, entry.height, position, entry.header.time)
 
     def _require_touches(
