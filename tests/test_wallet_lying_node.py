@@ -393,7 +393,7 @@ def test_a_proof_into_a_stale_block_is_detected(world: World):
         light.sync_headers()
         assert stale.hash in light.chain.index  # the wallet keeps the header: it has valid work
         assert light.chain.tip.hash == world.builder["c16"].hash
-        with pytest.raises(SpvError, match=f"block {stale_hex}, which is not on the best chain"):
+        with pytest.raises(SpvError, match=f"block {stale_hex} at height 14, which is not on the best chain"):
             light.history()
         assert_cli_detects(world, url, stale_hex, "not on the best chain")
 
