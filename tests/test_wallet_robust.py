@@ -359,3 +359,42 @@ def test_a_payment_under_the_rolling_minimum_is_explained(tmp_path: Path):
             wait_until(lambda: len(service.node.mempool) > 0, timeout=5)
     finally:
         service.close()
+
+
+# -- the node's new answers refuse bad input with a 4xx and a reason ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("/address/notanaddress/txs", "bad-address"),
+        (f"/address/{BOB_ADDRESS}/txs?limit=101", "bad-param"),
+        (f"/address/{BOB_ADDRESS}/txs?limit=0", "bad-param"),
+        (f"/address/{BOB_ADDRESS}/txs?offset=-1", "bad-param"),
+        (f"/address/{BOB_ADDRESS}/txs?offset=²", "bad-param"),
+    ],
+)
+def test_the_batch_history_refuses_bad_input(chain_service, query: str, reason: str):
+    service, _ = chain_service
+    answer = create_app(service).test_client().get(query)
+    assert answer.status_code == 400
+    assert answer.get_json()["reason"] == reason
+
+
+def test_the_batch_history_pages_newest_first_with_proofs(chain_service):
+    """30 coinbases of the builder's key: pages of 7 cover them once each, newest first, and say when to stop."""
+    service, b = chain_service
+    miner = address_from_pubkey_hash(b.key.pubkey_hash, REGTEST.address_version)
+    client_ = create_app(service).test_client()
+    seen, offset, pages = [], 0, 0
+    while offset is not None:
+        page = client_.get(f"/address/{miner}/txs?offset={offset}&limit=7").get_json()
+        pages += 1
+        seen += [(row["height"], row["txid"]) for row in page["txs"]]
+        assert all(row["branch"] == [] and row["position"] == 0 for row in page["txs"])  # coinbase-only blocks
+        offset = page["next_offset"]
+    assert pages == 5
+    assert [h for h, _ in seen] == list(range(30, 0, -1))
+    assert page["tip_height"] == 30
+    estimate = client_.get("/fee-estimate").get_json()
+    assert estimate["fee_rate"] == estimate["min_relay_fee_rate"] == 1
