@@ -23,6 +23,7 @@ the header cache). The 1-minute load average is printed: other work on the machi
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=50_000)
     parser.add_argument("--txs", type=int, default=5_000)
     args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     if args.txs > (REFERENCE_BLOCKS - REGTEST.coinbase_maturity - 2) * PER_BLOCK:
         parser.error(f"--txs must fit in the first {REFERENCE_BLOCKS} blocks at {PER_BLOCK} per block")
     root = Path(tempfile.mkdtemp(prefix="bench_wallet_"))

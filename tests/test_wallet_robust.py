@@ -29,7 +29,7 @@ from simplecoin.core.params import REGTEST
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.wallet import client
+from simplecoin.wallet import client, keyfile
 from simplecoin.wallet.client import LightWallet, NodeClient, NodeError
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app
@@ -398,3 +398,33 @@ def test_the_batch_history_pages_newest_first_with_proofs(chain_service):
     assert page["tip_height"] == 30
     estimate = client_.get("/fee-estimate").get_json()
     assert estimate["fee_rate"] == estimate["min_relay_fee_rate"] == 1
+
+
+def test_a_wallet_file_held_by_another_process_is_busy_not_overwritten(tmp_path: Path, monkeypatch):
+    wallet = WalletFile.create(tmp_path / "w.json", REGTEST)
+    before = wallet.path.read_bytes()
+    monkeypatch.setattr(keyfile, "LOCK_WAIT_SECONDS", 0.3)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(wallet.path)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(keyfile.WalletBusy, match="is busy: another process is changing it"):
+            wallet.add_key()
+        assert time.monotonic() - started < 3
+        assert wallet.path.read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert len(wallet.add_key().keys) == 2  # free again once the holder is gone
+
+
+HOLD_LOCK = """
+import sys, time
+from simplecoin.wallet.keyfile import locked
+with locked(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""

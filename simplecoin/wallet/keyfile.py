@@ -66,7 +66,7 @@ class WalletBusy(WalletFileError):
 
 
 @contextlib.contextmanager
-def locked(path: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+def locked(path: Path, wait: float | None = None) -> Iterator[None]:
     """Hold the exclusive lock of wallet file `path` (flock on `path.lock`; released when the process dies)."""
     path = Path(path)
     lock_path = path.with_name(path.name + ".lock")
@@ -76,7 +76,7 @@ def locked(path: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
     except OSError as e:
         raise WalletFileError(f"cannot lock wallet file {path}: {e.strerror}") from e
     try:
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait is None else wait)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
