@@ -31,7 +31,7 @@ from typing import NoReturn
 from simplecoin.core.amounts import format_coins, parse_coins
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_hex
-from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import NETWORKS, NetworkParams
 from simplecoin.core.spv import SpvError
 from simplecoin.wallet import hd
@@ -234,7 +234,7 @@ class App:
             used, index, unused_run = 0, 0, 0
             while unused_run < hd.GAP_LIMIT:  # BIP44's account discovery
                 key = hd.derive_key(account, chain, index)
-                address = WalletFile._key(self.params, key, "").address
+                address = address_from_pubkey_hash(key.pubkey_hash, self.params.address_version)
                 if light.is_used(address):
                     used, unused_run = index + 1, 0
                 else:
