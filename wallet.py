@@ -1,15 +1,19 @@
 """SimpleCoin wallet: create addresses, send coins, see balance and history -- checked, not trusted.
 
     python wallet.py                                  # the interactive console
-    python wallet.py new                              # a new address (creates the wallet file if needed)
+    python wallet.py new                              # a new address (a new wallet shows its 12 recovery words)
+    python wallet.py restore                          # a wallet rebuilt from its 12 recovery words
     python wallet.py address                          # list addresses
-    python wallet.py balance                          # confirmed and pending, per address and in total
-    python wallet.py send ADDRESS AMOUNT              # AMOUNT in coins, like 1.25
-    python wallet.py history                          # every transaction, with SPV checks
+    python wallet.py balance                          # spendable, immature and pending, per address and in total
+    python wallet.py send ADDRESS AMOUNT              # AMOUNT in coins, like 1.25; fee rate from the node
+    python wallet.py history [--limit N | --all]      # the newest transactions, with SPV checks
     python wallet.py export ADDRESS                   # print one private key (only when asked)
 
-Exit codes: 0 done, 1 the node refused, 2 bad input, 3 no node reachable, 4 a node lied (failed verification),
-5 wallet file problem.
+SIMPLECOIN_PASSPHRASE, when set, is the passphrase of an encrypted wallet file for every command (also for
+creating one with --encrypt); otherwise the wallet asks.
+
+Exit codes: 0 done, 1 the node refused, 2 bad input, 3 no node reachable, 4 a node lied (failed verification,
+malformed answer), 5 wallet file problem (also: busy, another process is changing it).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -26,14 +31,17 @@ from typing import NoReturn
 from simplecoin.core.amounts import format_coins, parse_coins
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_hex
-from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import NETWORKS, NetworkParams
 from simplecoin.core.spv import SpvError
-from simplecoin.wallet.client import DEFAULT_FEE_RATE, LightWallet, NodeClient, NodeError, Payment, WalletError
+from simplecoin.wallet import hd
+from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, Payment, WalletError
 from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError
 
 EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_LIED, EXIT_WALLET = 1, 2, 3, 4, 5
 DEFAULT_NODE = "http://127.0.0.1:5000"
+DEFAULT_HISTORY = 20  # entries `history` shows without --limit/--all
+FEE_REFUSALS = ("mempool-min-fee-not-met", "min-relay-fee-not-met", "mempool-full")
 
 
 class Failure(Exception):
@@ -76,9 +84,9 @@ def add_common_options(p: argparse.ArgumentParser, top: bool) -> None:
     p.add_argument(
         "--fee",
         type=int,
-        default=default(DEFAULT_FEE_RATE),
+        default=default(None),
         metavar="RATE",
-        help=f"fee rate in base units per byte (default {DEFAULT_FEE_RATE})",
+        help="fee rate in base units per byte (default: the node's estimate, shown before sending)",
     )
     p.add_argument("--yes", action="store_true", default=default(False), help="send without asking for confirmation")
     p.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
@@ -86,8 +94,12 @@ def add_common_options(p: argparse.ArgumentParser, top: bool) -> None:
         "--encrypt",
         action="store_true",
         default=default(False),
-        help="with 'new' on a new file: protect it with a passphrase",
+        help="with 'new' or 'restore' on a new file: protect it with a passphrase",
     )
+    p.add_argument(
+        "--limit", type=int, default=default(DEFAULT_HISTORY), metavar="N", help="history: the newest N entries"
+    )
+    p.add_argument("--all", action="store_true", default=default(False), help="history: every entry")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -95,6 +107,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_common_options(p, top=True)
     sub = p.add_subparsers(dest="command")
     commands = [sub.add_parser("new", help="create a new address")]
+    commands.append(sub.add_parser("restore", help="rebuild a wallet from its 12 recovery words"))
     commands.append(sub.add_parser("address", help="list the wallet's addresses"))
     commands.append(sub.add_parser("balance", help="confirmed and pending balance"))
     send = sub.add_parser("send", help="send coins")
@@ -119,16 +132,23 @@ class App:
 
     def __init__(self, args: argparse.Namespace, ask: Callable[[str], str], out: Callable[[str], None]) -> None:
         self.params: NetworkParams = NETWORKS[args.network]
-        self.path: Path = args.wallet or Path.home() / ".simplecoin" / self.params.name / "wallet.json"
+        # A relative --wallet is relative to where the command runs, like any path a user types; made absolute
+        # here so the header cache and lock go next to it.
+        chosen = args.wallet.expanduser() if args.wallet else None
+        self.path: Path = (chosen or Path.home() / ".simplecoin" / self.params.name / "wallet.json").absolute()
         self.nodes: list[str] = args.nodes or [DEFAULT_NODE]
-        self.fee_rate: int = args.fee
+        self.fee_rate: int | None = args.fee
         self.json: bool = args.json
         self.encrypt: bool = args.encrypt
+        self.yes: bool = args.yes
+        self.limit: int | None = None if args.all else args.limit
         self.ask = ask
         self.out = out
         self._passphrase: str | None = os.environ.get("SIMPLECOIN_PASSPHRASE")
-        if self.fee_rate < 0:
+        if self.fee_rate is not None and self.fee_rate < 0:
             raise Failure("--fee must not be negative", EXIT_INPUT)
+        if self.limit is not None and self.limit < 1:
+            raise Failure("--limit must be at least 1", EXIT_INPUT)
 
     def light(self) -> LightWallet:
         self._require_file()
@@ -156,25 +176,77 @@ class App:
 
     # -- commands -------------------------------------------------------------------------------------------
 
+    def new_passphrase(self) -> str | None:
+        """The passphrase for a new file: SIMPLECOIN_PASSPHRASE if set, else asked twice; None without --encrypt."""
+        if not self.encrypt:
+            return None
+        if self._passphrase is not None:
+            if not self._passphrase:
+                raise Failure("SIMPLECOIN_PASSPHRASE is empty; the passphrase must not be empty", EXIT_INPUT)
+            return self._passphrase
+        passphrase = self.ask_secret("new passphrase: ")
+        if not passphrase:
+            raise Failure("the passphrase must not be empty", EXIT_INPUT)
+        if self.ask_secret("repeat it: ") != passphrase:
+            raise Failure("the passphrases differ", EXIT_INPUT)
+        return passphrase
+
     def new(self) -> None:
         if self.path.exists():
             if self.encrypt:
                 raise Failure(f"--encrypt only applies when creating a wallet file; {self.path} exists", EXIT_INPUT)
             wallet = self.open_keys().add_key()
-            created = False
-        else:
-            passphrase = None
-            if self.encrypt:
-                passphrase = self.ask_secret("new passphrase: ")
-                if not passphrase:
-                    raise Failure("the passphrase must not be empty", EXIT_INPUT)
-                if self.ask_secret("repeat it: ") != passphrase:
-                    raise Failure("the passphrases differ", EXIT_INPUT)
-            wallet = WalletFile.create(self.path, self.params, passphrase=passphrase)
-            created = True
+            address = wallet.keys[-1].address
+            self.emit({"address": address, "wallet": str(self.path), "created": False}, address)
+            return
+        passphrase = self.new_passphrase()
+        phrase = hd.new_phrase()
+        # Shown once, before anything is saved: a user who cannot confirm the backup gets no wallet to lose.
+        # With --json the words are in the answer, for the script that asked, and nothing is asked.
+        if not self.json:
+            self.out(
+                "Your recovery words (write them down, in order, and keep them offline; anyone who has them can "
+                f"spend your coins; they are shown only this once):\n\n    {phrase}\n"
+            )
+            if not self.yes and not ask_yes_no(self.ask, "have you written the 12 words down? [y/n] "):
+                raise Failure("no wallet created: run 'wallet.py new' again when you can write them down", EXIT_INPUT)
+        wallet = WalletFile.create_hd(self.path, self.params, phrase, passphrase)
         address = wallet.keys[-1].address
-        note = f" (new wallet file {self.path}, mode 0600)" if created else ""
-        self.emit({"address": address, "wallet": str(self.path), "created": created}, f"{address}{note}")
+        self.emit(
+            {"address": address, "wallet": str(self.path), "created": True, "recovery_words": phrase},
+            f"{address} (new wallet file {self.path}, mode 0600)",
+        )
+
+    def restore(self) -> None:
+        """A wallet file from recovery words: receiving and change keys in use found with a gap limit of 20."""
+        if self.path.exists():
+            raise Failure(f"{self.path} already exists; restore into a new file (--wallet PATH)", EXIT_WALLET)
+        phrase = self.ask_secret("the 12 recovery words, separated by spaces: ")
+        try:
+            seed = hd.seed_from_phrase(phrase)
+        except hd.PhraseError as e:
+            raise Failure(f"not a valid recovery phrase: {e}", EXIT_INPUT) from e
+        passphrase = self.new_passphrase()
+        light = LightWallet(self.path, self.params, NodeClient(self.nodes))
+        account = hd.account_key(seed)
+        counts = []
+        for chain in (hd.RECEIVE, hd.CHANGE):
+            used, index, unused_run = 0, 0, 0
+            while unused_run < hd.GAP_LIMIT:  # BIP44's account discovery
+                key = hd.derive_key(account, chain, index)
+                address = address_from_pubkey_hash(key.pubkey_hash, self.params.address_version)
+                if light.is_used(address):
+                    used, unused_run = index + 1, 0
+                else:
+                    unused_run += 1
+                index += 1
+            counts.append(used)
+        wallet = WalletFile.create_hd(self.path, self.params, phrase, passphrase, max(counts[0], 1), counts[1])
+        self.emit(
+            {"wallet": str(self.path), "receiving": max(counts[0], 1), "change": counts[1], "keys": len(wallet.keys)},
+            f"restored {self.path}: {max(counts[0], 1)} receiving and {counts[1]} change addresses in use "
+            f"(scanned until {hd.GAP_LIMIT} unused in a row)",
+        )
 
     def address(self) -> None:
         self._require_file()
@@ -186,18 +258,39 @@ class App:
 
     def balance(self) -> None:
         rows = self.light().balances()
-        total_confirmed = sum(r.confirmed for r in rows)
-        total_pending = sum(r.pending for r in rows)
+        spendable = sum(r.spendable for r in rows)
+        immature = sum(r.immature for r in rows)
+        pending = sum(r.pending for r in rows)
         data = {
             "addresses": [
-                {"address": r.address, "label": r.label, "confirmed": r.confirmed, "pending": r.pending} for r in rows
+                {
+                    "address": r.address,
+                    "label": r.label,
+                    "confirmed": r.confirmed,
+                    "spendable": r.spendable,
+                    "immature": r.immature,
+                    "pending": r.pending,
+                }
+                for r in rows
             ],
-            "confirmed": total_confirmed,
-            "pending": total_pending,
+            "confirmed": spendable + immature,
+            "spendable": spendable,
+            "immature": immature,
+            "pending": pending,
         }
-        lines = [f"{'address':36} {'confirmed':>18} {'pending':>18}"]
-        lines += [f"{r.address:36} {format_coins(r.confirmed):>18} {format_coins(r.pending):>18}" for r in rows]
-        lines.append(f"{'total':36} {format_coins(total_confirmed):>18} {format_coins(total_pending):>18}")
+        lines = [f"{'address':36} {'spendable':>18} {'immature':>18} {'pending':>18}"]
+        lines += [
+            " ".join([f"{r.address:36}", *(f"{format_coins(v):>18}" for v in (r.spendable, r.immature, r.pending))])
+            for r in rows
+        ]
+        lines.append(
+            f"{'total':36} {format_coins(spendable):>18} {format_coins(immature):>18} {format_coins(pending):>18}"
+        )
+        if immature:
+            lines.append(
+                f"immature: mining rewards spendable {self.params.coinbase_maturity} blocks after the block that "
+                "paid them; pending: what unconfirmed payments add or take"
+            )
         self.emit(data, "\n".join(lines))
 
     def prepare(self, address: str, amount_text: str) -> tuple[LightWallet, WalletFile, Payment]:
@@ -213,10 +306,13 @@ class App:
         return light, keys, payment
 
     def confirm_text(self, p: Payment) -> str:
+        change = (
+            f"  change  {format_coins(p.change)} to a new address of yours, {p.change_address}\n" if p.change else ""
+        )
         return (
             f"send {format_coins(p.amount)} to {p.to_address}\n"
-            f"  fee     {format_coins(p.fee)} ({self.fee_rate} per byte)\n"
-            f"  change  {format_coins(p.change)} back to {p.change_address}\n"
+            f"  fee     {format_coins(p.fee)} ({p.fee_rate} per byte, {p.fee_source}; --fee RATE to choose)\n"
+            f"{change}"
             f"  spendable balance after: {format_coins(p.balance_after)}"
         )
 
@@ -227,7 +323,12 @@ class App:
             if not ask_yes_no(self.ask, "send it? [y/n] "):
                 self.emit({"sent": False}, "not sent")
                 return
-        results = light.send(payment)
+        try:
+            results = light.send(payment)
+        except NodeError as e:
+            if e.reason in FEE_REFUSALS:
+                raise Failure(self.fee_refusal(light, payment, e), EXIT_REFUSED) from e
+            raise
         txid = hash_hex(payment.tx.txid)
         self.emit(
             {
@@ -235,22 +336,58 @@ class App:
                 "txid": txid,
                 "amount": payment.amount,
                 "fee": payment.fee,
+                "fee_rate": payment.fee_rate,
                 "change": payment.change,
+                "change_address": payment.change_address or None,
                 "nodes": [{"node": url, "error": error or None} for url, error in results],
             },
             f"sent {txid}" + "".join(f"\n  {url}: {error}" for url, error in results if error),
         )
 
+    def fee_refusal(self, light: LightWallet, payment: Payment, error: NodeError) -> str:
+        """Why a node would not keep a payment for its fee, and what to do (not a silent drop)."""
+        try:
+            floor = light.fee_estimate()
+            now = f"it now asks at least {max(floor.mempool_min, 1)} per byte (estimate {floor.rate})"
+        except (NodeError, SpvError):
+            now = "ask it with GET /fee-estimate"
+        return (
+            f"the node will not keep this payment: it pays {payment.fee_rate} per byte and the node's mempool is full "
+            f"or its minimum fee has risen ({error.reason}: {error}); {now}. Nothing was sent: try again with a "
+            "higher --fee RATE, or later"
+        )
+
     def history(self) -> None:
-        entries = self.light().history()
-        data = [e.__dict__ for e in entries]
+        page = self.light().history_page(self.limit)
+        entries = page.entries
+        received = sum(e.amount for e in entries if e.direction == "received")
+        sent = sum(e.amount for e in entries if e.direction == "sent")
+        fees = sum(e.fee or 0 for e in entries if e.direction != "received")
+        data = {
+            "transactions": [e.__dict__ for e in entries],
+            "more": page.more,
+            "received": received,
+            "sent": sent,
+            "fees": fees,
+        }
         lines = []
         for e in entries:
             sign = "+" if e.direction == "received" else "-" if e.direction == "sent" else " "
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.time)) if e.time is not None else "pending         "
             where = "pending" if e.pending else f"height {e.height}, {e.confirmations} conf."
             who = ", ".join(e.counterparties) or "-"
             fee = f", fee {format_coins(e.fee)}" if e.fee is not None else ""
-            lines.append(f"{e.txid[:16]}…  {sign}{format_coins(e.amount)}  {e.direction:8} {who}  ({where}{fee})")
+            lines.append(
+                f"{when}  {e.txid[:16]}…  {sign}{format_coins(e.amount)}  {e.direction:8} {who}  ({where}{fee})"
+            )
+        if entries:
+            shown = (
+                f"the newest {len(entries)} (--all for every one, --limit N)" if page.more else f"all {len(entries)}"
+            )
+            lines.append(
+                f"total of {shown}: received {format_coins(received)}, sent {format_coins(sent)}, "
+                f"fees {format_coins(fees)} (times UTC, from verified headers)"
+            )
         self.emit(data, "\n".join(lines) or "no transactions yet")
 
     def export(self, address: str) -> None:
@@ -277,6 +414,8 @@ def ask_yes_no(ask: Callable[[str], str], prompt: str) -> bool:
 def run_command(app: App, args: argparse.Namespace) -> None:
     if args.command == "new":
         app.new()
+    elif args.command == "restore":
+        app.restore()
     elif args.command == "address":
         app.address()
     elif args.command == "balance":

@@ -116,29 +116,32 @@ class Net:
         inputs = sum(self.get(f"/tx/{i['txid']}")["outputs"][i["index"]]["amount"] for i in tx["inputs"])
         return inputs - sum(o["amount"] for o in tx["outputs"])
 
-    def spendable_bound(self, address: str, *, upper: bool) -> int:
-        """Mature confirmed coins of `address`, read so that the wallet's own count lies between the bounds.
+    def spendable_bound(self, wallet: Path, *, upper: bool) -> int:
+        """Mature confirmed coins of every address of `wallet`, read so that the wallet's own count lies between
+        the bounds (its change addresses hold coins too).
 
         Lower bound: the tip is read before the coins (a coin is counted only if mature at the older tip).
-        Upper bound: the coins are read before the tip. Nothing spends the address' coins meanwhile.
+        Upper bound: the coins are read before the tip. Nothing spends the addresses' coins meanwhile.
         """
+        addresses = [a for a, _ in WalletFile.addresses(wallet, REGTEST)]
+        utxos = []
+        if not upper:
+            tip = self.get("/status")["height"]
+        for address in addresses:
+            utxos += self.get(f"/address/{address}?limit=1")["utxos"]
         if upper:
-            utxos = self.get(f"/address/{address}?limit=1")["utxos"]
             tip = self.get("/status")["height"]
-        else:
-            tip = self.get("/status")["height"]
-            utxos = self.get(f"/address/{address}?limit=1")["utxos"]
         return sum(u["amount"] for u in utxos if not u["coinbase"] or tip + 1 - u["height"] >= MATURITY)
 
-    def replayed_balance(self, address: str) -> int:
-        """The confirmed balance of `address`, replayed block by block from the node's /block answers."""
+    def replayed_balance(self, *addresses: str) -> int:
+        """The confirmed balance of `addresses`, replayed block by block from the node's /block answers."""
         coins: dict[tuple[str, int], int] = {}
         for height in range(1, self.get("/status")["height"] + 1):
             for tx in self.get(f"/block/{height}")["txs"]:
                 for txin in tx["inputs"]:
                     coins.pop((txin["txid"], txin["index"]), None)
                 for index, out in enumerate(tx["outputs"]):
-                    if out["address"] == address:
+                    if out["address"] in addresses:
                         coins[(tx["txid"], index)] = out["amount"]
         return sum(coins.values())
 
@@ -193,6 +196,12 @@ class Net:
 
     def balance(self, wallet: Path) -> dict:
         return self.run_json(wallet, "balance")
+
+    def history(self, wallet: Path, **kwargs: Any) -> list[dict]:
+        """Every entry (--all); `history --json` answers {"transactions": [...], "more", "received", ...}."""
+        data = self.run_json(wallet, "--all", "history", **kwargs)
+        assert data["more"] is False
+        return data["transactions"]
 
     def terminal(self, wallet: Path, *args: str, passphrase: str | None = None) -> tuple[pexpect.spawn, io.StringIO]:
         """`wallet.py` on a pseudo-terminal: its stdin is a real tty, Ctrl-C is the terminal's interrupt."""
@@ -277,8 +286,10 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     b, b_address = net.new_wallet("b")
     a_address = net.a_address
     assert net.balance(b) == {
-        "addresses": [{"address": b_address, "label": "", "confirmed": 0, "pending": 0}],
+        "addresses": [{"address": b_address, "label": "", "confirmed": 0, "spendable": 0, "immature": 0, "pending": 0}],
         "confirmed": 0,
+        "spendable": 0,
+        "immature": 0,
         "pending": 0,
     }
 
@@ -301,7 +312,8 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     positions = [out.index(message) for message in told]
     assert positions == sorted(positions), out
     console_txid = re.search(r"send it\? \[y/n\] sent ([0-9a-f]{64})\n", out).group(1)
-    console_fee = int(re.search(r"^  fee     (\d+)\.(\d{8}) \(2 per byte\)$", out, re.MULTILINE).expand(r"\1\2"))
+    fee_line = r"^  fee     (\d+)\.(\d{8}) \((\d+) per byte, node estimate; --fee RATE to choose\)$"
+    console_fee = int(re.search(fee_line, out, re.MULTILINE).expand(r"\1\2"))  # the default: the node's estimate
     assert out.endswith("> ")  # back at the menu, then 'q'
 
     # The subcommand, with its flags after the command's name.
@@ -315,7 +327,7 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     amounts = {console_txid: 150_000_000, command_txid: 225_000_000}
 
     def both_confirmed_at_b() -> bool:
-        history = net.run_json(b, "history")
+        history = net.history(b)
         return {e["txid"] for e in history if not e["pending"] and e["confirmations"] >= 1} == set(amounts)
 
     wait_until(both_confirmed_at_b, timeout=WAIT, what="both payments confirmed in B's history")
@@ -325,6 +337,7 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     with net.mining_stopped():
         # The fee of each payment, from the node's data alone: inputs (read from the parents) minus outputs.
         fees = {txid: net.fee_of(txid) for txid in amounts}
+        change_addresses: set[str] = set()
         assert fees[console_txid] == console_fee
         assert fees[command_txid] == sent["fee"]
         for txid, amount in amounts.items():
@@ -332,10 +345,15 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
             assert fees[txid] > 0
             assert tx["confirmations"] >= 1
             assert tx["outputs"][0] == {"amount": amount, "address": b_address}
-            assert all(o["address"] == a_address for o in tx["outputs"][1:])  # the change
+            change_to = [o["address"] for o in tx["outputs"][1:]]
+            assert len(change_to) == 1
+            assert change_to[0] in {a for a, _ in WalletFile.addresses(net.a, REGTEST)}  # a key of A's file
+            assert change_to[0] != a_address  # a fresh change address, not the first key
+            change_addresses.add(change_to[0])
+        assert len(change_addresses) == 2  # one new address per payment
 
         # B: both received, confirmed, the exact amounts; the balance is their sum.
-        history_b = net.run_json(b, "history")
+        history_b = net.history(b)
         assert {e["txid"]: e["amount"] for e in history_b} == amounts
         for entry in history_b:
             assert entry["direction"] == "received"
@@ -349,7 +367,7 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
         assert balance_b["pending"] == 0
 
         # A: both sent, with the fee; every block's coinbase is A's; the history adds up to the balance.
-        history_a = net.run_json(net.a, "history")
+        history_a = net.history(net.a)
         by_txid = {e["txid"]: e for e in history_a}
         for txid, amount in amounts.items():
             entry = by_txid[txid]
@@ -369,7 +387,9 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
         balance_a = net.run_json(net.a, "balance")
         assert balance_a["pending"] == 0
         assert sum(net_amount(e) for e in history_a) == balance_a["confirmed"]
-        assert net.replayed_balance(a_address) == balance_a["confirmed"]
+        a_addresses = [a for a, _ in WalletFile.addresses(net.a, REGTEST)]  # the first, and two of change
+        assert len(a_addresses) == 3
+        assert net.replayed_balance(*a_addresses) == balance_a["confirmed"]
 
 
 def test_console_on_a_terminal_and_ctrl_c(net: Net):
@@ -405,8 +425,8 @@ def test_console_on_a_terminal_and_ctrl_c(net: Net):
 
 CONFIRMATION = re.compile(
     r"send (?P<amount>\d+\.\d{8}) to (?P<to>\S+)\n"
-    r"  fee     (?P<fee>\d+\.\d{8}) \((?P<rate>\d+) per byte\)\n"
-    r"  change  (?P<change>\d+\.\d{8}) back to (?P<change_to>\S+)\n"
+    r"  fee     (?P<fee>\d+\.\d{8}) \((?P<rate>\d+) per byte, (?P<source>[^;]+); --fee RATE to choose\)\n"
+    r"  change  (?P<change>\d+\.\d{8}) to a new address of yours, (?P<change_to>\S+)\n"
     r"  spendable balance after: (?P<after>\d+\.\d{8})\n"
 )
 
@@ -424,9 +444,9 @@ def test_the_confirmation_shows_everything_and_no_sends_nothing(net: Net):
 
     fees = {}
     for rate in (2, 4):
-        lower = net.spendable_bound(a_address, upper=False)
+        lower = net.spendable_bound(net.a, upper=False)
         run = net.wallet(net.a, "--fee", str(rate), "send", c_address, "1.25", stdin="maybe\nn\n")
-        upper = net.spendable_bound(a_address, upper=True)
+        upper = net.spendable_bound(net.a, upper=True)
         assert run.code == 0, run
         assert run.err == ""
         shown = CONFIRMATION.search(run.out)
@@ -434,7 +454,8 @@ def test_the_confirmation_shows_everything_and_no_sends_nothing(net: Net):
         assert shown["to"] == c_address
         assert shown["amount"] == "1.25000000"
         assert int(shown["rate"]) == rate
-        assert shown["change_to"] == a_address
+        assert shown["source"] == "--fee"
+        assert shown["change_to"] not in {a for a, _ in WalletFile.addresses(net.a, REGTEST)}  # new, not yet saved
         amount, fee, change, after = (base_units(shown[k]) for k in ("amount", "fee", "change", "after"))
         assert fee > 0
         fees[rate] = fee
@@ -448,8 +469,12 @@ def test_the_confirmation_shows_everything_and_no_sends_nothing(net: Net):
         assert net.mempool() == 0
         assert net.balance(net.a)["pending"] == 0
         assert net.balance(c) == {
-            "addresses": [{"address": c_address, "label": "", "confirmed": 0, "pending": 0}],
+            "addresses": [
+                {"address": c_address, "label": "", "confirmed": 0, "spendable": 0, "immature": 0, "pending": 0}
+            ],
             "confirmed": 0,
+            "spendable": 0,
+            "immature": 0,
             "pending": 0,
         }
     assert fees[4] == 2 * fees[2]
@@ -513,12 +538,14 @@ def test_an_encrypted_wallet_needs_its_passphrase(net: Net):
     assert not e.exists()
 
     net.passphrases[e] = PASSPHRASE
-    run = net.wallet(e, "--encrypt", "new", stdin=f"{PASSPHRASE}\n{PASSPHRASE}\n")
+    run = net.wallet(e, "--encrypt", "new", stdin=f"{PASSPHRASE}\n{PASSPHRASE}\ny\n")
     assert run.code == 0, run
     assert mode(e) == 0o600
     data = json.loads(e.read_text())
     assert "encryption" in data
     assert all("secret" not in k and "sealed_secret" in k for k in data["keys"])
+    assert "seed" not in data["hd"]  # the recovery seed is sealed like the keys
+    assert "sealed_seed" in data["hd"]
     e_address = data["keys"][0]["address"]
     assert e_address in run.out
     assert PASSPHRASE not in run.out + run.err
@@ -553,7 +580,8 @@ def test_an_encrypted_wallet_needs_its_passphrase(net: Net):
     # `new` with the passphrase keeps the file encrypted and private.
     assert net.run_json(e, "new", passphrase=PASSPHRASE)["created"] is False
     data = json.loads(e.read_text())
-    assert len(data["keys"]) == 2
+    assert len(data["keys"]) == 4  # the first, one change key per payment, and the new one
+    assert [k["path"].split("/")[-2:] for k in data["keys"]] == [["0", "0"], ["1", "0"], ["1", "1"], ["0", "1"]]
     assert all("secret" not in k for k in data["keys"])
     assert mode(e) == 0o600
 
@@ -566,6 +594,8 @@ def test_a_passphrase_typed_on_a_terminal_is_not_echoed(net: Net):
     child.sendline(PASSPHRASE)
     child.expect_exact("repeat it: ")
     child.sendline(PASSPHRASE)
+    child.expect_exact("have you written the 12 words down? [y/n] ")
+    child.sendline("y")
     shown = net.finish_terminal(child, transcript)
     assert child.exitstatus == 0, shown
     assert PASSPHRASE not in shown
@@ -626,7 +656,7 @@ def test_the_first_reachable_node_answers(net: Net):
     assert sent["nodes"][1] == {"node": alive, "error": None}
 
     def confirmed_at_h() -> list[dict]:
-        history = net.run_json(h, "history", nodes=[dead, alive])
+        history = net.history(h, nodes=[dead, alive])
         return [e for e in history if not e["pending"]]
 
     [entry] = wait_until(confirmed_at_h, timeout=WAIT, what="the payment to H confirmed")
@@ -654,3 +684,42 @@ def test_a_script_that_runs_out_of_answers_does_nothing_and_says_so(net: Net):
     assert net.mempool() == 0
     assert net.balance(net.root / "b-eof.json")["confirmed"] == 0
     assert net.a.read_bytes() == a_before
+
+
+# -- 7. one backup forever: the recovery words ------------------------------------------------------------------------
+
+
+def test_recovery_words_restore_the_same_addresses_balance_and_history(net: Net):
+    """new (words shown) -> paid -> pays on (change to a new address) -> file deleted -> restore -> the same."""
+    r = net.root / "r.json"
+    created = net.run_json(r, "new")
+    words, r_address = created["recovery_words"], created["address"]
+    assert len(words.split()) == 12
+    net.wait_mempool_empty()
+    funding = net.run_json(net.a, "--fee", "2", "--yes", "send", r_address, "2")
+    net.wait_confirmed(funding["txid"])
+    paid = net.run_json(r, "--yes", "send", STRANGER, "0.5")  # the node's estimate; change to a new address
+    assert paid["fee_rate"] >= 1
+    net.wait_confirmed(paid["txid"])
+    change = paid["change_address"]
+    addresses = [a for a, _ in WalletFile.addresses(r, REGTEST)]
+    assert addresses == [r_address, change]
+    balance = net.balance(r)
+    history = net.history(r)
+    assert balance["confirmed"] == 200_000_000 - 50_000_000 - net.fee_of(paid["txid"])
+    assert {e["txid"] for e in history} == {funding["txid"], paid["txid"]}
+
+    for leftover in r.parent.glob(r.name + "*"):  # the file, its header cache and lock: a new machine
+        leftover.unlink()
+    restored = net.wallet(r, "restore", stdin=words.upper() + "\n")  # case and spacing do not matter
+    assert restored.code == 0, restored
+    assert "1 receiving and 1 change addresses" in restored.out
+    assert [a for a, _ in WalletFile.addresses(r, REGTEST)] == addresses
+    assert net.balance(r) == balance
+    assert [(e["txid"], e["amount"], e["direction"]) for e in net.history(r)] == [
+        (e["txid"], e["amount"], e["direction"]) for e in history
+    ]
+    again = net.wallet(r, "restore", stdin=words + "\n")
+    assert_refused(again, 5, "already exists", prompts=True)
+    wrong = net.wallet(net.root / "r2.json", "restore", stdin=" ".join([*words.split()[:11], "bitcoinz"]) + "\n")
+    assert_refused(wrong, 2, "not a valid recovery phrase", prompts=True)

@@ -13,9 +13,11 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask, jsonify, request
@@ -30,6 +32,7 @@ from simplecoin.core.spv import SpvError
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
+from simplecoin.wallet import client
 from simplecoin.wallet.client import LightWallet, NodeClient
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app
@@ -87,7 +90,7 @@ class World:
     def light(self, url: str, name: str) -> LightWallet:
         return LightWallet(self.wallet_copy(name), REGTEST, NodeClient([url]), clock=lambda: NOW)
 
-    def cli(self, url: str, name: str) -> subprocess.CompletedProcess:
+    def cli(self, url: str, name: str, args: str = "history") -> subprocess.CompletedProcess:
         command = [
             sys.executable,
             "wallet.py",
@@ -97,7 +100,7 @@ class World:
             str(self.wallet_copy(name)),
             "--node",
             url,
-            "history",
+            *args.split(),
         ]
         return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
@@ -130,8 +133,8 @@ def node_url(world: World, tampers: dict[str, Tamper] | None = None) -> Iterator
         yield url
 
 
-def assert_cli_detects(world: World, url: str, *fragments: str) -> None:
-    result = world.cli(url, "cli")
+def assert_cli_detects(world: World, url: str, *fragments: str, command: str = "history") -> None:
+    result = world.cli(url, "cli", command)
     assert result.returncode == 4, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -147,6 +150,26 @@ def assert_cli_detects(world: World, url: str, *fragments: str) -> None:
 
 def flip_hex(text: str, at: int = 0) -> str:
     return text[:at] + format(int(text[at], 16) ^ 1, "x") + text[at + 1 :]
+
+
+def in_rows(edit: Callable[[dict], dict]) -> dict[str, Tamper]:
+    """Tampers for the batch history answer (GET /address/{address}/txs): `edit` changes each of its rows."""
+
+    def tamper(path: str, data: dict) -> dict:
+        if not path.endswith("/txs"):
+            return data
+        return {**data, "txs": [edit(row) for row in data["txs"]]}
+
+    return {"/address/": tamper}
+
+
+def on_pages(edit: Callable[[str, dict], dict]) -> dict[str, Tamper]:
+    """Tampers for whole batch history answers."""
+
+    def tamper(path: str, data: dict) -> dict:
+        return edit(path, data) if path.endswith("/txs") else data
+
+    return {"/address/": tamper}
 
 
 def change_headers(edit: Callable[[list[BlockHeader]], list[BlockHeader]]) -> Tamper:
@@ -197,33 +220,46 @@ def test_the_proxy_itself_changes_nothing(world: World):
 # -- (a) a forged merkle proof ---------------------------------------------------------------------------------
 
 
-def forge_branch(element: int) -> Tamper:
-    def tamper(_: str, data: dict) -> dict:
-        branch = list(data["branch"])
+def forge_branch(element: int) -> Callable[[dict], dict]:
+    def tamper(row: dict) -> dict:
+        branch = list(row["branch"])
         branch[element] = flip_hex(branch[element], 10)
-        return {**data, "branch": branch}
+        return {**row, "branch": branch}
 
     return tamper
 
 
-def change_index(_: str, data: dict) -> dict:
-    return {**data, "index": data["index"] ^ 1}
+def change_position(row: dict) -> dict:
+    return {**row, "position": row["position"] ^ 1}
 
 
-def drop_branch_level(_: str, data: dict) -> dict:
-    return {**data, "branch": data["branch"][:-1]}
+def drop_branch_level(row: dict) -> dict:
+    return {**row, "branch": row["branch"][:-1]}
 
 
 @pytest.mark.parametrize(
     "tamper",
-    [forge_branch(0), forge_branch(1), change_index, drop_branch_level],
-    ids=["branch-element-0", "branch-element-1", "index", "short-branch"],
+    [forge_branch(0), forge_branch(1), change_position, drop_branch_level],
+    ids=["branch-element-0", "branch-element-1", "position", "short-branch"],
 )
-def test_a_forged_merkle_proof_is_detected(world: World, tamper: Tamper):
-    with node_url(world, {"/merkle-proof/": tamper}) as url:
+def test_a_forged_merkle_proof_is_detected(world: World, tamper):
+    with node_url(world, in_rows(tamper)) as url:
         with pytest.raises(SpvError, match=r"is not trustworthy: the merkle proof of tx .* not in that block"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, "merkle proof", world.txid)
+
+
+def test_the_single_tx_proof_endpoint_is_still_checked(world: World):
+    """LightWallet.verify_confirmed (GET /merkle-proof/{txid}) stays as strict as the batch answer."""
+
+    def tamper(_: str, data: dict) -> dict:
+        return {**data, "index": data["index"] ^ 1}
+
+    with node_url(world, {"/merkle-proof/": tamper}) as url:
+        light = world.light(url, "lib")
+        light.sync_headers()
+        with pytest.raises(SpvError, match=r"is not trustworthy: the merkle proof of tx .* not in that block"):
+            light.verify_confirmed(world.txid)
 
 
 # -- (b) a tx placed in a block it is not in ------------------------------------------------------------------
@@ -232,10 +268,10 @@ def test_a_forged_merkle_proof_is_detected(world: World, tamper: Tamper):
 def test_a_proof_pointing_at_another_block_is_detected(world: World):
     other = hash_hex(world.builder["c15"].hash)
 
-    def tamper(_: str, data: dict) -> dict:
-        return {**data, "block_hash": other, "height": 15}
+    def tamper(row: dict) -> dict:
+        return {**row, "block_hash": other, "height": 15}
 
-    with node_url(world, {"/merkle-proof/": tamper}) as url:
+    with node_url(world, in_rows(tamper)) as url:
         with pytest.raises(SpvError, match=f"not trustworthy: the merkle proof of tx .* block {other}"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, other, "not in that block")
@@ -245,10 +281,10 @@ def test_a_proof_pointing_at_a_block_without_a_verified_header_is_detected(world
     unknown = world.builder.block("x14", parent="m13", txs=[world.payment])  # real block, never announced
     hidden = hash_hex(unknown.hash)
 
-    def tamper(_: str, data: dict) -> dict:
-        return {**data, "block_hash": hidden}
+    def tamper(row: dict) -> dict:
+        return {**row, "block_hash": hidden}
 
-    with node_url(world, {"/merkle-proof/": tamper}) as url:
+    with node_url(world, in_rows(tamper)) as url:
         with pytest.raises(SpvError, match="not on the best chain of verified headers"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, hidden, "not on the best chain")
@@ -279,27 +315,27 @@ def test_a_header_without_valid_work_is_detected(world: World):
 # -- (d) tx bytes that do not hash to the txid ----------------------------------------------------------------
 
 
-def another_tx(world: World) -> Tamper:
-    def tamper(_: str, data: dict) -> dict:
-        return {**data, "hex": world.builder["p14"].txs[1].serialize().hex()}
+def another_tx(world: World) -> Callable[[dict], dict]:
+    def tamper(row: dict) -> dict:
+        return {**row, "hex": world.builder["p14"].txs[1].serialize().hex()}
 
     return tamper
 
 
-def inflate_amount(world: World) -> Tamper:
+def inflate_amount(world: World) -> Callable[[dict], dict]:
     """The same tx, but paying the wallet ten times as much."""
 
-    def tamper(_: str, data: dict) -> dict:
-        tx = Transaction.deserialize(bytes.fromhex(data["hex"]))
+    def tamper(row: dict) -> dict:
+        tx = Transaction.deserialize(bytes.fromhex(row["hex"]))
         outputs = tuple(dataclasses.replace(o, amount=o.amount * 10) if o.amount == PAID else o for o in tx.outputs)
-        return {**data, "hex": dataclasses.replace(tx, outputs=outputs).serialize().hex()}
+        return {**row, "hex": dataclasses.replace(tx, outputs=outputs).serialize().hex()}
 
     return tamper
 
 
 @pytest.mark.parametrize("make_tamper", [another_tx, inflate_amount], ids=["another-tx", "inflated-amount"])
 def test_tx_bytes_that_do_not_hash_to_the_txid_are_detected(world: World, make_tamper):
-    with node_url(world, {"/tx/": make_tamper(world)}) as url:
+    with node_url(world, in_rows(make_tamper(world))) as url:
         with pytest.raises(SpvError, match=f"not trustworthy: its tx {world.txid} is wrong"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, world.txid, "hash to something else")
@@ -346,18 +382,18 @@ def test_a_proof_into_a_stale_block_is_detected(world: World):
     def add_stale_header(hs: list[BlockHeader]) -> list[BlockHeader]:
         return [*hs, stale.header] if hs else hs
 
-    def into_stale(_: str, data: dict) -> dict:
+    def into_stale(row: dict) -> dict:
         txids = [tx.txid for tx in stale.txs]
         branch = merkle_branch(txids, 1)
-        return {**data, "block_hash": stale_hex, "height": 14, "index": 1, "branch": [hash_hex(h) for h in branch]}
+        return {**row, "block_hash": stale_hex, "height": 14, "position": 1, "branch": [hash_hex(h) for h in branch]}
 
-    tampers = {"/headers": change_headers(add_stale_header), "/merkle-proof/": into_stale}
+    tampers = {"/headers": change_headers(add_stale_header), **in_rows(into_stale)}
     with node_url(world, tampers) as url:
         light = world.light(url, "lib")
         light.sync_headers()
         assert stale.hash in light.chain.index  # the wallet keeps the header: it has valid work
         assert light.chain.tip.hash == world.builder["c16"].hash
-        with pytest.raises(SpvError, match=f"block {stale_hex}, which is not on the best chain"):
+        with pytest.raises(SpvError, match=f"block {stale_hex} at height 14, which is not on the best chain"):
             light.history()
         assert_cli_detects(world, url, stale_hex, "not on the best chain")
 
@@ -370,7 +406,9 @@ def test_an_understated_coin_amount_is_detected_before_signing(world: World):
     difference into fee (for the miner). The wallet checks each coin against its parent tx, fetched by txid."""
     address = world.wallet.keys[0].address
 
-    def understate(_: str, data: dict) -> dict:
+    def understate(path: str, data: dict) -> dict:
+        if path.endswith("/txs"):
+            return data
         utxos = [{**u, "amount": COIN} if u["amount"] == PAID else u for u in data["utxos"]]
         return {**data, "utxos": utxos, "balance": COIN}
 
@@ -403,10 +441,11 @@ def test_an_understated_coin_amount_is_detected_before_signing(world: World):
 def test_a_malformed_txid_in_an_address_report_is_a_lie_not_a_crash(world: World, bad_txid: str):
     address = world.wallet.keys[0].address
 
-    def garble(_: str, data: dict) -> dict:
-        return {**data, "history": [{**row, "txid": bad_txid} for row in data["history"]]}
+    def garble(row: dict) -> dict:
+        return {**row, "txid": bad_txid}
 
-    with node_url(world, {f"/address/{address}": garble}) as url:
+    assert address
+    with node_url(world, in_rows(garble)) as url:
         with pytest.raises(SpvError, match="is not trustworthy"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, "txid")
@@ -416,10 +455,126 @@ def test_a_malformed_txid_in_an_address_report_is_a_lie_not_a_crash(world: World
 def test_a_malformed_address_report_is_a_lie_not_a_crash(world: World, field: str):
     address = world.wallet.keys[0].address
 
-    def drop(_: str, data: dict) -> dict:
-        return {k: v for k, v in data.items() if k != field}
+    def drop(path: str, data: dict) -> dict:
+        return data if path.endswith("/txs") else {k: v for k, v in data.items() if k != field}
 
     with node_url(world, {f"/address/{address}": drop}) as url:
         with pytest.raises(SpvError, match="malformed report"):
+            world.light(url, "lib").balances()
+        assert_cli_detects(world, url, "malformed report", command="balance")
+
+
+@pytest.mark.parametrize("field", ["txs", "parents", "pending", "next_offset"])
+def test_a_malformed_history_page_is_a_lie_not_a_crash(world: World, field: str):
+    def drop(_: str, data: dict) -> dict:
+        return {k: (v if k != field else "x") for k, v in data.items()}
+
+    with node_url(world, on_pages(drop)) as url:
+        with pytest.raises(SpvError, match="malformed history page"):
             world.light(url, "lib").history()
-        assert_cli_detects(world, url, "malformed report")
+        assert_cli_detects(world, url, "malformed history page")
+
+
+# -- the batch answer: rows that are not the address's, wrong heights, pages without end ---------------------
+
+
+def test_a_row_that_does_not_touch_the_address_is_detected(world: World):
+    """A real, proven tx of the chain (Bob's payment in p14) padded into the wallet's history."""
+    other = world.builder["p14"].txs[1]
+    branch = [hash_hex(h) for h in merkle_branch([t.txid for t in world.builder["p14"].txs], 1)]
+
+    def pad(_: str, data: dict) -> dict:
+        row = {**data["txs"][0], "txid": hash_hex(other.txid), "hex": other.serialize().hex(), "position": 1}
+        row["branch"] = branch
+        return {**data, "txs": [row]}
+
+    with node_url(world, on_pages(pad)) as url:
+        with pytest.raises(SpvError, match="does not touch"):
+            world.light(url, "lib").history()
+        assert_cli_detects(world, url, "does not touch")
+
+
+def test_a_row_placed_at_another_height_is_detected(world: World):
+    with node_url(world, in_rows(lambda row: {**row, "height": 13})) as url:
+        with pytest.raises(SpvError, match="at height 13, which is not on the best chain"):
+            world.light(url, "lib").history()
+        assert_cli_detects(world, url, "at height 13, which is not on the best chain")
+
+
+FIRST_PAGE: dict[str, list] = {}
+
+
+def endless(path: str, data: dict) -> dict:
+    """The first (honest, proven) page again and again, always saying there is more."""
+    offset = int(parse_qs(urlsplit(request.url).query).get("offset", ["0"])[0])
+    rows = FIRST_PAGE.setdefault(path, data["txs"])
+    return {**data, "txs": rows, "next_offset": offset + len(rows)}
+
+
+def empty_but_more(_: str, data: dict) -> dict:
+    offset = int(parse_qs(urlsplit(request.url).query).get("offset", ["0"])[0])
+    return {**data, "txs": [] if offset else data["txs"], "next_offset": offset + max(len(data["txs"]), 1)}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(endless, "out of order or repeats"), (empty_but_more, "do not move on")],
+    ids=["repeats", "empty-pages"],
+)
+def test_a_node_cannot_keep_the_wallet_paging(world: World, edit, message: str):
+    requests_seen = []
+    FIRST_PAGE.clear()
+
+    def counting(path: str, data: dict) -> dict:
+        requests_seen.append(path)
+        return edit(path, data)
+
+    with node_url(world, on_pages(counting)) as url:
+        started = time.monotonic()
+        with pytest.raises(SpvError, match=message):
+            world.light(url, "lib").history()
+        assert time.monotonic() - started < 10
+        assert len(requests_seen) <= 3  # caught at the second page, not after hundreds
+        assert_cli_detects(world, url, message, command="history --all")
+
+
+def test_paging_is_capped_even_when_every_page_is_new(world: World, monkeypatch):
+    """A node whose every page moves on (as a real, huge history would) still stops at the caps: here the
+    proofs are taken as given, so the paging rules alone are under test."""
+    monkeypatch.setattr(client, "MAX_HISTORY_PAGES", 50)
+
+    class Endless:
+        answered_by = "http://endless"
+        pages = 0
+
+        def get(self, path: str, params: dict | None = None) -> dict:
+            if path == "/headers":
+                return {"headers": []}
+            assert params is not None
+            self.pages += 1
+            offset, limit = params["offset"], params["limit"]
+            rows = [{"n": 10**9 - offset - i} for i in range(limit)]
+            return {"txs": rows, "parents": {}, "pending": [], "next_offset": offset + limit}
+
+    def take(self, item: dict, liar: str) -> client._Row:
+        return client._Row(world.payment, 0, item["n"], None)
+
+    monkeypatch.setattr(LightWallet, "_proven_row", take)
+    monkeypatch.setattr(LightWallet, "_require_touches", lambda *args: None)
+    endless = Endless()
+    light = LightWallet(world.wallet_copy("lib"), REGTEST, endless, clock=lambda: NOW)  # type: ignore[arg-type]
+    with pytest.raises(SpvError, match=r"keeps paging the history .* \(over 200,000 rows or 50 pages\)"):
+        light.history()
+    assert endless.pages == 50
+
+
+def test_a_pending_tx_whose_bytes_do_not_hash_is_detected(world: World):
+    other = world.builder["p14"].txs[1]
+
+    def fake_pending(_: str, data: dict) -> dict:
+        return {**data, "pending": [{"txid": "ab" * 32, "fee": 1, "hex": other.serialize().hex()}]}
+
+    with node_url(world, on_pages(fake_pending)) as url:
+        with pytest.raises(SpvError, match="is wrong"):
+            world.light(url, "lib").history()
+        assert_cli_detects(world, url, "hash to something else")

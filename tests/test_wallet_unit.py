@@ -189,18 +189,30 @@ def test_spendable_lists_mature_confirmed_coins_of_every_key(setup: Setup):
     assert coins[setup.coin3].key.key == setup.key0
 
 
-def test_largest_coin_first_and_change_back_to_the_first_key(setup: Setup):
+def test_largest_coin_first_and_change_to_a_fresh_key_saved_when_sent(setup: Setup, monkeypatch):
+    before = setup.wallet.path.read_bytes()
     payment = setup.light.make_payment(setup.wallet, BOB_ADDRESS, 4 * COIN, fee_rate=2)
     tx = payment.tx
     assert [i.prevout for i in tx.inputs] == [setup.coin5]  # 5 before 3 before 1, and 5 is enough
     fee = 2 * _estimated_size(1, 2)
     assert payment.fee == fee
     assert payment.change == 5 * COIN - 4 * COIN - fee
+    change_key = payment.change_key
+    assert change_key is not None
+    assert change_key.label == "change"
+    assert payment.change_address == change_key.address
+    assert change_key.address not in {k.address for k in setup.wallet.keys}  # not the first key, not any key
     assert [(o.amount, o.pubkey_hash) for o in tx.outputs] == [
         (4 * COIN, BOB.pubkey_hash),
-        (payment.change, setup.key0.pubkey_hash),  # the coin was key1's; change goes to the first key
+        (payment.change, change_key.key.pubkey_hash),
     ]
-    assert payment.change_address == setup.wallet.keys[0].address
+    assert setup.wallet.path.read_bytes() == before  # not sent yet: the file is as it was
+    monkeypatch.setattr(setup.client, "send_tx", lambda raw: [("http://in-process", "")])
+    setup.light.send(payment)
+    saved = WalletFile.load(setup.wallet.path, REGTEST)
+    assert [k.address for k in saved.keys] == [*(k.address for k in setup.wallet.keys), change_key.address]
+    second = setup.light.make_payment(saved, BOB_ADDRESS, 4 * COIN, fee_rate=2)
+    assert second.change_address not in {k.address for k in saved.keys}
     assert payment.balance_after == 9 * COIN - 4 * COIN - fee
     entry = setup.node.submit_tx(tx)
     assert entry.fee == fee

@@ -9,12 +9,14 @@ output is still unspent, or that a node tells about every transaction (it can le
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import check_proof_of_work
-from simplecoin.core.primitives import BlockHeader
+from simplecoin.core.pow import block_work, check_proof_of_work
+from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 from simplecoin.core.validation import check_header_contextual
 
 
@@ -22,61 +24,192 @@ class SpvError(SimpleCoinError):
     """Raised when a node's answer fails verification: that node is not to be trusted."""
 
 
+@dataclass(frozen=True, slots=True)
+class OnChain:
+    """A header on the best chain, at its height."""
+
+    hash: bytes
+    header: BlockHeader
+    height: int
+
+
 class HeaderChain:
-    """Every header the wallet accepted, with the most-work chain among them."""
+    """Every header the wallet accepted, with the most-work chain among them.
+
+    The best chain is kept as its serialized headers by height (like the node's active chain, and Electrum's
+    blockchain.py), so "is this header on the best chain at height h" is one hash of 80 bytes, not a walk
+    back through the index. The index holds only the headers checked in this run plus a window of the best
+    chain's tip, enough to check the next header's bits and median time; `resume` starts from a best chain
+    saved by an earlier run, at a cost that does not grow with the chain (no header is hashed but the window).
+    """
 
     def __init__(self, params: NetworkParams) -> None:
         self.params = params
         self.index = BlockIndex(params)
         self.index.add(self.index.make_entry(params.genesis_block.header, BlockStatus.VALID))
+        self._raw: list[bytes] = [params.genesis_block.header.serialize()]  # serialized best-chain headers
+        self._heights: dict[bytes, int] | None = None  # hash -> best-chain height, built only when needed
+        self.first_changed = 1  # lowest best-chain height replaced since the caller last looked (for saving)
+
+    @classmethod
+    def resume(cls, params: NetworkParams, raw: bytes, tip_work: int) -> HeaderChain:
+        """A chain from best-chain headers verified by an earlier run (80 bytes each from genesis) and the
+        tip's cumulative work. Only the window at the tip is hashed and checked again (links, proof of work);
+        the caller vouches for the rest with an integrity check of its own file. SpvError if a check fails."""
+        if not raw or len(raw) % HEADER_SIZE:
+            raise SpvError("saved headers are not a whole number of 80-byte headers")
+        chain = cls(params)
+        if raw[:HEADER_SIZE] != chain._raw[0]:
+            raise SpvError("saved headers do not start at this network's genesis")
+        chain._raw = [raw[i : i + HEADER_SIZE] for i in range(0, len(raw), HEADER_SIZE)]
+        chain._rebuild_index(max(chain.height - chain._window, 1), tip_work)
+        chain.first_changed = chain.height + 1
+        return chain
+
+    @property
+    def _window(self) -> int:
+        """Best-chain headers kept in the index below the tip: what next_bits and median_time_past read."""
+        return self.params.retarget_interval + self.params.median_time_span + 2
+
+    def _rebuild_index(self, low: int, tip_work: int | None = None) -> None:
+        """Index the best chain from height `low` up (keeping side branches), so a header forking off at or
+        above `low` links. Costs O(tip - low): only a fork deeper than the window pays more than the window."""
+        old = self.index
+        if tip_work is None:
+            tip_work = old[self.hash_at(self.height)].chain_work
+        headers = [self.header_at(h) for h in range(low, self.height + 1)]
+        work = tip_work - sum(block_work(h.bits) for h in headers)
+        index = BlockIndex(self.params)
+        index.add(index.make_entry(self.params.genesis_block.header, BlockStatus.VALID))
+        prev_hash = self.hash_at(low - 1)
+        for height, header in enumerate(headers, start=low):
+            block_hash = header.hash()
+            if header.prev_hash != prev_hash or check_proof_of_work(block_hash, header.bits, self.params.pow_limit):
+                raise SpvError(f"saved header at height {height} does not link or has no valid work")
+            work += block_work(header.bits)
+            index.add(IndexEntry(block_hash, header, height, work, BlockStatus.VALID, height))
+            prev_hash = block_hash
+        for entry in sorted(old.entries.values(), key=lambda e: e.seq):
+            if entry.height >= low and entry.hash not in index and entry.prev_hash in index:
+                index.add(index.make_entry(entry.header, BlockStatus.VALID))
+        self.index = index
 
     @property
     def tip(self) -> IndexEntry:
         return self.index.best_candidate()
 
+    @property
+    def height(self) -> int:
+        return len(self._raw) - 1
+
+    @property
+    def best(self) -> list[bytes]:
+        """Every best-chain hash by height (O(height): for tests and tools, not for lookups)."""
+        return [sha256d(h) for h in self._raw]
+
+    def hash_at(self, height: int) -> bytes:
+        return sha256d(self._raw[height])
+
+    def header_at(self, height: int) -> BlockHeader:
+        return BlockHeader.deserialize(self._raw[height])
+
+    def raw_from(self, height: int) -> bytes:
+        """The serialized best-chain headers from `height` to the tip."""
+        return b"".join(self._raw[height:])
+
+    def _height_of(self, block_hash: bytes) -> int | None:
+        """The best-chain height of a hash, from a map built on first use (O(height) once)."""
+        if self._heights is None:
+            self._heights = {sha256d(h): i for i, h in enumerate(self._raw)}
+        return self._heights.get(block_hash)
+
     def add(self, headers: list[BlockHeader], now: int) -> int:
         """Check and keep `headers` (parents first); return how many were new. SpvError on a bad one."""
         added = 0
-        for header in headers:
-            block_hash = header.hash()
-            if block_hash in self.index:
-                continue
-            parent = self.index.entries.get(header.prev_hash)
-            if parent is None:
-                raise SpvError(f"header {header.hash_hex()} does not link to any header the wallet has")
-            problem = check_proof_of_work(block_hash, header.bits, self.params.pow_limit)
-            if problem:
-                raise SpvError(f"header {header.hash_hex()} at height {parent.height + 1} has no valid work: {problem}")
-            try:
-                check_header_contextual(
-                    header,
-                    expected_bits=self.index.next_bits(parent),
-                    median_time_past=self.index.median_time_past(parent),
-                    now=now,
-                    params=self.params,
-                )
-            except ValidationError as e:
-                raise SpvError(f"header {header.hash_hex()} at height {parent.height + 1} breaks {e.reason}") from e
-            self.index.add(self.index.make_entry(header, BlockStatus.VALID))
-            added += 1
+        try:
+            for header in headers:
+                block_hash = header.hash()
+                if block_hash in self.index:
+                    continue
+                parent = self.index.entries.get(header.prev_hash)
+                if parent is None:  # a header below the indexed window: known already, or a deep fork
+                    if self._height_of(block_hash) is not None:
+                        continue
+                    parent_height = self._height_of(header.prev_hash)
+                    if parent_height is not None:
+                        self._rebuild_index(max(parent_height - self._window, 1))
+                        parent = self.index.entries.get(header.prev_hash)
+                if parent is None:
+                    raise SpvError(f"header {header.hash_hex()} does not link to any header the wallet has")
+                problem = check_proof_of_work(block_hash, header.bits, self.params.pow_limit)
+                if problem:
+                    raise SpvError(
+                        f"header {header.hash_hex()} at height {parent.height + 1} has no valid work: {problem}"
+                    )
+                try:
+                    check_header_contextual(
+                        header,
+                        expected_bits=self.index.next_bits(parent),
+                        median_time_past=self.index.median_time_past(parent),
+                        now=now,
+                        params=self.params,
+                    )
+                except ValidationError as e:
+                    raise SpvError(f"header {header.hash_hex()} at height {parent.height + 1} breaks {e.reason}") from e
+                self.index.add(self.index.make_entry(header, BlockStatus.VALID))
+                added += 1
+        finally:
+            self._follow_tip()
         return added
 
+    def _follow_tip(self) -> None:
+        """Bring the best chain to the index's most-work tip, walking back only to the fork point."""
+        entry = self.tip
+        if entry.height == self.height and entry.hash == self.hash_at(self.height):
+            return
+        branch = []
+        while entry.height > self.height or self.hash_at(entry.height) != entry.hash:
+            branch.append(entry)
+            entry = self.index[entry.prev_hash]
+        fork = entry.height
+        if self._heights is not None:
+            for stale in self._raw[fork + 1 :]:
+                del self._heights[sha256d(stale)]
+        del self._raw[fork + 1 :]
+        for new in reversed(branch):
+            self._raw.append(new.header.serialize())
+            if self._heights is not None:
+                self._heights[new.hash] = new.height
+        self.first_changed = min(self.first_changed, fork + 1)
+
     def locator(self) -> list[bytes]:
-        """Hashes back from the tip, for asking a node where to continue."""
-        return self.index.locator(self.tip)
+        """Hashes back from the tip: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator)."""
+        hashes, height, step = [], self.height, 1
+        while height > 0:
+            hashes.append(self.hash_at(height))
+            if len(hashes) >= 10:
+                step *= 2
+            height = max(height - step, 0)
+        hashes.append(self.hash_at(0))
+        return hashes
 
-    def on_best_chain(self, block_hash: bytes) -> IndexEntry | None:
-        entry = self.index.entries.get(block_hash)
-        if entry is None or entry.height > self.tip.height:
+    def on_best_chain(self, block_hash: bytes, height: int | None = None) -> OnChain | None:
+        """The header if `block_hash` is on the best chain (at `height`, if given: then one hash, O(1))."""
+        if height is None:
+            height = self._height_of(block_hash)
+        if height is None or not 0 <= height <= self.height or self.hash_at(height) != block_hash:
             return None
-        return entry if self.index.ancestor(self.tip, entry.height).hash == block_hash else None
+        return OnChain(block_hash, self.header_at(height), height)
 
-    def verify_inclusion(self, txid: bytes, block_hash: bytes, position: int, branch: list[bytes]) -> IndexEntry:
-        """The header that proves `txid` confirmed; SpvError if the proof does not hold."""
-        entry = self.on_best_chain(block_hash)
+    def verify_inclusion(
+        self, txid: bytes, block_hash: bytes, position: int, branch: list[bytes], height: int | None = None
+    ) -> OnChain:
+        """The header that proves `txid` confirmed (at `height`, if the node said); SpvError if it does not."""
+        entry = self.on_best_chain(block_hash, height)
         if entry is None:
+            where = "" if height is None else f" at height {height}"
             raise SpvError(
-                f"the node places tx {hash_hex(txid)} in block {hash_hex(block_hash)}, "
+                f"the node places tx {hash_hex(txid)} in block {hash_hex(block_hash)}{where}, "
                 "which is not on the best chain of verified headers"
             )
         if not verify_merkle_branch(txid, branch, position, entry.header.merkle_root):

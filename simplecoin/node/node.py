@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
 from simplecoin.core.coins import Coin
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
-from simplecoin.core.hashing import hash_hex, merkle_branch
+from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
 from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
@@ -93,6 +93,47 @@ class AddressInfo:
     utxos: dict[OutPoint, Coin]
     history: list[HistoryRow]
     pending: list[MempoolEntry]
+
+
+# An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
+# this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
+MAX_ADDRESS_PAGE_TX_BYTES = 2_000_000
+FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose fee rates the estimate reads
+
+
+@dataclass(frozen=True)
+class ProvenTx:
+    """A confirmed tx of an address's history with what a light wallet needs to check it (SPV)."""
+
+    tx: Transaction
+    height: int
+    position: int
+    block_hash: bytes
+    branch: list[bytes]
+
+
+@dataclass(frozen=True)
+class AddressPage:
+    """A page of an address's history, newest first, each tx with its merkle proof; the parents of the inputs
+    that spend the address's coins (so a wallet can check what it spent); pending txs on the first page."""
+
+    txs: list[ProvenTx]
+    parents: dict[bytes, Transaction]
+    pending: list[MempoolEntry]
+    next_offset: int | None  # None: this was the last page
+    tip_height: int
+
+
+@dataclass(frozen=True)
+class FeeEstimate:
+    """A fee rate (base units per byte) likely to be mined soon, and the figures it was taken from."""
+
+    fee_rate: int
+    min_relay: int  # the node's policy minimum
+    mempool_min: int  # the rolling minimum after evictions, per byte rounded up (0: none)
+    mempool: int  # what the pending txs pay: their median, or the next block's cut-off when over a block
+    blocks: int  # median fee rate of the recent blocks that had txs besides the coinbase (0: none)
+    pending_bytes: int
 
 
 class Node:
@@ -187,6 +228,79 @@ class Node:
             history=self.store.history(pubkey_hash, limit, offset),
             pending=pending,
         )
+
+    def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
+        """A history page with tx bytes and merkle proofs: one request per page for a light wallet, not two
+        per tx (Electrum: blockchain.scripthash.get_history + transaction.get_merkle, batched)."""
+        rows = self.store.history(pubkey_hash, limit + 1, offset)
+        more = len(rows) > limit
+        blocks: dict[int, Block] = {}
+        proven: list[ProvenTx] = []
+        parents: dict[bytes, Transaction] = {}
+        size = 0
+        for row in rows[:limit]:
+            if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
+                more = True
+                break
+            block = blocks.get(row.height)
+            if block is None:
+                block = blocks[row.height] = self.block(self.active[row.height])[0]
+            tx = block.txs[row.position]
+            branch = merkle_branch([t.txid for t in block.txs], row.position)
+            proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
+            size += tx.size
+            if row.sent:
+                size += self._add_parents(tx, pubkey_hash, parents)
+        pending = []
+        if offset == 0:
+            pending, _, _ = self.mempool.activity(pubkey_hash, self.store, self.height + 1)
+            for entry in pending:
+                self._add_parents(entry.tx, pubkey_hash, parents)
+        next_offset = offset + len(proven) if more else None
+        return AddressPage(proven, parents, pending, next_offset, self.height)
+
+    def _add_parents(self, tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction]) -> int:
+        """Add the txs whose outputs `tx` spends from `pubkey_hash`; return the bytes added."""
+        added = 0
+        for txin in tx.inputs:
+            if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
+                continue
+            try:
+                parent = self.tx(txin.prevout.txid).tx
+            except NotFound:
+                continue
+            parents[txin.prevout.txid] = parent
+            added += parent.size
+        return added
+
+    def fee_estimate(self) -> FeeEstimate:
+        """A fee rate likely to be mined soon; docs/api.md (GET /fee-estimate) gives the method.
+
+        Bitcoin Core's estimatesmartfee tracks how long txs of each fee rate waited; this is the simpler
+        mempool-and-recent-blocks rule light wallets use when the node keeps no such statistics.
+        """
+        policy_min = self.mempool.policy.min_fee_rate
+        rolling = -(-self.mempool.min_fee_per_kb(int(self.clock())) // 1000)  # per byte, rounded up
+        entries = list(self.mempool.entries.values())
+        pending_bytes = sum(e.tx.size for e in entries)
+        pending_rate = 0
+        if pending_bytes > self.params.max_block_size - COINBASE_RESERVE:
+            chosen = self.mempool.select(self.params.max_block_size - COINBASE_RESERVE)
+            pending_rate = min(-(-e.fee // e.tx.size) for e in chosen) + 1 if chosen else 0  # beat the cut-off
+        elif entries:
+            rates = sorted(-(-e.fee // e.tx.size) for e in entries)
+            pending_rate = rates[len(rates) // 2]
+        block_rates = []
+        for height in range(self.height, max(self.height - FEE_ESTIMATE_BLOCKS, 0), -1):
+            block = self.block(self.active[height])[0]
+            paid_bytes = sum(t.size for t in block.txs[1:])
+            if paid_bytes:
+                fees = sum(o.amount for o in block.txs[0].outputs) - self.params.subsidy(height)
+                block_rates.append(max(fees, 0) // paid_bytes)
+        block_rates.sort()
+        blocks_rate = block_rates[len(block_rates) // 2] if block_rates else 0
+        rate = max(policy_min, rolling, pending_rate, blocks_rate)
+        return FeeEstimate(rate, policy_min, rolling, pending_rate, blocks_rate, pending_bytes)
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
         """Active-chain headers after the first locator hash on it, at most `limit` (Bitcoin: getheaders)."""

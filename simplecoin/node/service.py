@@ -18,7 +18,7 @@ from simplecoin.core.errors import BlockValidationError, TxValidationError
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
-from simplecoin.node.node import AddressInfo, BlockOutcome, MerkleProof, Node, TxLookup
+from simplecoin.node.node import AddressInfo, AddressPage, BlockOutcome, FeeEstimate, MerkleProof, Node, TxLookup
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,14 @@ class NodeService:
     def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
         with self.lock:
             return self.node.address(pubkey_hash, offset, limit)
+
+    def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
+        with self.lock:
+            return self.node.address_page(pubkey_hash, offset, limit)
+
+    def fee_estimate(self) -> FeeEstimate:
+        with self.lock:
+            return self.node.fee_estimate()
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
         with self.lock:

@@ -203,6 +203,49 @@ def address(address: str):
     )
 
 
+@api.get("/address/<address>/txs")
+def address_txs(address: str):
+    """A history page for light wallets: each tx's bytes and merkle proof in the one answer."""
+    pubkey_hash = parse_address(address)
+    offset = int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", MAX_PAGE, 1, MAX_PAGE)
+    page = _service().address_page(pubkey_hash, offset, limit)
+    return jsonify(
+        address=address,
+        tip_height=page.tip_height,
+        offset=offset,
+        limit=limit,
+        next_offset=page.next_offset,
+        txs=[
+            {
+                "txid": hash_hex(p.tx.txid),
+                "height": p.height,
+                "position": p.position,
+                "block_hash": hash_hex(p.block_hash),
+                "branch": [hash_hex(h) for h in p.branch],
+                "hex": p.tx.serialize().hex(),
+            }
+            for p in page.txs
+        ],
+        parents={hash_hex(txid): tx.serialize().hex() for txid, tx in page.parents.items()},
+        pending=[{"txid": hash_hex(e.tx.txid), "fee": e.fee, "hex": e.tx.serialize().hex()} for e in page.pending],
+    )
+
+
+@api.get("/fee-estimate")
+def fee_estimate():
+    estimate = _service().fee_estimate()
+    return jsonify(
+        fee_rate=estimate.fee_rate,
+        min_relay_fee_rate=estimate.min_relay,
+        mempool_min_fee_rate=estimate.mempool_min,
+        mempool_fee_rate=estimate.mempool,
+        recent_blocks_fee_rate=estimate.blocks,
+        pending_bytes=estimate.pending_bytes,
+        unit="base units per byte",
+    )
+
+
 def _block_hash_from(ref: str) -> bytes:
     if NUMBER_RE.fullmatch(ref):
         return _service().hash_at(int(ref))
