@@ -310,8 +310,10 @@ def add_peer():
     text = data.get("address", data.get("url"))
     if not isinstance(text, str) or manager is None:
         raise ApiError(400, "'address' must be host:port", "bad-field")
+    # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
+    # are other local nodes and processes, which may not steer this one.
     remote = ip_or_none(request.remote_addr or "")
-    if remote is None or not remote.is_loopback:
+    if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != manager.own.host):
         raise ApiError(403, "peers are added from the node's own machine only", "local-only")
     try:
         address = manager.add(text)
