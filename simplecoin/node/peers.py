@@ -525,7 +525,9 @@ class PeerManager:
     def announce(self, client: PeerClient, peer: Peer, batch: list[tuple[str, bytes]]) -> None:
         """Send one inv; then send what the peer asked for, if it is still on our active chain / in our mempool."""
         with self.lock:
-            if self._peer_banned(peer) or peer.refused or peer.address not in self.peers:
+            # Only to a peer whose address our own hello verified: an unverified inbound claim gets no traffic
+            # (the sync catches it up once it is connected).
+            if self._peer_banned(peer) or not peer.connected or peer.address not in self.peers:
                 return
         blocks = [h for kind, h in batch if kind == "block"]
         txs = [h for kind, h in batch if kind == "tx"]
@@ -559,8 +561,6 @@ class PeerManager:
                     client.post(peer.address, path, {"hex": raw.hex()})
                 except Refused as e:  # it refused one item (e.g. a tx its pool no longer takes): go on
                     log.debug("%s refused %s %s: %s", peer.address, kind, hash_hex(item_hash), e)
-        with self.lock:
-            peer.failures = 0
 
     @staticmethod
     def _parse_hash(text: object) -> bytes:
