@@ -590,6 +590,7 @@ class PeerManager:
     def _sync_loop(self) -> None:
         client = self.new_client()
         while not self._stop.is_set():
+            self._revive_senders()
             self._open_outbound()
             now = self.clock()
             with self.lock:
@@ -616,6 +617,26 @@ class PeerManager:
                 self.save()
             self._wake.wait(timeout=0.5)
             self._wake.clear()
+
+    def sender_health(self) -> str:
+        """For /status: "ok" while every started sender thread is alive."""
+        with self.lock:
+            senders = [p.sender for p in self.peers.values() if p.sender is not None]
+            dead = sum(1 for x in senders if x.thread.ident is not None and not x.thread.is_alive() and not x.stopped)
+        return "ok" if not dead else f"{dead} of {len(senders)} dead (restarting)"
+
+    def _revive_senders(self) -> None:
+        """A sender thread catches everything per batch; should one die anyway, say so loudly and start another."""
+        with self.lock:
+            for peer in self.peers.values():
+                sender = peer.sender
+                if sender is None or sender.stopped or sender.thread.ident is None or sender.thread.is_alive():
+                    continue
+                log.error("the sender thread for peer %s died; starting a new one", peer.address)
+                peer.sender = None
+                self._ensure_sender(peer)
+                if peer.sender is not None:
+                    peer.sender.queue.extend(sender.queue)
 
     def _open_outbound(self) -> None:
         """Fill automatic outbound slots from the address tables, one peer per network group at most."""

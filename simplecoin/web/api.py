@@ -167,6 +167,8 @@ def status_json(service: NodeService, peers: Any) -> dict:
     data["peers"] = peers.count() if peers else 0
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
     data["threads"] = service.threads()  # {"mining-pump": "ok", "peer-sync": "restarting (3x): ...", ...}
+    if peers:
+        data["threads"]["peer-senders"] = peers.sender_health()  # one sender thread per peer
     return data
 
 
