@@ -31,9 +31,7 @@ def test_a_hello_flood_does_not_eclipse_the_node(tmp_path: Path) -> None:
         ) as honest:
 
             def honest_connected() -> bool:
-                return any(
-                    p["address"] == honest.address and p["connected"] for p in node.get("/peers").json()["peers"]
-                )
+                return any(p["url"] == honest.url and p["connected"] for p in node.get("/peers").json()["peers"])
 
             wait_until(honest_connected, timeout=60, what="the node to call the honest peer back")
             target = honest.status()["height"] + 2
