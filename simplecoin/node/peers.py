@@ -65,6 +65,7 @@ MAX_PRESYNC_BATCHES = 10  # header batches per visit (20,000 headers) before the
 ASKED_SECONDS = 10.0  # an item we asked one announcer for is not asked of another meanwhile (Bitcoin: GETDATA)
 MAX_ASKED = 50_000  # remembered asks; past it the oldest goes
 MAX_ADDRESSES_SHARED = 100  # addresses read from, and shown to, one peer (Bitcoin: MAX_ADDR_TO_SEND 1000)
+LOCAL_IDENTITIES = (identity("127.0.0.1"), identity("::1"))  # the machine itself, as its own tools connect
 SAVE_SECONDS = 15 * 60  # peers.json is also written this often, not only at shutdown (Bitcoin: DUMP_PEERS_INTERVAL)
 
 # Ban score per misbehaviour. Only what an honest node cannot send scores: a block we already know to be
@@ -283,17 +284,21 @@ class PeerManager:
 
     # -- identity and bans ------------------------------------------------------------------------------------
 
+    def is_local(self, host: str) -> bool:
+        """Our own IP, or 127.0.0.1 / ::1 (where the operator's tools connect from): the machine itself."""
+        return identity(host) == self.own_identity or identity(host) in LOCAL_IDENTITIES
+
     def ban_key(self, host: str, port: int | None) -> str:
-        """What ban score and bans attach to: the IP identity, or `ip:port` for a peer on our own IP."""
-        who = identity(host)
-        if who == self.own_identity:
+        """What ban score and bans attach to: the IP identity, or `ip:port` for a peer on this machine (banning the
+        address itself would ban every local node and the operator's own wallet)."""
+        if self.is_local(host):
             return str(PeerAddress(host, port)) if port else ""
-        return who
+        return identity(host)
 
     def identity_of_request(self, remote_ip: str, claimed: str) -> str:
         """The identity of an incoming request: its connection's IP. A claim (X-SimpleCoin-Peer: host:port) only
         lends its port, and only to a request from our own IP; "" means the request is not scored."""
-        if identity(remote_ip) != self.own_identity:
+        if not self.is_local(remote_ip):
             return identity(remote_ip)
         try:
             port = addrman.parse_address(claimed, allow_names=True).port if claimed else None
