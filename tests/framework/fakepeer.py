@@ -102,7 +102,10 @@ class FakePeer:
                 if answer is None:
                     reply(self, {"error": "no such endpoint", "reason": "not-found"}, 404)
                 else:
-                    answer(self, parts.path, parts.query)
+                    try:
+                        answer(self, parts.path, parts.query)
+                    except (BrokenPipeError, ConnectionResetError):  # the node gave up on a slow answer: expected
+                        self.close_connection = True
 
             def do_GET(self) -> None:
                 self._serve("GET")
