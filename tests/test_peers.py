@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.node import addrman
+from simplecoin.node import peers as peers_module
 from simplecoin.node.addrman import BadAddress, PeerAddress, parse_address
 from simplecoin.node.node import Node
 from simplecoin.node.peers import MAX_INBOUND, PeerError, PeerManager
@@ -213,3 +214,34 @@ def test_transactions_back_from_a_reorg_are_relayed_again(two_services):
     a.submit_block(b.block("u13", parent="u12"))
     assert [(e.kind, e.hash) for e in events if e.kind == "tx"] == [("tx", p.txid)]
     assert p.txid in a.node.mempool
+
+
+def test_junk_under_many_names_grows_no_table_past_its_bound(two_services, monkeypatch):
+    """The issue's 500 junk blocks under distinct names made 532 peer entries; now scores are bounded, no peer."""
+    _, b = two_services
+    monkeypatch.setattr(peers_module, "MAX_SCORES", 50)
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    for i in range(500):
+        manager.misbehaved(f"127.{i // 250 + 100}.{i % 250}.1", "sent junk", score=10)
+    assert manager.describe() == []
+    assert len(manager.scores.by_identity) == 50
+
+
+def test_bounded_asks_bans_and_send_queue(two_services, monkeypatch):
+    _, b = two_services
+    monkeypatch.setattr(peers_module, "MAX_ASKED", 20)
+    monkeypatch.setattr(addrman, "MAX_BANS", 20)
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    want = manager.inv_from([bytes([i]) * 32 for i in range(1, 60)], [])
+    assert len(want["blocks"]) == 59  # all unknown, all wanted once
+    assert manager.inv_from([bytes([59]) * 32], []) == {"blocks": [], "txs": []}  # asked already, within 10 s
+    assert len(manager.asked) == 20
+    for i in range(60):
+        manager.bans.ban(f"127.{i + 1}.0.1", 3600)
+    assert len(manager.bans.until) == 20
+    address = manager.add("127.5.0.1:5000")
+    sender = manager.peers[address].sender
+    for i in range(peers_module.MAX_SEND_QUEUE + 10):
+        sender.push("tx", i.to_bytes(32, "little"))
+    assert len(sender.queue) == peers_module.MAX_SEND_QUEUE
+    assert sender.queue[0][1] == (10).to_bytes(32, "little")  # the oldest went first
