@@ -405,7 +405,9 @@ def raw_blocks():
     if len(set(hashes)) != len(hashes):  # one hash 16 times turned a 1 kB request into 16 copies of a block
         raise ApiError(400, "'hashes' lists a block more than once", "duplicate-hash")
     budget, clock = current_app.extensions["simplecoin.upload"]
-    ip = request.remote_addr or ""  # the connection's address: a peer cannot spend another's budget
+    # The connection's identity (an IPv6 /64, as for bans): a peer cannot spend another's budget, nor get a fresh
+    # one from each address of its own /64.
+    ip = identity(request.remote_addr or "")
     wait = budget.retry_after(ip, clock())
     if wait is not None:
         error = ApiError(429, f"upload budget for {ip} spent; retry in {wait} s", "upload-limit")
