@@ -5,7 +5,7 @@ that validates, serves and relays.
 
     python miner.py                         # main network, settings from config.yaml
     python miner.py --network regtest       # trivial proof of work, for experiments
-    python miner.py --peer http://host:5000 # join another node
+    python miner.py --peer host:5000        # join another node
     python miner.py --no-mine               # validate and relay only
 
 The processes talk only through multiprocessing Pipes: the server sends block templates to the miners,
@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="port of the HTTP API (default: 5000)")
     p.add_argument("--public-url", help="URL other nodes use to reach this one (default: http://HOST:PORT)")
     p.add_argument(
-        "--peer", action="append", dest="peers", metavar="URL", help="another node to connect to (repeatable)"
+        "--peer", action="append", dest="peers", metavar="HOST:PORT", help="another node to connect to (repeatable)"
     )
     p.add_argument("--address", help="pay mining rewards to this address (default: the wallet file's first address)")
     p.add_argument("--wallet", help="wallet file for rewards when no --address (default: DATA_DIR/wallet.json)")

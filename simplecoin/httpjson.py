@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 import json
+import time
 
 import requests
+import urllib3.exceptions
+
+CHUNK_BYTES = 65_536
 
 
 class BadAnswer(Exception):
-    """Raised when an answer is too large, not JSON, or not a JSON object."""
+    """Raised when an answer is too large, truncated, too slow, not JSON, or not a JSON object."""
 
 
-def read_json_object(response: requests.Response, max_bytes: int) -> dict:
-    """The answer's JSON object, read from a streamed response without holding more than `max_bytes`."""
-    body = response.raw.read(max_bytes + 1, decode_content=True)
-    if len(body) > max_bytes:
+def read_json_object(response: requests.Response, max_bytes: int, deadline: float | None = None) -> dict:
+    """The answer's JSON object, read from a streamed response without holding more than `max_bytes`.
+
+    `deadline` (time.monotonic()) bounds the whole body: the read timeout alone restarts with every byte, so a
+    peer trickling its answer could hold the reader forever. Reading `response.raw` raises urllib3's own errors
+    (ProtocolError for a truncated body, ReadTimeoutError for a stalled one), which are not
+    requests.RequestException: every one of them is a BadAnswer here, so no caller's thread dies of one.
+    """
+    chunks, total = [], 0
+    try:
+        while total <= max_bytes:
+            if deadline is not None and time.monotonic() > deadline:
+                raise BadAnswer("took too long to answer")
+            # read1: one recv at most, so the deadline is looked at between every piece a trickler sends
+            chunk = response.raw.read1(min(CHUNK_BYTES, max_bytes + 1 - total), decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as e:
+        raise BadAnswer(f"answer broke off: {type(e).__name__}") from e
+    if total > max_bytes:
         raise BadAnswer(f"answered more than {max_bytes} bytes")
+    body = b"".join(chunks)
     try:
         data = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise BadAnswer(f"answered {response.status_code} with something that is not JSON") from e
     if not isinstance(data, dict):
         raise BadAnswer("answered JSON that is not an object")

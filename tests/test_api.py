@@ -362,13 +362,17 @@ def test_headers_bad_input(api: Api, query: str, reason: str):
 
 def test_peers_list_and_add(api: Api):
     assert api.get("/peers").get_json() == {"peers": []}
-    r = api.post("/peers", json={"url": "http://127.0.0.1:2/"})
+    r = api.post("/peers", json={"url": "http://127.0.0.1:2/"})  # the old spelling: only host:port is kept
     assert r.status_code == 200
-    assert r.get_json() == {"added": "http://127.0.0.1:2/"}
+    assert r.get_json() == {"added": "127.0.0.1:2"}
     assert api.get("/peers").get_json() == {
         "peers": [
             {
+                "address": "127.0.0.1:2",
                 "url": "http://127.0.0.1:2",
+                "manual": True,
+                "inbound": False,
+                "outbound": True,
                 "connected": False,
                 "height": -1,
                 "banned": False,
@@ -378,6 +382,8 @@ def test_peers_list_and_add(api: Api):
             }
         ]
     }
+    remote = api.post("/peers", json={"address": "127.0.0.1:3"}, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert_error(remote, 403, "local-only")  # not an open proxy: only the operator adds peers
 
 
 @pytest.mark.parametrize(

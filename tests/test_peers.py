@@ -8,8 +8,11 @@ import pytest
 from flask import Flask, jsonify
 
 from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.node import addrman
+from simplecoin.node import peers as peers_module
+from simplecoin.node.addrman import BadAddress, PeerAddress, parse_address
 from simplecoin.node.node import Node
-from simplecoin.node.peers import MAX_PEERS, PeerManager
+from simplecoin.node.peers import MAX_INBOUND, PeerError, PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
@@ -85,12 +88,14 @@ def test_unreachable_peer_backs_off_and_the_node_carries_on(two_services):
     _, b = two_services
     clock = [1000.0]
     manager = PeerManager(
-        b, "http://127.0.0.1:1", (f"http://127.0.0.1:{free_port()}",), clock=lambda: clock[0], progress=False
+        b, "http://127.0.0.1:1", (f"127.0.0.1:{free_port()}",), clock=lambda: clock[0], progress=False
     )
-    url = next(iter(manager.peers))
-    manager._visit(url)
-    manager._visit(url)
-    peer = manager.peers[url]
+    peer = next(iter(manager.peers.values()))
+    client = manager.new_client()
+    for _ in range(2):
+        with pytest.raises(PeerError):
+            manager._visit(client, peer)
+        manager.failed(peer, PeerError("down"))
     assert peer.failures == 2
     assert peer.next_try == clock[0] + 4.0  # 2^failures seconds
     assert not peer.connected
@@ -100,21 +105,94 @@ def test_unreachable_peer_backs_off_and_the_node_carries_on(two_services):
 def test_ban_score_bans_and_refuses(two_services):
     _, b = two_services
     manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
-    manager.misbehaved("http://127.0.9.9:5000", "sent junk", score=50)
-    assert not manager.is_banned("http://127.0.9.9:5000")
-    manager.misbehaved("http://127.0.9.9:5000", "sent junk", score=50)
-    assert manager.is_banned("http://127.0.9.9:5000")
-    assert manager.add("http://127.0.9.9:5000") is False
+    manager.misbehaved("127.0.9.9", "sent junk", score=50)
+    assert not manager.is_banned("127.0.9.9")
+    manager.misbehaved("127.0.9.9", "sent junk", score=50)
+    assert manager.is_banned("127.0.9.9")
+    # The ban is on the IP: every spelling of an address there, and every port, is refused.
+    for spelling in ("127.0.9.9:5000", "http://127.0.9.9:5000", "HTTP://127.0.9.9:5000/", "127.0.9.9:09999"):
+        assert manager.is_banned(spelling), spelling
+        with pytest.raises(BadAddress):
+            manager.add(spelling)
 
 
-def test_peer_list_is_bounded_and_rejects_nonsense(two_services):
+def test_ipv6_bans_cover_the_whole_slash_64(two_services):
     _, b = two_services
     manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
-    assert manager.add("ftp://example") is False
-    assert manager.add("http://127.0.0.1:1") is False  # ourselves
-    for i in range(MAX_PEERS + 5):
-        manager.add(f"http://127.0.1.{i}:5000")
-    assert len(manager.peers) == MAX_PEERS
+    manager.misbehaved(manager.identity_of_request("2001:db8:1:2::7", ""), "sent junk")
+    assert manager.is_banned("[2001:db8:1:2:ffff::1]:5000")
+    assert not manager.is_banned("[2001:db8:1:3::7]:5000")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://127.0.0.1:9999/x",  # a path
+        "127.0.0.1:9999/p2p/hello?x=1",  # a path and a query
+        "http://user@127.0.0.1:9999",  # user info
+        "https://127.0.0.1:9999",
+        "ftp://127.0.0.1:2",
+        "127.0.0.1:0",
+        "127.0.0.1:70000",
+        "http://[::1",
+        "",
+        "0.0.0.0:5000",
+    ],
+)
+def test_a_peer_is_host_port_and_nothing_more(text):
+    with pytest.raises(BadAddress):
+        parse_address(text, allow_names=True)
+
+
+def test_learned_addresses_must_be_ip_literals():
+    assert parse_address("HTTP://127.0.0.1:09999/") == PeerAddress("127.0.0.1", 9999)
+    assert parse_address("[::ffff:127.0.0.1]:5") == PeerAddress("127.0.0.1", 5)
+    for name in ("localhost:5000", "127.1:5000", "evil.example:80"):
+        with pytest.raises(BadAddress):
+            parse_address(name)
+    assert parse_address("node.example:5000", allow_names=True) == PeerAddress("node.example", 5000)
+
+
+def test_one_source_flooding_addresses_fills_only_its_own_buckets():
+    table = addrman.AddrMan()
+    for i in range(5000):
+        table.add(PeerAddress(f"10.{i // 250}.{i % 250}.1", 5000), "10.66.0.1")  # one source: 10.66/16
+    flooded = len(table)
+    assert flooded <= addrman.NEW_BUCKETS_PER_SOURCE_GROUP * addrman.BUCKET_SIZE
+    honest = PeerAddress("198.51.100.7", 5000)
+    assert table.add(honest, "198.51.100.7")
+    assert table.find(honest) is not None
+    assert len({network_group for network_group in table.new if table.new[network_group]}) <= (
+        addrman.NEW_BUCKETS_PER_SOURCE_GROUP + 1
+    )
+
+
+def test_addresses_and_bans_survive_a_restart(two_services, tmp_path):
+    _, b = two_services
+    path = tmp_path / addrman.FILE_NAME
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, path=path)
+    manager.addrman.add(PeerAddress("127.3.0.1", 5000), "127.3.0.1")
+    manager.addrman.good(PeerAddress("127.4.0.1", 5000))
+    manager.misbehaved("127.9.0.1", "sent junk")
+    manager.save()
+    again = PeerManager(b, "http://127.0.0.1:1", progress=False, path=path)
+    assert again.addrman.find(PeerAddress("127.3.0.1", 5000)) is not None
+    assert again.addrman.find(PeerAddress("127.4.0.1", 5000)).tried
+    assert again.is_banned("127.9.0.1")
+
+
+def test_inbound_slots_evict_from_the_most_crowded_network_group(two_services):
+    _, b = two_services
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex}
+    assert manager.hello_from("127.5.0.1", {**hello, "port": 5000})  # honest, its own group
+    for port in range(6000, 6000 + 3 * MAX_INBOUND):  # a flood from one IP
+        manager.hello_from("127.66.0.1", {**hello, "port": port})
+    inbound = [p for p in manager.describe() if p["inbound"]]
+    assert len(inbound) == MAX_INBOUND
+    assert any(p["address"] == "127.5.0.1:5000" for p in inbound)
+    assert not manager.hello_from("127.66.0.1", {**hello, "port": "6000"})  # not a port number
+    assert not manager.hello_from("127.66.0.1", {"network": "main", "port": 6000})
 
 
 def test_transactions_back_from_a_reorg_are_relayed_again(two_services):
@@ -136,3 +214,34 @@ def test_transactions_back_from_a_reorg_are_relayed_again(two_services):
     a.submit_block(b.block("u13", parent="u12"))
     assert [(e.kind, e.hash) for e in events if e.kind == "tx"] == [("tx", p.txid)]
     assert p.txid in a.node.mempool
+
+
+def test_junk_under_many_names_grows_no_table_past_its_bound(two_services, monkeypatch):
+    """The issue's 500 junk blocks under distinct names made 532 peer entries; now scores are bounded, no peer."""
+    _, b = two_services
+    monkeypatch.setattr(peers_module, "MAX_SCORES", 50)
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    for i in range(500):
+        manager.misbehaved(f"127.{i // 250 + 100}.{i % 250}.1", "sent junk", score=10)
+    assert manager.describe() == []
+    assert len(manager.scores.by_identity) == 50
+
+
+def test_bounded_asks_bans_and_send_queue(two_services, monkeypatch):
+    _, b = two_services
+    monkeypatch.setattr(peers_module, "MAX_ASKED", 20)
+    monkeypatch.setattr(addrman, "MAX_BANS", 20)
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    want = manager.inv_from([bytes([i]) * 32 for i in range(1, 60)], [])
+    assert len(want["blocks"]) == 59  # all unknown, all wanted once
+    assert manager.inv_from([bytes([59]) * 32], []) == {"blocks": [], "txs": []}  # asked already, within 10 s
+    assert len(manager.asked) == 20
+    for i in range(60):
+        manager.bans.ban(f"127.{i + 1}.0.1", 3600)
+    assert len(manager.bans.until) == 20
+    address = manager.add("127.5.0.1:5000")
+    sender = manager.peers[address].sender
+    for i in range(peers_module.MAX_SEND_QUEUE + 10):
+        sender.push("tx", i.to_bytes(32, "little"))
+    assert len(sender.queue) == peers_module.MAX_SEND_QUEUE
+    assert sender.queue[0][1] == (10).to_bytes(32, "little")  # the oldest went first

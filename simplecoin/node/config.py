@@ -21,6 +21,7 @@ import yaml
 from simplecoin.core.errors import DecodeError, SimpleCoinError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.params import NETWORKS, NetworkParams
+from simplecoin.node.addrman import BadAddress, parse_address
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -57,7 +58,7 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "data_dir": (str, "a directory path"),
     "host": (str, "a host name or IP address"),
     "port": (int, "a port number 1-65535"),
-    "peers": (list, "a list of http:// URLs"),
+    "peers": (list, "a list of host:port addresses (http://host:port is accepted too)"),
     "public_url": (str, "an http:// URL"),
     "mine": (bool, "true or false"),
     "address": (str, "an address"),
@@ -116,8 +117,10 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
     host = values.get("host", "127.0.0.1")
     peers = tuple(values.get("peers", ()))
     for peer in peers:
-        if not isinstance(peer, str) or not _is_http_url(peer):
-            raise fail("peers", f"must be {KEYS['peers'][1]}; {peer!r} is not one")
+        try:
+            parse_address(peer, allow_names=True)  # a network address only: no path, query or user info
+        except BadAddress as e:
+            raise fail("peers", f"must be {KEYS['peers'][1]}; {peer!r} is not one ({e})") from e
     # Listening on every interface says nothing about how peers reach us: offer the machine's name.
     reachable_host = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     public_url = values.get("public_url", f"http://{reachable_host}:{port}")

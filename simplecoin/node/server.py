@@ -24,7 +24,7 @@ from simplecoin.core.errors import ValidationError
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, HashReport, Solution, block_from_solution, make_work
 from simplecoin.core.primitives import Block
-from simplecoin.node import mempool_file
+from simplecoin.node import addrman, mempool_file
 from simplecoin.node.config import Config, DataDirLock
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
@@ -231,7 +231,8 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     threads = Supervisor(on_fatal, fatal=(sqlite3.Error,))
     service.threads = threads.health
     mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, node, service.lock)
-    peers = PeerManager(service, config.public_url, config.peers)
+    # Addresses and bans outlive a restart (Bitcoin: peers.dat, banlist.json); saved again when peers stop.
+    peers = PeerManager(service, config.public_url, config.peers, path=config.data_dir / addrman.FILE_NAME)
     app = create_app(service, peers)
     server = create_guarded_server(
         app,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
-from simplecoin.core.errors import BlockValidationError, TxValidationError
+from simplecoin.core.errors import BlockValidationError, TxValidationError, ValidationError
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
@@ -219,6 +219,46 @@ class NodeService:
     def locator(self) -> list[bytes]:
         with self.lock:
             return self.node.index.locator(self.node.tip)
+
+    # -- for the peer layer: announce-then-fetch and headers presync -----------------------------------------
+
+    def lacks(self, kind: str, item_hash: bytes) -> bool:
+        """Whether an announced block or tx is one we have not got (nor refused before): worth fetching."""
+        with self.lock:
+            if kind == "block":
+                return item_hash not in self.node.index and item_hash not in self.node.orphans
+            if item_hash in self.node.mempool:
+                return False
+            try:
+                self.node.check_rejected(item_hash)
+            except ValidationError:
+                return False
+            return True
+
+    def relayable(self, kind: str, item_hash: bytes) -> bytes | None:
+        """The bytes of a block on our active chain or a tx in our mempool; None for anything else.
+
+        Bitcoin relays only what it would mine on: a side-branch block or a tx evicted since it was announced
+        is not handed to anyone (a stored side branch once got an honest relayer banned as the victim's
+        "duplicate-invalid").
+        """
+        with self.lock:
+            if kind == "block":
+                entry = self.node.index.entries.get(item_hash)
+                if entry is None or not self.node.is_active(entry):
+                    return None
+                return self.node.block(item_hash)[0].serialize()
+            mempool_entry = self.node.mempool.entries.get(item_hash)
+            return mempool_entry.tx.serialize() if mempool_entry is not None else None
+
+    def header_context(self, prev_hash: bytes) -> IndexEntry | None:
+        """Our index entry for a header chain's parent (None if unknown): where a peer's headers attach."""
+        with self.lock:
+            return self.node.index.entries.get(prev_hash)
+
+    def ancestor(self, entry: IndexEntry, height: int) -> IndexEntry:
+        with self.lock:
+            return self.node.index.ancestor(entry, height)
 
     def raw_block(self, block_hash: bytes) -> bytes:
         with self.lock:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -17,6 +16,8 @@ from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
+from simplecoin.node.addrman import BadAddress, identity, ip_or_none
+from simplecoin.node.peers import MAX_INV, SCORED_TX_REASONS
 from simplecoin.node.service import NodeService
 
 MAX_PAGE = 100
@@ -89,24 +90,33 @@ def parse_address(text: str) -> bytes:
         raise ApiError(400, f"{text[:80]!r} is not a {_service().params.name} address: {e}", "bad-address") from e
 
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
 def peer_identity() -> str:
-    """The URL a peer gave in X-SimpleCoin-Peer, if the request really comes from that host; else "".
+    """Who sent this request, for ban score: its connection's IP (an IPv6 /64), never a name it chose.
 
-    Ban score goes to this identity, so a request may not claim another machine's URL: anyone could
-    otherwise get an honest peer banned by sending junk in its name.
+    X-SimpleCoin-Peer (host:port) only lends its port, and only to a request from the node's own IP, where several
+    local nodes share one address (see PeerManager.identity_of_request). "" means: not scored.
     """
-    claimed = request.headers.get("X-SimpleCoin-Peer", "")
-    try:
-        host = urlsplit(claimed).hostname or ""
-    except ValueError:
-        return ""
-    remote = request.remote_addr or ""
-    if host == remote or (host in LOOPBACK and remote in LOOPBACK):
-        return claimed.rstrip("/")
-    return ""
+    remote = request.remote_addr or ""  # the same client IP as web/limits.py's per-IP caps and upload budget
+    manager = _peers()
+    if manager is None:
+        return identity(remote)
+    return manager.identity_of_request(remote, request.headers.get("X-SimpleCoin-Peer", ""))
+
+
+def refuse_banned(who: str) -> None:
+    manager = _peers()
+    if manager is not None and manager.is_banned(who):
+        raise ApiError(403, "you are banned", "banned")
+
+
+def charge(who: str, error: Exception) -> None:
+    """Ban score for data no honest node sends (Bitcoin: Misbehaving), charged to the connection's identity."""
+    manager = _peers()
+    if manager is None:
+        return
+    reason = getattr(error, "reason", "")
+    if isinstance(error, DecodeError) or reason in SCORED_TX_REASONS:
+        manager.misbehaved(who, f"sent an invalid tx ({error})")
 
 
 # -- JSON shapes --------------------------------------------------------------------------------------------------
@@ -157,6 +167,8 @@ def status_json(service: NodeService, peers: Any) -> dict:
     data["peers"] = peers.count() if peers else 0
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
     data["threads"] = service.threads()  # {"mining-pump": "ok", "peer-sync": "restarting (3x): ...", ...}
+    if peers:
+        data["threads"]["peer-senders"] = peers.sender_health()  # one sender thread per peer
     return data
 
 
@@ -295,8 +307,14 @@ def tx(txid: str):
 @api.post("/tx")
 def submit_tx():
     raw = hex_field(json_body(), "hex")
-    transaction = Transaction.deserialize(raw)
-    entry = _service().submit_tx(transaction, source=peer_identity())
+    who = peer_identity()
+    refuse_banned(who)
+    try:
+        transaction = Transaction.deserialize(raw)
+        entry = _service().submit_tx(transaction, source=who)
+    except (ValidationError, DecodeError) as e:
+        charge(who, e)
+        raise
     return jsonify(txid=hash_hex(transaction.txid), fee=entry.fee)
 
 
@@ -330,33 +348,76 @@ def peers():
 
 @api.post("/peers")
 def add_peer():
+    """The operator adds a peer (Bitcoin: the addnode RPC): from this machine only, or anyone could point the node
+    at any address."""
     manager = _peers()
-    url = json_body().get("url")
-    if not isinstance(url, str) or manager is None:
-        raise ApiError(400, "'url' must be an http:// URL", "bad-field")
-    if not manager.add(url, announced=True):
-        raise ApiError(400, f"not adding peer {url[:100]!r} (not http(s), ourselves, banned or list full)", "bad-peer")
-    return jsonify(added=url)
+    data = json_body()
+    text = data.get("address", data.get("url"))
+    if not isinstance(text, str) or manager is None:
+        raise ApiError(400, "'address' must be host:port", "bad-field")
+    # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
+    # are other local nodes and processes, which may not steer this one.
+    remote = ip_or_none(request.remote_addr or "")
+    if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != manager.own.host):
+        raise ApiError(403, "peers are added from the node's own machine only", "local-only")
+    try:
+        address = manager.add(text)
+    except BadAddress as e:
+        raise ApiError(400, f"not adding peer {text[:100]!r}: {e}", "bad-peer") from e
+    return jsonify(added=str(address))
 
 
 # -- peer-to-peer endpoints -----------------------------------------------------------------------------------------
 
 
+def _hello_answer() -> dict:
+    service = _service()
+    tip = service.tip()
+    return {
+        "network": service.params.name,
+        "genesis": service.params.genesis_hash_hex,
+        "height": tip.height,
+        "tip": tip.header.hash_hex(),
+        "chain_work": str(tip.chain_work),
+    }
+
+
 @api.post("/p2p/hello")
 def hello():
     data = json_body()
-    service = _service()
+    who = peer_identity()
+    refuse_banned(who)
     manager = _peers()
-    if manager is not None and isinstance(data.get("url"), str):
-        manager.hello_from(data)
-    tip = service.tip()
-    return jsonify(
-        network=service.params.name,
-        genesis=service.params.genesis_hash_hex,
-        height=tip.height,
-        tip=tip.header.hash_hex(),
-        chain_work=str(tip.chain_work),
-    )
+    if manager is not None:
+        manager.hello_from(request.remote_addr or "", data)
+    return jsonify(_hello_answer())
+
+
+def _hash_list(data: dict, name: str) -> list[bytes]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or len(value) > MAX_INV or not all(isinstance(h, str) for h in value):
+        raise ApiError(400, f"'{name}' must be a list of at most {MAX_INV} hashes", "bad-field")
+    return [parse_hash(h) for h in value]
+
+
+@api.post("/p2p/inv")
+def inv():
+    """A peer announces blocks and txs by hash; the answer names those we lack (Bitcoin: inv, then getdata)."""
+    data = json_body()
+    who = peer_identity()
+    refuse_banned(who)
+    blocks, txs = _hash_list(data, "blocks"), _hash_list(data, "txs")
+    manager = _peers()
+    if manager is None:  # an API without a peer layer (tests, tools): want whatever we lack
+        service = _service()
+        want = {
+            "blocks": [h for h in blocks if service.lacks("block", h)],
+            "txs": [h for h in txs if service.lacks("tx", h)],
+        }
+    else:
+        manager.hello_from(request.remote_addr or "", data)  # an inv also says it is up (same checks as a hello)
+        want = manager.inv_from(blocks, txs)
+    return jsonify(want={kind: [hash_hex(h) for h in hashes] for kind, hashes in want.items()})
 
 
 @api.post("/p2p/block")
@@ -364,13 +425,13 @@ def push_block():
     raw = hex_field(json_body(), "hex")
     source = peer_identity()
     manager = _peers()
-    if manager is not None and source and manager.is_banned(source):
-        raise ApiError(403, "you are banned", "banned")
+    refuse_banned(source)
     try:
         blk = Block.deserialize(raw)
         outcome = _service().submit_block(blk, source=source)
     except (ValidationError, DecodeError) as e:
-        if manager is not None and source:
+        # A block we already know is invalid scores nothing: a relayer need not have known (issue 10).
+        if manager is not None and getattr(e, "reason", "") != "duplicate-invalid":
             manager.misbehaved(source, f"sent invalid block: {e}")
         raise
     if outcome.status == "orphan" and manager is not None and source:
@@ -387,7 +448,9 @@ def raw_blocks():
     if len(set(hashes)) != len(hashes):  # one hash 16 times turned a 1 kB request into 16 copies of a block
         raise ApiError(400, "'hashes' lists a block more than once", "duplicate-hash")
     budget, clock = current_app.extensions["simplecoin.upload"]
-    ip = request.remote_addr or ""  # the connection's address: a peer cannot spend another's budget
+    # The connection's identity (an IPv6 /64, as for bans): a peer cannot spend another's budget, nor get a fresh
+    # one from each address of its own /64.
+    ip = identity(request.remote_addr or "")
     wait = budget.retry_after(ip, clock())
     if wait is not None:
         error = ApiError(429, f"upload budget for {ip} spent; retry in {wait} s", "upload-limit")

@@ -1,4 +1,5 @@
-"""Real `miner.py` processes for functional tests: 127.0.0.1, free ports, temporary data directories.
+"""Real `miner.py` processes for functional tests: loopback (127.0.0.1 unless a test picks another 127.x address, so
+IP identity and network groups are exercised for real), free ports, temporary data directories.
 
     with running_node(tmp_path / "a", mine=True) as a:
         wait_until(lambda: a.status()["height"] >= 3)
@@ -28,21 +29,21 @@ REQUEST_TIMEOUT = 5.0
 
 
 @contextlib.contextmanager
-def serving(app) -> Iterator[str]:
+def serving(app, host: str = "127.0.0.1") -> Iterator[str]:
     """A WSGI app (a node's API, or a fake peer) on a loopback thread; its URL while the block runs."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    server = make_server(host, free_port(host), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://{host}:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(timeout=10)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -78,10 +79,15 @@ class NodeProcess:
     session: requests.Session = field(default_factory=requests.Session)
     new_session: bool = False  # own session and process group, like a node started from its own terminal
     log_offset: int = 0  # where this run's output starts in the log (a restarted node appends)
+    host: str = "127.0.0.1"  # any 127.x.y.z: all of 127.0.0.0/8 is loopback
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def start(self) -> NodeProcess:
         log = self.log_path.open("ab")
@@ -178,6 +184,7 @@ def node_args(
     workers: int = 1,
     pause: float = 0.2,
     extra: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
 ) -> list[str]:
     args = [
         "--network",
@@ -185,7 +192,7 @@ def node_args(
         "--data-dir",
         str(data_dir),
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--log-level",
@@ -211,16 +218,18 @@ def running_node(
     port: int | None = None,
     extra: tuple[str, ...] = (),
     new_session: bool = False,
+    host: str = "127.0.0.1",
 ) -> Iterator[NodeProcess]:
     """A started node that is stopped (and its processes reaped) when the block ends."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
+    port = port or free_port(host)
     node = NodeProcess(
         data_dir,
         port,
-        node_args(data_dir, port, mine=mine, peers=peers, workers=workers, pause=pause, extra=extra),
+        node_args(data_dir, port, mine=mine, peers=peers, workers=workers, pause=pause, extra=extra, host=host),
         data_dir / "node.log",
         new_session=new_session,
+        host=host,
     )
     try:
         yield node.start()
