@@ -11,7 +11,6 @@ from ecdsa import SECP256k1, SigningKey
 from ecdsa.util import sigencode_der_canonize
 
 from simplecoin.core import secp256k1
-from simplecoin.core.encoding import Writer
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash160, sha256d
 from simplecoin.core.primitives import Transaction
@@ -102,7 +101,8 @@ def signature_hash(tx: Transaction, input_index: int, genesis_hash: bytes) -> by
     redirected or re-priced; committing to the genesis hash means it can't be replayed on another network;
     the input index keeps one input's signature from serving another.
     """
-    return sha256d(Writer().raw(genesis_hash).raw(tx.unsigned_bytes).u32(input_index).getvalue())
+    # The bytes of Writer().raw(genesis_hash).raw(tx.unsigned_bytes).u32(input_index), without the Writer.
+    return sha256d(genesis_hash + tx.unsigned_bytes + input_index.to_bytes(4, "little"))
 
 
 @dataclass(frozen=True)
