@@ -77,7 +77,7 @@ def check_transaction(tx: Transaction, params: NetworkParams) -> None:
         total += txout.amount
         if total > params.max_money:
             fail("bad-txns-txouttotal-toolarge", f"outputs add up to more than {params.max_money}")
-    if len({txin.prevout for txin in tx.inputs}) != len(tx.inputs):
+    if len(tx.inputs) > 1 and len({txin.prevout for txin in tx.inputs}) != len(tx.inputs):
         fail("bad-txns-inputs-duplicate", "spends the same output twice")
     if tx.is_coinbase():
         data = tx.inputs[0].signature
@@ -146,6 +146,10 @@ def check_tx_signatures(tx: Transaction, genesis_hash: bytes) -> None:
 
 def check_block(block: Block, params: NetworkParams) -> None:
     """Rules a block must meet on its own (Bitcoin: CheckBlock)."""
+    # Bitcoin: CBlock::fChecked. The service checks a block before its signatures and the node again under
+    # its lock; the verdict depends only on the block and the params, so a pass is remembered on the object.
+    if block.__dict__.get("_checked_with") is params:
+        return
     header = block.header
     problem = check_proof_of_work(block.hash, header.bits, params.pow_limit)
     if problem:
@@ -178,6 +182,7 @@ def check_block(block: Block, params: NetworkParams) -> None:
                         "bad-txns-inputs-duplicate", f"{txin.prevout} is spent twice in the block"
                     )
                 spent.add(txin.prevout)
+    block.__dict__["_checked_with"] = params
 
 
 def check_header_contextual(
@@ -238,9 +243,10 @@ def connect_block(
     if paid > allowed:
         raise BlockValidationError("bad-cb-amount", f"coinbase pays {paid} > subsidy + fees {allowed}")
     # Signatures last: they cost the most, and every cheaper rule has passed by now.
+    genesis_hash = params.genesis_hash  # a property that parses hex: once per block, not per tx
     for tx in to_verify:
         try:
-            check_tx_signatures(tx, params.genesis_hash)
+            check_tx_signatures(tx, genesis_hash)
         except TxValidationError as e:
             raise BlockValidationError(e.reason, e.detail) from e
     return BlockUndo(tuple(spent))
