@@ -29,6 +29,7 @@ from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
 SCHEMA_VERSION = 1
+COINS_PER_QUERY = 400  # outpoints per get_coins query: 800 parameters, under SQLite's old 999 limit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -184,6 +185,25 @@ class Store:
             (outpoint.txid, outpoint.index),
         ).fetchone()
         return Coin(row[0], row[1], row[2], bool(row[3])) if row else None
+
+    def get_coins(self, outpoints: list[OutPoint]) -> dict[tuple[bytes, int], Coin | None]:
+        """`get_coin` of many outpoints in a few queries (a block's inputs: one query each cost 15 ms per 1,000),
+        keyed by (txid, index): a tuple hashes in C, an OutPoint in Python."""
+        found: dict[tuple[bytes, int], Coin | None] = {}
+        for i in range(0, len(outpoints), COINS_PER_QUERY):
+            chunk = outpoints[i : i + COINS_PER_QUERY]
+            # A join with the primary key, one lookup per pair; `(txid, idx) IN (VALUES ...)` scans the table.
+            query = (
+                "SELECT u.txid, u.idx, u.amount, u.pubkey_hash, u.height, u.coinbase FROM (VALUES "
+                + ", ".join(["(?, ?)"] * len(chunk))
+                + ") AS v JOIN utxo AS u ON u.txid = v.column1 AND u.idx = v.column2"
+            )
+            args = [value for o in chunk for value in (o.txid, o.index)]
+            for txid, idx, amount, pkh, height, cb in self._db.execute(query, args):
+                found[txid, idx] = Coin(amount, pkh, height, bool(cb))
+        for o in outpoints:
+            found.setdefault((o.txid, o.index), None)
+        return found
 
     def utxos(self, pubkey_hash: bytes | None = None) -> dict[OutPoint, Coin]:
         """The unspent outputs of one address, or all of them."""
