@@ -74,7 +74,8 @@ class _Overlay:
         self.added[tx.txid] = (tx, is_coinbase)
 
 
-def _tx_error(tx: Transaction, reason: str, detail: str) -> TxValidationError:
+def _fail(reason: str, tx: Transaction, detail: str) -> TxValidationError:
+    """The error to raise for `tx` (built, with its txid in hex, only when there is one)."""
     return TxValidationError(reason, f"tx {hash_hex(tx.txid)}: {detail}")
 
 
@@ -82,36 +83,36 @@ def check_transaction(tx: Transaction, params: NetworkParams) -> None:
     """Rules a transaction must meet on its own (Bitcoin: CheckTransaction)."""
     inputs, outputs = tx.inputs, tx.outputs  # locals, no closures or generators: this runs for every tx
     if not inputs:
-        raise _tx_error(tx, "bad-txns-vin-empty", "no inputs")
+        raise _fail("bad-txns-vin-empty", tx, "no inputs")
     is_coinbase = tx.is_coinbase()
     # A coinbase may pay nothing: once the subsidy has halved to zero, an empty block has nothing to pay,
     # and every output must be positive.
     if not outputs and not is_coinbase:
-        raise _tx_error(tx, "bad-txns-vout-empty", "no outputs")
+        raise _fail("bad-txns-vout-empty", tx, "no outputs")
     if tx.size > params.max_tx_size:
-        raise _tx_error(tx, "bad-txns-oversize", f"{tx.size} bytes > {params.max_tx_size}")
+        raise _fail("bad-txns-oversize", tx, f"{tx.size} bytes > {params.max_tx_size}")
     max_money = params.max_money
     total = 0
     for i, txout in enumerate(outputs):
         amount = txout.amount
         if amount <= 0:
-            raise _tx_error(tx, "bad-txns-vout-notpositive", f"output {i} pays {amount}")
+            raise _fail("bad-txns-vout-notpositive", tx, f"output {i} pays {amount}")
         if amount > max_money:
-            raise _tx_error(tx, "bad-txns-vout-toolarge", f"output {i} pays {amount} > {max_money}")
+            raise _fail("bad-txns-vout-toolarge", tx, f"output {i} pays {amount} > {max_money}")
         total += amount
         if total > max_money:
-            raise _tx_error(tx, "bad-txns-txouttotal-toolarge", f"outputs add up to more than {max_money}")
+            raise _fail("bad-txns-txouttotal-toolarge", tx, f"outputs add up to more than {max_money}")
     if len(inputs) > 1 and len({txin.prevout for txin in inputs}) != len(inputs):
-        raise _tx_error(tx, "bad-txns-inputs-duplicate", "spends the same output twice")
+        raise _fail("bad-txns-inputs-duplicate", tx, "spends the same output twice")
     if is_coinbase:
         data = inputs[0].signature
         if inputs[0].pubkey or not MIN_COINBASE_DATA <= len(data) <= MAX_COINBASE_DATA:
             detail = f"coinbase data must be {MIN_COINBASE_DATA}-{MAX_COINBASE_DATA} bytes, no key"
-            raise _tx_error(tx, "bad-cb-length", detail)
+            raise _fail("bad-cb-length", tx, detail)
         return
     for txin in inputs:
         if txin.prevout.index == NULL_INDEX and txin.prevout.txid == NULL_HASH:  # OutPoint.is_null, inlined
-            raise _tx_error(tx, "bad-txns-prevout-null", "a non-coinbase input spends the null outpoint")
+            raise _fail("bad-txns-prevout-null", tx, "a non-coinbase input spends the null outpoint")
 
 
 def is_final(tx: Transaction, height: int, median_time_past: int) -> bool:
