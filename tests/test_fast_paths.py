@@ -17,7 +17,12 @@ from simplecoin.core import secp256k1
 from simplecoin.core.encoding import Reader
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.keys import CURVE_ORDER, PrivateKey
+from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.node.node import Node
+from simplecoin.node.store import Store
+from tests.conftest import NOW
+from tests.framework.builder import ALICE, ChainBuilder
 
 
 def verdict(check, pubkey: bytes) -> str | None:
@@ -117,3 +122,24 @@ def test_decoded_block_keeps_its_bytes_and_written_txs_match():
     assert decoded.serialize() == written.serialize()
     for a, b in zip(decoded.txs, written.txs, strict=True):
         assert (a.txid, a.unsigned_bytes, a.size) == (b.txid, b.unsigned_bytes, b.size)
+
+
+# -- the block's inputs in a few queries: the same coins as one query each --------------------------------------
+
+
+def test_store_get_coins_matches_get_coin(tmp_path):
+    node = Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW)
+    builder = ChainBuilder(REGTEST)
+    blocks = builder.chain([f"b{h}" for h in range(1, 13)])
+    spend = builder.spend("b1", [(1_000, ALICE.pubkey_hash)] * 3)
+    blocks.append(builder.block("b13", txs=[spend]))
+    for block in blocks:
+        assert node.submit_block(block).status == "accepted"
+    known = [OutPoint(b.txs[0].txid, 0) for b in blocks]  # b1's coinbase output is spent by now
+    known += [OutPoint(spend.txid, i) for i in range(4)]  # index 3 does not exist
+    unknown = [OutPoint(i.to_bytes(32, "big"), i) for i in range(900)]  # more than two queries' worth
+    outpoints = known + unknown
+    batched = node.store.get_coins(outpoints)
+    assert batched == {(o.txid, o.index): node.store.get_coin(o) for o in outpoints}
+    assert sum(coin is not None for coin in batched.values()) == len(blocks) - 1 + 3
+    node.close()
