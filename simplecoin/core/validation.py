@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from simplecoin.core.coins import BlockUndo, Coin, CoinView
 from simplecoin.core.errors import BlockValidationError, TxValidationError
-from simplecoin.core.hashing import hash160, hash_hex
+from simplecoin.core.hashing import hash160, hash_hex, merkle_root
 from simplecoin.core.keys import signature_hash, signature_problem
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import check_proof_of_work
@@ -53,19 +53,16 @@ class _Overlay:
         self.spent: set[tuple[bytes, int]] = set()
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
-        if (outpoint.txid, outpoint.index) in self.spent:
+        key = (outpoint.txid, outpoint.index)
+        if key in self.spent:
             return None
         added = self.added.get(outpoint.txid)
-        if added is None:
-            return self._base_coin(outpoint)
-        tx, is_coinbase = added
-        if outpoint.index >= len(tx.outputs):
-            return self._base_coin(outpoint)  # as when the overlay was keyed by outpoint
-        txout = tx.outputs[outpoint.index]
-        return Coin(txout.amount, txout.pubkey_hash, self.height, is_coinbase)
-
-    def _base_coin(self, outpoint: OutPoint) -> Coin | None:
-        coin = self.prefetched.get((outpoint.txid, outpoint.index), _NOT_FETCHED)
+        if added is not None and outpoint.index < len(added[0].outputs):
+            tx, is_coinbase = added
+            txout = tx.outputs[outpoint.index]
+            return Coin(txout.amount, txout.pubkey_hash, self.height, is_coinbase)
+        # Not made in this block (or an index past its outputs: as when the overlay was keyed by outpoint).
+        coin = self.prefetched.get(key, _NOT_FETCHED)
         return self.base.get_coin(outpoint) if coin is _NOT_FETCHED else coin  # type: ignore[return-value]
 
     def apply(self, tx: Transaction, is_coinbase: bool) -> None:
@@ -185,7 +182,7 @@ def check_block(block: Block, params: NetworkParams) -> None:
     if not block.txs:
         raise BlockValidationError("bad-blk-length", "no transactions")
     txids = [tx.txid for tx in block.txs]
-    if block.compute_merkle_root() != header.merkle_root:
+    if merkle_root(txids) != header.merkle_root:  # Block.compute_merkle_root, without listing the txids again
         raise BlockValidationError("bad-txnmrklroot", "merkle root does not match the transactions")
     # CVE-2012-2459: a list with its tail repeated has the same merkle root, so an attacker can turn a
     # valid block into an invalid one with the same hash; refuse repeats outright.
