@@ -38,10 +38,21 @@ What is measured, and why:
    B empty with `--peer A`; the time until B's tip is A's is measured, and B's server CPU time. To see
    what share of a sync is signature checking, the same sync is run a second time in this process (a
    `NodeService` and `PeerManager` on a fresh store, syncing from A over HTTP) with the time inside
-   `simplecoin.core.validation.signature_problem` (python-ecdsa parse + verify) summed the same way. No goal:
-   figures only.
+   `simplecoin.core.validation.signature_problem` summed the same way. That in-process sync is run once on
+   each signature backend (`keys.use_verifier`: libsecp256k1, then the ecdsa fallback, a fresh store each).
+   Goal: libsecp256k1 >= 3x the ecdsa fallback's blocks per second, both from this run.
+
+4. `POST /tx` acceptance. A regtest store where MINER_KEY owns N confirmed outputs (fan-out transactions of
+   500 outputs, mined and buried), and N signed 1-input 2-output payments spending them, made in advance.
+   For each signature backend, a fresh copy of that store is served by a server process like a node's
+   (`NodeService` + `create_app` + the guarded waitress server with the node's settings, spawned, with
+   `keys.use_verifier(backend)`; no peers, no mining), and 4 client processes POST the payments (each its
+   own quarter, one keep-alive `requests.Session` each) as fast as the answers come. Rate = payments
+   accepted / (start signal -> last answer); the server process' CPU per payment is printed too.
+   Goal: libsecp256k1 >= 5x the ecdsa fallback's rate, both from this run.
 
 The 1-minute load average is printed before each measurement: other work on the machine slows everything.
+Run one part with `--only N` (repeatable).
 """
 
 from __future__ import annotations
@@ -51,6 +62,8 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -58,6 +71,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,9 +82,18 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from common import cpu_seconds, nice_of, show_load, stop_processes, verdict  # first: it puts the repository on sys.path
+import requests
+from common import (
+    cpu_seconds,
+    load_average,
+    nice_of,
+    show_load,
+    stop_processes,
+    verdict,
+)  # first: it puts the repository on sys.path
 
 import simplecoin.core.validation
+from simplecoin.core import keys
 from simplecoin.core.mining import (
     COUNTER_NONCE_SIZE,
     EXTRANONCE_SIZE,
@@ -85,14 +108,29 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, OutPoint, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
-from simplecoin.node.server import MiningPump
+from simplecoin.node.server import (
+    CLEANUP_SECONDS,
+    IDLE_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    MAX_HEADER_BYTES,
+    REQUEST_SECONDS,
+    SERVER_THREADS,
+    MiningPump,
+)
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.node.worker import NONCE_SPACE, run, scan
+from simplecoin.web.app import MAX_BODY_BYTES, create_app
+from simplecoin.web.limits import ConnectionRules, create_guarded_server
 from tests.framework.builder import MINER_KEY, ChainBuilder
 from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
 
 GOAL_NEW_WORK_MS = 100.0
+GOAL_SYNC_SPEEDUP = 3.0  # in-process sync, libsecp256k1 vs the ecdsa fallback, blocks per second
+GOAL_POST_TX_SPEEDUP = 5.0  # POST /tx acceptance, libsecp256k1 vs the ecdsa fallback
+POST_CLIENTS = 4
+FANOUT = 500  # outputs per fan-out transaction in part 4
 GOAL_STATUS_RPS = 1_500.0
 GOAL_STATUS_P99_MS = 50.0
 CONNECTIONS = 16
@@ -111,10 +149,11 @@ class Settings:
     window: float  # seconds of measured load in part 2
     blocks: int  # chain length in part 3
     txs: int  # transactions in it
+    payments: int  # POSTed in part 4, per backend
 
 
-FULL = Settings(workers=2, tip_changes=10, warmup=2.0, window=10.0, blocks=2_000, txs=5_000)
-QUICK = Settings(workers=2, tip_changes=3, warmup=0.5, window=2.0, blocks=120, txs=200)
+FULL = Settings(workers=2, tip_changes=10, warmup=2.0, window=10.0, blocks=2_000, txs=5_000, payments=2_000)
+QUICK = Settings(workers=2, tip_changes=3, warmup=0.5, window=2.0, blocks=120, txs=200, payments=200)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
@@ -572,8 +611,35 @@ class SyncResult:
     progress_blocks: int
     b_cpu: float | None  # B's server process, CPU seconds over the whole run
     a_cpu: float | None  # A's server process, CPU seconds during B's sync
-    inproc_seconds: float  # the same sync in this process
+    inproc_seconds: float  # the same sync in this process, libsecp256k1
     inproc_signatures: float
+    fallback_seconds: float  # and on the ecdsa fallback
+    fallback_signatures: float
+
+    @property
+    def speedup(self) -> float:
+        return self.fallback_seconds / self.inproc_seconds
+
+
+def inprocess_sync(a_url: str, tip: bytes, path: Path, backend: str) -> tuple[float, float]:
+    """Sync a fresh store from node A in this process on signature backend `backend`: (seconds, in signatures)."""
+    timer = SignatureTimer()
+    keys.use_verifier(backend)
+    service = NodeService(Node(Store(path, REGTEST), REGTEST))
+    peers = PeerManager(service, f"http://127.0.0.1:{free_port()}", (a_url,), progress=False)
+    try:
+        started = time.perf_counter()
+        with timer.active():
+            peers.start()
+            wait_until(
+                lambda: service.tip().hash == tip, timeout=1_800, interval=0.01, what=f"the in-process sync ({backend})"
+            )
+        seconds = time.perf_counter() - started
+    finally:
+        peers.stop()
+        service.close()
+        keys.use_verifier(None)
+    return seconds, timer.seconds
 
 
 def bench_sync(settings: Settings) -> SyncResult:
@@ -661,34 +727,183 @@ def bench_sync(settings: Settings) -> SyncResult:
                 f"   CPU time: node B's server process (start-up included): {b_text}; node A's server process: {a_text}"
             )
 
-            show_load("the in-process sync")
-            inproc_timer = SignatureTimer()
-            service = NodeService(Node(Store(workdir / "c.db", REGTEST), REGTEST))
-            peers = PeerManager(service, f"http://127.0.0.1:{free_port()}", (a.url,), progress=False)
-            try:
-                started = time.perf_counter()
-                with inproc_timer.active():
-                    peers.start()
-                    wait_until(
-                        lambda: service.tip().hash == chain[-1].hash, timeout=1_800, interval=0.01,
-                        what="the in-process sync",
-                    )  # fmt: skip
-                inproc_seconds = time.perf_counter() - started
-            finally:
-                peers.stop()
-                service.close()
-            print(
-                f"   same sync in-process (NodeService + PeerManager from node A): {inproc_seconds:.1f} s, "
-                f"{len(chain) / inproc_seconds:,.0f} blocks/s"
-            )
+            inproc: dict[str, tuple[float, float]] = {}
+            for backend in ("libsecp256k1", "ecdsa"):
+                show_load(f"the in-process sync on {backend}")
+                inproc[backend] = inprocess_sync(a.url, chain[-1].hash, workdir / f"c-{backend}.db", backend)
+                seconds, signatures = inproc[backend]
+                print(
+                    f"   same sync in-process (NodeService + PeerManager from node A), {backend}: {seconds:.1f} s, "
+                    f"{len(chain) / seconds:,.0f} blocks/s; signature checks {signatures:.1f} s = "
+                    f"{signatures / seconds:.0%}"
+                )
+            inproc_seconds, inproc_signatures = inproc["libsecp256k1"]
+            fallback_seconds, fallback_signatures = inproc["ecdsa"]
             print(
                 f"   share of the in-process sync spent verifying signatures (signature_problem): "
-                f"{inproc_timer.seconds:.1f} s = {inproc_timer.seconds / inproc_seconds:.0%}"
+                f"{inproc_signatures:.1f} s = {inproc_signatures / inproc_seconds:.0%} on libsecp256k1, "
+                f"{fallback_signatures / fallback_seconds:.0%} on the ecdsa fallback"
             )
     return SyncResult(
         len(chain), txs, build_seconds, replay_seconds, replay_signatures, checks, wall, up, progress_seconds,
-        progress_blocks, b_cpu, a_cpu, inproc_seconds, inproc_timer.seconds,
+        progress_blocks, b_cpu, a_cpu, inproc_seconds, inproc_signatures, fallback_seconds, fallback_signatures,
     )  # fmt: skip
+
+
+# -- 4. POST /tx -------------------------------------------------------------------------------------------------
+
+
+def prepare_payments(path: Path, count: int) -> list[bytes]:
+    """A regtest store at `path` where MINER_KEY owns `count` confirmed outputs; `count` signed 1-in-2-out
+    payments spending them, serialized."""
+    b = FastBuilder(REGTEST)
+    pkh = MINER_KEY.pubkey_hash
+    fanouts_needed = -(-count // FANOUT)
+    blocks = [b.block(f"p{h}") for h in range(1, fanouts_needed + REGTEST.coinbase_maturity + 1)]
+    fanouts = []
+    for k in range(fanouts_needed):
+        coinbase = blocks[k].txs[0]
+        outputs = min(FANOUT, count - k * FANOUT)
+        each = (coinbase.outputs[0].amount - SYNC_FEE) // outputs
+        fanouts.append(b.spend(OutPoint(coinbase.txid, 0), [(each, pkh)] * outputs))
+    blocks.append(b.block("fan-out", txs=fanouts))
+    blocks += [b.block(f"q{h}") for h in range(3)]  # buried a little, as a wallet's coins usually are
+    payments = []
+    for fanout in fanouts:
+        for i, out in enumerate(fanout.outputs):
+            half = out.amount // 2
+            payments.append(b.spend(OutPoint(fanout.txid, i), [(half, pkh), (out.amount - half - SYNC_FEE, pkh)]))
+    node = Node(Store(path, REGTEST), REGTEST)
+    try:
+        for block in blocks:
+            outcome = node.submit_block(block)
+            if outcome.status != "accepted":
+                raise RuntimeError(f"block {block.header.hash_hex()} was not accepted: {outcome}")
+    finally:
+        node.close()
+    return [tx.serialize() for tx in payments]
+
+
+def tx_server(path: str, port: int, backend: str) -> None:
+    """A server process like a node's (NodeService, the API, the guarded waitress server) on backend `backend`."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    keys.use_verifier(backend)
+    service = NodeService(Node(Store(path, REGTEST), REGTEST))
+    server = create_guarded_server(
+        create_app(service),
+        rules=ConnectionRules(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, REQUEST_SECONDS),
+        host="127.0.0.1",
+        port=port,
+        threads=SERVER_THREADS,
+        channel_timeout=IDLE_SECONDS,
+        cleanup_interval=CLEANUP_SECONDS,
+        max_request_header_size=MAX_HEADER_BYTES,
+        max_request_body_size=MAX_BODY_BYTES + 1,
+    )
+
+    def stop(signum, frame):
+        raise SystemExit(0)  # waitress' run() catches it and shuts its threads down
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    finally:
+        service.close()
+
+
+def post_client(url: str, bodies: list[str], go, results) -> None:
+    """POST each body to /tx on one keep-alive connection; report (accepted, refused, first refusal, end)."""
+    accepted, refused, first = 0, 0, ""
+    with requests.Session() as session:
+        session.get(f"{url}/status", timeout=10)  # connected before the start signal
+        go.wait()
+        for body in bodies:
+            answer = session.post(f"{url}/tx", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+            if answer.status_code == 200:
+                accepted += 1
+            else:
+                refused += 1
+                first = first or answer.text[:200]
+    results.put((accepted, refused, first, time.monotonic()))
+
+
+@dataclass(frozen=True)
+class PostResult:
+    backend: str
+    accepted: int
+    refused: int
+    first_refusal: str
+    seconds: float
+    server_cpu: float | None  # seconds, the server process during the window
+    load: str
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+
+def post_on(backend: str, base: Path, workdir: Path, payments: list[bytes]) -> PostResult:
+    """Serve a fresh copy of `base` on `backend` and POST every payment from POST_CLIENTS processes."""
+    ctx = multiprocessing.get_context("spawn")
+    path = workdir / f"post-{backend}.db"
+    shutil.copyfile(base, path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = ctx.Process(target=tx_server, args=(str(path), port, backend), name=f"bench-tx-server-{backend}")
+    server.start()
+    clients = []
+    try:
+        wait_until(lambda: requests.get(f"{url}/status", timeout=1).ok, timeout=60, what="the tx server")
+        bodies = [json.dumps({"hex": raw.hex()}) for raw in payments]
+        go, results = ctx.Event(), ctx.Queue()
+        clients = [
+            ctx.Process(target=post_client, args=(url, bodies[i::POST_CLIENTS], go, results), name=f"bench-post-{i}")
+            for i in range(POST_CLIENTS)
+        ]
+        for client in clients:
+            client.start()
+        time.sleep(2.0)  # the clients import requests and connect before the start signal
+        load = load_average()
+        cpu_before = cpu_seconds(server.pid)
+        started = time.monotonic()
+        go.set()
+        reports = [results.get(timeout=600) for _ in clients]
+        cpu_after = cpu_seconds(server.pid)
+    finally:
+        stop_processes(clients)
+        server.terminate()
+        server.join(timeout=10)
+        if server.is_alive():
+            server.kill()
+            server.join()
+    seconds = max(end for *_, end in reports) - started
+    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    first = next((f for _, _, f, _ in reports if f), "")
+    return PostResult(backend, sum(r[0] for r in reports), sum(r[1] for r in reports), first, seconds, server_cpu, load)
+
+
+def bench_post_tx(settings: Settings) -> tuple[PostResult, PostResult]:
+    with tempfile.TemporaryDirectory(prefix="bench_node_post_") as tmp:
+        workdir = Path(tmp)
+        started = time.perf_counter()
+        payments = prepare_payments(workdir / "base.db", settings.payments)
+        print(
+            f"   prepared {len(payments):,} signed 1-in-2-out payments and a store with their inputs in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        results = []
+        for backend in ("libsecp256k1", "ecdsa"):
+            show_load(f"POST /tx on {backend}")
+            r = post_on(backend, workdir / "base.db", workdir, payments)
+            cpu = "not measurable" if r.server_cpu is None else f"{r.server_cpu / max(r.accepted, 1) * 1e3:.2f} ms"
+            print(
+                f"   POST /tx on {backend}: {r.accepted:,} accepted, {r.refused} refused in {r.seconds:.2f} s = "
+                f"{r.rate:,.0f} tx/s; server CPU per accepted tx {cpu} (load {r.load})"
+            )
+            if r.refused:
+                print(f"   first refusal: {r.first_refusal}")
+            results.append(r)
+    return results[0], results[1]
 
 
 # -- main ---------------------------------------------------------------------------------------------------------
@@ -716,11 +931,11 @@ def main(argv: list[str] | None = None) -> int:
         help="load generator for /status (default: wrk if installed, Python with --quick)",
     )
     parser.add_argument(
-        "--only", type=int, choices=(1, 2, 3), action="append", help="run only this measurement (repeatable)"
+        "--only", type=int, choices=(1, 2, 3, 4), action="append", help="run only this measurement (repeatable)"
     )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
-    parts = set(args.only or (1, 2, 3))
+    parts = set(args.only or (1, 2, 3, 4))
 
     cores = os.cpu_count()
     print("SimpleCoin node benchmark" + (" (--quick: rough figures)" if args.quick else ""))
@@ -756,18 +971,58 @@ def main(argv: list[str] | None = None) -> int:
     if 3 in parts:
         print(f"3. initial sync of a {settings.blocks:,}-block regtest chain with {settings.txs:,} transactions")
         sync = bench_sync(settings)
+        sync_ok = sync.speedup >= GOAL_SYNC_SPEEDUP
+        print(
+            f"   in-process sync speed-up = libsecp256k1 / ecdsa fallback blocks per second: {sync.speedup:.1f} x  "
+            f"goal >= {GOAL_SYNC_SPEEDUP:.0f} x  {verdict(sync_ok)}"
+        )
+        rows.append(
+            (
+                "initial sync speed-up, libsecp256k1/ecdsa",
+                f"{sync.speedup:.1f} x",
+                f">= {GOAL_SYNC_SPEEDUP:.0f} x",
+                sync_ok,
+            )
+        )
+        print()
+    if 4 in parts:
+        print(f"4. POST /tx of signed 1-in-2-out payments, {POST_CLIENTS} client processes, both signature backends")
+        fast, slow = bench_post_tx(settings)
+        post_speedup = fast.rate / slow.rate
+        post_ok = post_speedup >= GOAL_POST_TX_SPEEDUP and fast.refused == 0 and slow.refused == 0
+        print(
+            f"   POST /tx speed-up = libsecp256k1 / ecdsa fallback: {post_speedup:.1f} x  "
+            f"goal >= {GOAL_POST_TX_SPEEDUP:.0f} x  {verdict(post_ok)}"
+        )
+        rows.append(
+            (
+                "POST /tx speed-up, libsecp256k1/ecdsa",
+                f"{post_speedup:.1f} x",
+                f">= {GOAL_POST_TX_SPEEDUP:.0f} x",
+                post_ok,
+            )
+        )
         print()
 
     print("SUMMARY")
     print(f"   {'goal':<42} {'measured':>13} {'target':>15}  verdict")
     for name, measured, target, ok in rows:
         print(f"   {name:<42} {measured:>13} {target:>15}  {verdict(ok)}")
+    if 4 in parts:
+        print(
+            f"   POST /tx: libsecp256k1 {fast.rate:,.0f} tx/s (load {fast.load}), "
+            f"ecdsa fallback {slow.rate:,.0f} tx/s (load {slow.load})"
+        )
     if sync is not None:
         print("   information, not goals:")
         print(
             f"   initial sync: {sync.blocks:,} blocks / {sync.txs:,} txs in {sync.wall_seconds:.1f} s "
             f"({sync.blocks / sync.wall_seconds:,.0f} blocks/s); signatures "
             f"{sync.inproc_signatures / sync.inproc_seconds:.0%} of an in-process sync"
+        )
+        print(
+            f"   in-process sync: libsecp256k1 {sync.blocks / sync.inproc_seconds:,.0f} blocks/s, "
+            f"ecdsa fallback {sync.blocks / sync.fallback_seconds:,.0f} blocks/s"
         )
     return 0
 

@@ -57,8 +57,19 @@ class Reader:
     """Reads fields from a byte string, refusing short or malformed input."""
 
     def __init__(self, data: bytes) -> None:
-        self._data = memoryview(bytes(data))
+        self.buffer = bytes(data)  # for decoders that parse a common case straight from the bytes (primitives)
+        self._data = memoryview(self.buffer)
         self._pos = 0
+
+    @property
+    def pos(self) -> int:
+        return self._pos
+
+    def skip_to(self, pos: int) -> None:
+        """Continue at `pos`, which a decoder reading `buffer` directly has checked is within the data."""
+        if not self._pos <= pos <= len(self._data):
+            raise ValueError(f"cannot move from offset {self._pos} to {pos}")  # a decoder's bug, not bad input
+        self._pos = pos
 
     def raw(self, n: int) -> bytes:
         end = self._pos + n

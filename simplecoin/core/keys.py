@@ -11,18 +11,17 @@ from ecdsa import SECP256k1, SigningKey
 from ecdsa.util import sigencode_der_canonize
 
 from simplecoin.core import secp256k1
-from simplecoin.core.encoding import Writer
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash160, sha256d
 from simplecoin.core.primitives import Transaction
-from simplecoin.core.secp256k1 import decode_pubkey, parse_der_signature
+from simplecoin.core.secp256k1 import check_pubkey, parse_der_signature
 
 CURVE_ORDER = secp256k1.N
 HALF_ORDER = secp256k1.HALF_N
 
 # Which library does the verification equation: libsecp256k1 (coincurve) when it imports, else python-ecdsa.
 # Both get the same inputs after the same checks of ours and must give the same verdicts (tests/test_signatures.py).
-_BACKENDS: dict[str, Callable[[bytes, tuple[int, int], int, int, bytes], bool]] = {
+_BACKENDS: dict[str, Callable[[bytes, int, int, bytes], bool]] = {
     "libsecp256k1": secp256k1.verify_libsecp256k1,
     "ecdsa": secp256k1.verify_ecdsa,
 }
@@ -102,7 +101,8 @@ def signature_hash(tx: Transaction, input_index: int, genesis_hash: bytes) -> by
     redirected or re-priced; committing to the genesis hash means it can't be replayed on another network;
     the input index keeps one input's signature from serving another.
     """
-    return sha256d(Writer().raw(genesis_hash).raw(tx.unsigned_bytes).u32(input_index).getvalue())
+    # The bytes of Writer().raw(genesis_hash).raw(tx.unsigned_bytes).u32(input_index), without the Writer.
+    return sha256d(genesis_hash + tx.unsigned_bytes + input_index.to_bytes(4, "little"))
 
 
 def signature_hashes(tx: Transaction, genesis_hash: bytes) -> list[bytes]:
@@ -166,7 +166,7 @@ def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[s
     if len(digest) != 32:
         raise ValueError(f"a signature hash is 32 bytes, not {len(digest)}")  # our bug, not a stranger's input
     try:
-        point = decode_pubkey(pubkey)
+        check_pubkey(pubkey)
     except DecodeError as e:
         return "bad-txns-pubkey", str(e)
     try:
@@ -179,7 +179,7 @@ def signature_problem(pubkey: bytes, signature: bytes, digest: bytes) -> tuple[s
     if s > HALF_ORDER:
         # Bitcoin enforces LOW_S only as relay policy (BIP146 never activated); here it is consensus.
         return "bad-txns-sig-high-s", "signature has a high S value, which makes the txid malleable"
-    if not _verify(pubkey, point, r, s, digest):
+    if not _verify(pubkey, r, s, digest):
         # Includes R = u1*G + u2*Q at infinity (the poison key (n-1)*G with r = digest mod n), SEC 1 4.1.4 step 5.
         return "bad-txns-sig-invalid", "signature does not match the key and transaction"
     return None
