@@ -58,6 +58,7 @@ BAN_SECONDS = 24 * 3600  # Bitcoin: DEFAULT_MISBEHAVING_BANTIME
 MAX_SCORES = 10_000  # identities with ban score below the threshold; past it the least recently scored goes
 MAX_BACKOFF = 300.0
 POLL_SECONDS = 2.0  # how often each peer's tip is asked for
+ADDRESS_REFRESH_SECONDS = 10 * 60  # how often a connected peer is asked for its addresses again
 MAX_AUTO_FAILURES = 3  # an automatic outbound peer failing this often in a row is dropped for another
 MAX_SEND_QUEUE = 5_000  # announcements waiting per peer; past it the oldest is dropped (it will be re-synced)
 MAX_INV = 1_000  # hashes per kind in one inv (Bitcoin: MAX_INV_SZ, 50,000)
@@ -120,6 +121,7 @@ class Peer:
     chain_work: int = 0  # from its hello: a hint, never trusted
     refused: str = ""  # "wrong-network": it runs another chain (its own words are not kept)
     last_seen: float = 0.0
+    addresses_due: float = 0.0  # when to ask it for its addresses next (at once after the first handshake)
     sender: Sender | None = None
 
     @property
@@ -665,8 +667,12 @@ class PeerManager:
         claimed = info["chain_work"]
         if claimed > self.service.tip().chain_work:  # only a hint that headers are worth asking for
             self._sync_from(client, peer)
-        if peer.failures == 0 and random.random() < 0.2:
+        # Bitcoin asks a new outbound peer for addresses once (getaddr after the handshake); a long-lived
+        # connection is asked again now and then, so the tables stay fresh without a request per poll.
+        if self.clock() >= peer.addresses_due:
             self._exchange_addresses(client, peer)
+            with self.lock:
+                peer.addresses_due = self.clock() + ADDRESS_REFRESH_SECONDS
         with self.lock:
             peer.failures = 0
             peer.next_try = self.clock() + POLL_SECONDS
