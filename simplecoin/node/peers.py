@@ -670,9 +670,9 @@ class PeerManager:
         # Bitcoin asks a new outbound peer for addresses once (getaddr after the handshake); a long-lived
         # connection is asked again now and then, so the tables stay fresh without a request per poll.
         if self.clock() >= peer.addresses_due:
-            self._exchange_addresses(client, peer)
-            with self.lock:
+            with self.lock:  # due again only after the refresh time, even if this exchange fails
                 peer.addresses_due = self.clock() + ADDRESS_REFRESH_SECONDS
+            self._exchange_addresses(client, peer)
         with self.lock:
             peer.failures = 0
             peer.next_try = self.clock() + POLL_SECONDS
