@@ -7,6 +7,7 @@ thing that touches the `Node`, always under its lock.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from simplecoin.node.node import AddressInfo, AddressPage, BlockOutcome, FeeEsti
 
 log = logging.getLogger(__name__)
 
+# Requests checking signatures at once: all cores but one, which stays free for reads and the mining pump.
+VERIFY_THREADS = max(1, (os.cpu_count() or 1) - 1)
 SEEN_LIMIT = 50_000  # hashes remembered so each block and tx is relayed once
 
 
@@ -46,6 +49,7 @@ class NodeService:
         self._listeners: list[Callable[[Event], None]] = []
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self.hashrate = 0.0
+        self._verify_slots = threading.BoundedSemaphore(VERIFY_THREADS)
         with self.lock:
             self._refresh_status()
         self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
@@ -121,9 +125,14 @@ class NodeService:
         return entry
 
     def _verify_signatures(self, txs: list[Transaction]) -> None:
-        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not."""
-        for tx in txs:
-            check_tx_signatures(tx, self.params.genesis_hash)
+        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not.
+
+        At most VERIFY_THREADS requests check signatures at once (Bitcoin: -par): the rest wait without using
+        a core, so a flood of expensive transactions cannot take every core from the node's other work.
+        """
+        with self._verify_slots:
+            for tx in txs:
+                check_tx_signatures(tx, self.params.genesis_hash)
         if txs:
             with self.lock:
                 self.node.signatures_verified(tx.txid for tx in txs)
