@@ -107,20 +107,20 @@ NODE_LABELS = [
 ]
 
 
-def run_quick(script: str, timeout: int) -> str:
+def run_quick(script: str, timeout: int, args: tuple[str, ...] = ("--quick",), ok: tuple[int, ...] = (0,)) -> str:
     """stdout of `python bench/SCRIPT --quick`, run from the repository root as documented.
 
     Python puts bench/ (not the root) on sys.path, so this also checks that the script finds the package.
     """
     result = subprocess.run(
-        [sys.executable, f"bench/{script}", "--quick"],
+        [sys.executable, f"bench/{script}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode in ok, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
@@ -153,3 +153,27 @@ def test_node_benchmark_prints_every_figure():
     stdout = run_quick("bench_node.py", timeout=300)
     assert_labels(stdout, NODE_LABELS)
     assert verdicts(stdout) == 10  # 5 goals, each in its section and in the summary
+
+
+@pytest.mark.slow
+def test_lock_benchmark_prints_every_figure():
+    stdout = run_quick("bench_lock.py", timeout=300)
+    assert_labels(stdout, ["1. reference: no attack", "GET /status idle", "2. attack:", "GET /status under attack"])
+    assert_labels(stdout, ["attack posts answered: 400:", "bad-txns-sig-invalid", "SUMMARY", "p99 under attack"])
+    assert verdicts(stdout) == 1
+
+
+@pytest.mark.slow
+def test_relay_benchmark_prints_every_figure():
+    # Exit 1 means a goal was missed: a timing, which a smoke test does not judge.
+    stdout = run_quick("bench_relay.py", timeout=600, ok=(0, 1))
+    assert_labels(stdout, ["reference, same run, no slow peers: block", "1. block N1 -> N8:", "2. tx    N1 -> N8:"])
+    assert verdicts(stdout) == 2
+
+
+@pytest.mark.slow
+def test_wallet_benchmark_prints_every_figure():
+    stdout = run_quick("bench_wallet.py", timeout=600, args=("--blocks", "1500", "--txs", "200"), ok=(0, 1))
+    assert_labels(stdout, ["history, newest 20, at 1,000 blocks:", "1. first history", "2. balance:"])
+    assert_labels(stdout, ["history, all 200:", "3. history at 1,500 vs 1,000 blocks:", "overall:"])
+    assert verdicts(stdout) >= 6

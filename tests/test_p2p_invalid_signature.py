@@ -28,8 +28,8 @@ from simplecoin.core.keys import signature_hash
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
 from tests.framework.builder import BOB, ChainBuilder
+from tests.framework.client import confirmed, get_json, mature_coinbases, reward_key, spend, submit
 from tests.framework.nodes import NodeProcess, running_node, wait_until
-from tests.test_functional import confirmed, get_json, mature_coinbases, reward_key, spend, submit
 from tests.test_signatures import POISON_KEY, POISON_PUBKEY, poison_signature
 
 FEE = 10_000
