@@ -127,3 +127,13 @@ def test_orphans_are_bounded_in_bytes_per_source_and_in_all(node, builder, small
         service.submit_block(junk_orphan(200 + n, 50_000), source=f"other{n}", requested=False)
     assert node.orphan_bytes() <= 400_000
     assert service.status()["orphan_bytes"] == node.orphan_bytes()
+
+
+def test_orphans_are_bounded_in_count_too(node, monkeypatch):
+    """Tiny orphans fit the byte bounds by the thousand; each would make every add walk them all."""
+    monkeypatch.setattr(node_module, "MAX_ORPHANS", 10)
+    service = NodeService(node)
+    flood = [junk_orphan(n, 300) for n in range(25)]
+    for block in flood:
+        assert service.submit_block(block, source="attacker", requested=False).status == "orphan"
+    assert set(node.orphans) == {block.hash for block in flood[-10:]}  # the newest ten, the oldest went first

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # source could otherwise fill the pool with 1 MB blocks; the oldest go first (of that source, if it is over).
 MAX_ORPHAN_BYTES = 8_000_000
 MAX_ORPHAN_BYTES_PER_SOURCE = 2_000_000
+# And by count: adding an orphan, refreshing /status and a parent's arrival walk the pool under the node lock,
+# so 8 MB of tiny orphans (~26,000) would make each of them slow. Oldest first, as for bytes.
+MAX_ORPHANS = 100
 SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
 RECENT_REJECTS_SIZE = 50_000  # txs and blocks refused for a bad signature (Bitcoin: m_recent_rejects)
 
@@ -419,6 +422,8 @@ class Node:
         self.orphans[block.hash] = (block, source)
         self._trim_orphans(lambda src: src == source, MAX_ORPHAN_BYTES_PER_SOURCE)
         self._trim_orphans(lambda src: True, MAX_ORPHAN_BYTES)
+        while len(self.orphans) > MAX_ORPHANS:
+            self.orphans.popitem(last=False)
         log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), hash_hex(block.header.prev_hash))
 
     def _trim_orphans(self, counts: Callable[[str], bool], limit: int) -> None:
