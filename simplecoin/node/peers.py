@@ -21,6 +21,7 @@ The peer protocol is in docs/protocol.md ("Peers"); the threat model in docs/sec
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import random
 import sys
@@ -67,6 +68,7 @@ ASKED_SECONDS = 10.0  # an item we asked one announcer for is not asked of anoth
 MAX_ASKED = 50_000  # remembered asks; past it the oldest goes
 MAX_ADDRESSES_SHARED = 100  # addresses read from, and shown to, one peer (Bitcoin: MAX_ADDR_TO_SEND 1000)
 LOCAL_IDENTITIES = (identity("127.0.0.1"), identity("::1"))  # the machine itself, as its own tools connect
+MAX_KNOWN_INVENTORY = 5_000  # hashes remembered per peer as ones it has (Bitcoin: the known-inventory filter)
 SAVE_SECONDS = 15 * 60  # peers.json is also written this often, not only at shutdown (Bitcoin: DUMP_PEERS_INTERVAL)
 
 # Ban score per misbehaviour. Only what an honest node cannot send scores: a block we already know to be
@@ -123,6 +125,18 @@ class Peer:
     last_seen: float = 0.0
     addresses_due: float = 0.0  # when to ask it for its addresses next (at once after the first handshake)
     sender: Sender | None = None
+    # Blocks it sent us (Bitcoin: m_tx_inventory_known_filter, PeerHasHeader): never announced back to it. An
+    # initial sync announced every block to the peer it came from, which cost both nodes a third of the sync.
+    # Bounded: the oldest are forgotten, which costs at most an announcement it answers with "not wanted".
+    known: collections.OrderedDict[bytes, None] = field(default_factory=collections.OrderedDict)
+
+    def learn(self, hashes: list[bytes]) -> None:
+        """Remember that it has `hashes` (under the manager's lock)."""
+        for item_hash in hashes:
+            self.known[item_hash] = None
+            self.known.move_to_end(item_hash)
+        while len(self.known) > MAX_KNOWN_INVENTORY:
+            self.known.popitem(last=False)
 
     @property
     def url(self) -> str:
@@ -525,7 +539,11 @@ class PeerManager:
     def _on_event(self, event: Event) -> None:
         """A block joined our active chain or a tx our mempool: announce it to every peer (each its own queue)."""
         with self.lock:
-            senders = [p.sender for p in self.peers.values() if p.sender is not None and not self._peer_banned(p)]
+            senders = [
+                p.sender
+                for p in self.peers.values()
+                if p.sender is not None and not self._peer_banned(p) and event.hash not in p.known
+            ]
         for sender in senders:
             sender.push(event.kind, event.hash)
 
@@ -767,37 +785,65 @@ class PeerManager:
             raise Misbehaving(SCORE_INVALID, "sent undecodable headers") from e
 
     def _fetch_blocks(self, client: PeerClient, peer: Peer, wanted: list[bytes]) -> None:
+        """Download `wanted` in batches and submit them, the next batch downloading while this one is checked.
+
+        Taking turns (ask, wait, check, ask again) left the peer idle while we checked and us idle while it
+        served: half of an initial sync's time (Bitcoin keeps blocks in flight while it connects others). At
+        most two batches are in memory; the download thread has its own connection and ends with this call.
+        """
         total = len(wanted)
         source = self.ban_key(peer.address.host, peer.address.port) or str(peer.address)
-        for start in range(0, total, MAX_BLOCKS_PER_REQUEST):
-            batch = [h for h in wanted[start : start + MAX_BLOCKS_PER_REQUEST] if self.service.lacks("block", h)]
-            if not batch:
-                continue
-            data = client.get(
-                peer.address,
-                "/p2p/blocks",
-                {"hashes": ",".join(hash_hex(h) for h in batch)},
-                max_bytes=MAX_RESPONSE_BYTES,
-            )
-            raw = data.get("blocks")
-            if not isinstance(raw, list) or len(raw) != len(batch):
-                raise PeerError("blocks answer does not match the request")
-            for expected, text in zip(batch, raw, strict=True):
-                try:
-                    block = Block.deserialize(bytes.fromhex(text))
-                except (ValueError, TypeError, DecodeError) as e:
-                    raise Misbehaving(SCORE_INVALID, "sent an undecodable block") from e
-                if block.hash != expected:
-                    raise Misbehaving(SCORE_INVALID, "sent a block other than the one asked for")
-                try:
-                    # requested=True only here: the block is on a header chain whose work we verified > ours.
-                    self.service.submit_block(block, source=source, requested=True)
-                except BlockValidationError as e:
-                    score = 0 if e.reason == "duplicate-invalid" else SCORE_INVALID
-                    raise Misbehaving(
-                        score, f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})"
-                    ) from e
-            self._show_progress(peer, min(start + MAX_BLOCKS_PER_REQUEST, total), total)
+        batches = [wanted[start : start + MAX_BLOCKS_PER_REQUEST] for start in range(0, total, MAX_BLOCKS_PER_REQUEST)]
+        if not batches:
+            return
+        downloader = self.new_client()
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peer-download")
+        try:
+            ahead = pool.submit(self._download, downloader, peer, batches[0])
+            for number in range(len(batches)):
+                blocks = ahead.result()  # re-raises what the download raised (PeerError, Misbehaving)
+                if number + 1 < len(batches) and not self._stop.is_set():
+                    ahead = pool.submit(self._download, downloader, peer, batches[number + 1])
+                self._submit_downloaded(peer, source, blocks)
+                self._show_progress(peer, min((number + 1) * MAX_BLOCKS_PER_REQUEST, total), total)
+                if self._stop.is_set():
+                    return
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a download in flight ends by its own deadline
+
+    def _download(self, client: PeerClient, peer: Peer, wanted: list[bytes]) -> list[Block]:
+        """The blocks of `wanted` we still lack, from `peer`, decoded and each checked to be the one asked for."""
+        batch = [h for h in wanted if self.service.lacks("block", h)]
+        if not batch:
+            return []
+        data = client.get(
+            peer.address, "/p2p/blocks", {"hashes": ",".join(hash_hex(h) for h in batch)}, max_bytes=MAX_RESPONSE_BYTES
+        )
+        raw = data.get("blocks")
+        if not isinstance(raw, list) or len(raw) != len(batch):
+            raise PeerError("blocks answer does not match the request")
+        blocks = []
+        for expected, text in zip(batch, raw, strict=True):
+            try:
+                block = Block.deserialize(bytes.fromhex(text))
+            except (ValueError, TypeError, DecodeError) as e:
+                raise Misbehaving(SCORE_INVALID, "sent an undecodable block") from e
+            if block.hash != expected:
+                raise Misbehaving(SCORE_INVALID, "sent a block other than the one asked for")
+            blocks.append(block)
+        return blocks
+
+    def _submit_downloaded(self, peer: Peer, source: str, blocks: list[Block]) -> None:
+        with self.lock:
+            peer.learn([block.hash for block in blocks])  # before the submits announce them to every other peer
+        for block in blocks:
+            try:
+                # requested=True only here: the block is on a header chain whose work we verified > ours.
+                self.service.submit_block(block, source=source, requested=True)
+            except BlockValidationError as e:
+                score = 0 if e.reason == "duplicate-invalid" else SCORE_INVALID
+                detail = f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})"
+                raise Misbehaving(score, detail) from e
 
     def _show_progress(self, peer: Peer, done: int, total: int) -> None:
         if total < 50:
