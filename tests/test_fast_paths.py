@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from simplecoin.core import secp256k1
 from simplecoin.core.encoding import Reader
-from simplecoin.core.errors import DecodeError
+from simplecoin.core.errors import DecodeError, TxValidationError
 from simplecoin.core.keys import CURVE_ORDER, PrivateKey
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
@@ -23,6 +23,12 @@ from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from tests.conftest import NOW
 from tests.framework.builder import ALICE, ChainBuilder
+
+
+def assert_rejected_tx(node: Node, tx: Transaction, reason: str) -> None:
+    with pytest.raises(TxValidationError) as info:
+        node.submit_tx(tx)
+    assert info.value.reason == reason
 
 
 def verdict(check, pubkey: bytes) -> str | None:
@@ -142,4 +148,51 @@ def test_store_get_coins_matches_get_coin(tmp_path):
     batched = node.store.get_coins(outpoints)
     assert batched == {(o.txid, o.index): node.store.get_coin(o) for o in outpoints}
     assert sum(coin is not None for coin in batched.values()) == len(blocks) - 1 + 3
+    node.close()
+
+
+# -- a tx's input lookup reused between its cheap checks and its submit, never across a tip change ----------------
+
+
+def counting_lookups(node: Node) -> list[int]:
+    calls = [0]
+    real = node.store.get_coins
+
+    def get_coins(outpoints):
+        calls[0] += 1
+        return real(outpoints)
+
+    node.store.get_coins = get_coins  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_txs_inputs_are_looked_up_once_between_its_checks_and_its_submit(tmp_path):
+    node = Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW)
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"b{h}" for h in range(1, 13)]):
+        assert node.submit_block(block).status == "accepted"
+    tx = builder.spend("b1")
+    calls = counting_lookups(node)
+    assert node.inputs_look_valid(tx)
+    node.submit_tx(tx)
+    assert calls[0] == 1
+    assert tx.txid in node.mempool.entries
+    node.close()
+
+
+def test_a_lookup_from_before_a_new_tip_is_not_used(tmp_path):
+    """The block that arrives between a tx's checks and its submit spends the same coin: the tx must be refused."""
+    node = Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW)
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"b{h}" for h in range(1, 13)]):
+        assert node.submit_block(block).status == "accepted"
+    mtp_before = node.median_time_past()
+    tx = builder.spend("b1")
+    rival = builder.spend("b1", fee=2_000)  # the same coin, paid on in the block
+    assert node.inputs_look_valid(tx)  # the coin is unspent at the old tip
+    assert node.submit_block(builder.block("b13", txs=[rival])).status == "accepted"
+    calls = counting_lookups(node)
+    assert_rejected_tx(node, tx, "bad-txns-inputs-missingorspent")
+    assert calls[0] == 1  # looked up again at the new tip
+    assert node.median_time_past() == node.index.median_time_past(node.tip) != mtp_before  # follows the tip too
     node.close()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
-from simplecoin.core.coins import Coin, CoinView
+from simplecoin.core.coins import Coin
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
@@ -41,6 +41,7 @@ MAX_ORPHAN_BYTES_PER_SOURCE = 2_000_000
 MAX_ORPHANS = 100
 SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
 RECENT_REJECTS_SIZE = 50_000  # txs and blocks refused for a bad signature (Bitcoin: m_recent_rejects)
+MAX_REMEMBERED_LOOKUPS = 64  # txs between their first cheap checks and their submit (one per busy request)
 
 
 class NotFound(SimpleCoinError):
@@ -171,6 +172,10 @@ class Node:
         self.orphans: OrderedDict[bytes, tuple[Block, str]] = OrderedDict()  # hash -> (block, source)
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._rejected: OrderedDict[bytes, ValidationError] = OrderedDict()
+        # Coins a tx's inputs were looked up as by `inputs_look_valid`, with the tip they were read at: its
+        # `submit_tx` soon after reuses them if the tip is the same (the store changes only with the tip).
+        self._input_coins: OrderedDict[bytes, tuple[bytes, dict[tuple[bytes, int], Coin | None]]] = OrderedDict()
+        self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
 
@@ -188,7 +193,10 @@ class Node:
         return len(self.active) - 1
 
     def median_time_past(self) -> int:
-        return self.index.median_time_past(self.tip)
+        tip = self.tip
+        if self._mtp[0] != tip.hash:
+            self._mtp = (tip.hash, self.index.median_time_past(tip))
+        return self._mtp[1]
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         if block_hash not in self.index:
@@ -536,14 +544,21 @@ class Node:
         height = self.height + 1
         try:
             check_transaction(tx, self.params)
-            check_tx_inputs(tx, self.mempool.view(self._inputs_view(tx), height), height, self.params)
+            view = self._inputs_view(tx)
+            self._input_coins[tx.txid] = (self.tip.hash, view.coins)
+            while len(self._input_coins) > MAX_REMEMBERED_LOOKUPS:
+                self._input_coins.popitem(last=False)
+            check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)
         except TxValidationError:
             return False
         return True
 
-    def _inputs_view(self, tx: Transaction) -> CoinView:
+    def _inputs_view(self, tx: Transaction) -> _Prefetched:
         """The store with `tx`'s inputs looked up in a few queries, not one each (690 inputs: 20 ms -> 3 ms)."""
-        return _Prefetched(self.store, self.store.get_coins([txin.prevout for txin in tx.inputs]))
+        tip_hash, coins = self._input_coins.pop(tx.txid, (b"", None))
+        if coins is None or tip_hash != self.tip.hash:
+            coins = self.store.get_coins([txin.prevout for txin in tx.inputs])
+        return _Prefetched(self.store, coins)
 
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""

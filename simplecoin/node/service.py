@@ -108,34 +108,44 @@ class NodeService:
         return outcome
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
+        # The lock is taken three times, not five: the signature cache, the pool and the relay filter share the
+        # last section. Under 4 busy clients each wait for the lock cost more than what it guarded.
         with self.lock:
             self.node.check_rejected(tx.txid)
             pending = self.node.unverified([tx]) if self.node.inputs_look_valid(tx) else []
         try:
-            self._verify_signatures(pending)
+            self._check_signatures(pending)
         except TxValidationError as e:
             with self.lock:
                 self.node.remember_rejected(tx.txid, e)
             raise
         with self.lock:
+            self.node.signatures_verified(t.txid for t in pending)
             entry = self.node.submit_tx(tx)  # the cheap checks again: the pool may have changed meanwhile
             self._refresh_status()
-        if not self.seen(tx.txid):
+            fresh = not self.seen(tx.txid)
+        if fresh:
             self._emit(Event("tx", tx.txid, tx.serialize(), source))
         return entry
 
     def _verify_signatures(self, txs: list[Transaction]) -> None:
-        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not.
+        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not."""
+        self._check_signatures(txs)
+        if txs:
+            with self.lock:
+                self.node.signatures_verified(tx.txid for tx in txs)
+
+    def _check_signatures(self, txs: list[Transaction]) -> None:
+        """Check every signature of `txs` (call without the lock). TxValidationError for the first bad one.
 
         At most VERIFY_THREADS requests check signatures at once (Bitcoin: -par): the rest wait without using
         a core, so a flood of expensive transactions cannot take every core from the node's other work.
         """
+        if not txs:
+            return
         with self._verify_slots:
             for tx in txs:
                 check_tx_signatures(tx, self.params.genesis_hash)
-        if txs:
-            with self.lock:
-                self.node.signatures_verified(tx.txid for tx in txs)
 
     def block_template(self, pubkey_hash: bytes, extra: bytes) -> Block:
         with self.lock:
