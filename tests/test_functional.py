@@ -8,28 +8,24 @@ and a mining pause so the chain grows at a few blocks a second. Nothing waits wi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import signal
 import stat
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.params import REGTEST
-from simplecoin.core.primitives import Block
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from simplecoin.wallet.keyfile import WalletFile
 from tests.framework.builder import ChainBuilder, recompute_utxos
 from tests.framework.client import confirmed, get_json, mature_coinbases, reward_key, spend, submit, tx_info
+from tests.framework.fakepeer import FakePeer, chain_answers
 from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
 
 MATURITY = REGTEST.coinbase_maturity
@@ -254,75 +250,12 @@ def test_kill9_mining_node_restarts_at_its_stored_height_with_a_consistent_store
 # -- 4. a peer serving an invalid block -----------------------------------------------------------------------------
 
 
-class FakePeer:
-    """An HTTP 'node' in a thread that claims a huge chain and serves one block whose coinbase overpays."""
-
-    def __init__(self) -> None:
-        builder = ChainBuilder(REGTEST)
-        self.block: Block = builder.block("bad", coinbase_extra=1)
-        self.requests: list[str] = []
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, status: int, data: dict) -> None:
-                body = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                peer.requests.append(f"POST {self.path}")
-                if self.path == "/p2p/hello":
-                    self._reply(
-                        200,
-                        {
-                            "network": REGTEST.name,
-                            "genesis": REGTEST.genesis_hash_hex,
-                            "height": 1,
-                            "tip": peer.block.header.hash_hex(),
-                            "chain_work": str(2**200),
-                        },
-                    )
-                else:
-                    self._reply(200, {"status": "ok"})
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                peer.requests.append(f"GET {parts.path}")
-                if parts.path == "/headers":
-                    self._reply(200, {"headers": [peer.block.header.serialize().hex()]})
-                elif parts.path == "/p2p/blocks":
-                    wanted = parse_qs(parts.query).get("hashes", [""])[0].split(",")
-                    assert wanted == [peer.block.header.hash_hex()]
-                    self._reply(200, {"blocks": [peer.block.serialize().hex()]})
-                elif parts.path == "/peers":
-                    self._reply(200, {"peers": []})
-                else:
-                    self._reply(404, {"error": "no such endpoint", "reason": "no-such-endpoint"})
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-peer", daemon=True)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[FakePeer]:
-        self.thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(timeout=10)
-
-
 def test_peer_serving_an_invalid_block_is_rejected_and_banned(tmp_path: Path) -> None:
-    with FakePeer().running() as fake, running_node(tmp_path / "n", peers=(fake.url,)) as node:
+    bad = ChainBuilder(REGTEST).block("bad", coinbase_extra=1)  # its coinbase overpays by one unit
+    with (
+        FakePeer("127.0.0.1", chain_answers([bad], chain_work=2**200)) as fake,
+        running_node(tmp_path / "n", peers=(fake.url,)) as node,
+    ):
 
         def fake_banned() -> dict | None:
             listed = [p for p in get_json(node, "/peers")["peers"] if p["url"] == fake.url]
@@ -331,20 +264,20 @@ def test_peer_serving_an_invalid_block_is_rejected_and_banned(tmp_path: Path) ->
         banned = wait_until(fake_banned, timeout=60, what="the fake peer to be banned")
         assert banned["connected"] is False
         assert banned["ban_score"] >= 100
-        assert "GET /p2p/blocks" in fake.requests, fake.requests
+        assert fake.count("GET", "/p2p/blocks") >= 1, fake.requests
         ban_lines = [line for line in node.log().splitlines() if "banned peer" in line and fake.url in line]
         assert ban_lines, node.log()
         assert "bad-cb-amount" in ban_lines[0], ban_lines[0]
-        assert fake.block.header.hash_hex() in ban_lines[0]
+        assert bad.header.hash_hex() in ban_lines[0]
         status = node.status()
         assert status["height"] == 0
         assert status["tip"] == REGTEST.genesis_hash_hex
-        stored = get_json(node, f"/block/{fake.block.header.hash_hex()}")
+        stored = get_json(node, f"/block/{bad.header.hash_hex()}")
         assert stored["status"] == "invalid"
         assert stored["active"] is False
         # A banned peer's block pushes are refused too.
         pushed = node.post(
-            "/p2p/block", json={"hex": fake.block.serialize().hex()}, headers={"X-SimpleCoin-Peer": fake.url}
+            "/p2p/block", json={"hex": bad.serialize().hex()}, headers={"X-SimpleCoin-Peer": fake.url}
         )
         assert pushed.status_code == 403
         assert pushed.json()["reason"] == "banned"

@@ -14,14 +14,8 @@ never synced from anyone again.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from simplecoin.core.hashing import hash160, hash_from_hex, hash_hex
 from simplecoin.core.keys import signature_hash
@@ -29,6 +23,7 @@ from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
 from tests.framework.builder import BOB, ChainBuilder
 from tests.framework.client import confirmed, get_json, mature_coinbases, reward_key, spend, submit
+from tests.framework.fakepeer import FakePeer, chain_answers
 from tests.framework.nodes import NodeProcess, running_node, wait_until
 from tests.test_signatures import POISON_KEY, POISON_PUBKEY, poison_signature
 
@@ -118,70 +113,6 @@ def test_poison_signature_is_refused_in_a_tx_and_a_block_and_the_node_survives_a
 # -- the same block from a peer we sync from ------------------------------------------------------------------------
 
 
-class FakePeer:
-    """A peer in a thread that serves a fixed chain: hello with its real chain work, headers after the locator,
-    blocks by hash. Every request is recorded."""
-
-    def __init__(self, builder: ChainBuilder, names: list[str]) -> None:
-        self.chain = [builder[n] for n in names]
-        self.work = builder.index[self.chain[-1].hash].chain_work
-        self.requests: list[str] = []
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, data: dict) -> None:
-                body = json.dumps(data).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                peer.requests.append(f"POST {self.path}")
-                tip = peer.chain[-1]
-                hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "height": len(peer.chain)}
-                self._reply({**hello, "tip": tip.header.hash_hex(), "chain_work": str(peer.work)})
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                peer.requests.append(f"GET {parts.path}")
-                if parts.path == "/headers":
-                    self._reply({"headers": [b.header.serialize().hex() for b in peer.after(query)]})
-                elif parts.path == "/p2p/blocks":
-                    wanted = set(query.get("hashes", [""])[0].split(","))
-                    self._reply({"blocks": [b.serialize().hex() for b in peer.chain if b.header.hash_hex() in wanted]})
-                else:
-                    self._reply({"peers": []})
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def after(self, query: dict) -> list[Block]:
-        """The blocks after the first locator hash we know (genesis if none)."""
-        hashes = [b.header.hash_hex() for b in self.chain]
-        for known in query.get("locator", [""])[0].split(","):
-            if known in hashes:
-                return self.chain[hashes.index(known) + 1 :]
-        return self.chain
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[FakePeer]:
-        thread = threading.Thread(target=self.server.serve_forever, name="fake-peer", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            thread.join(timeout=10)
-
-
 def test_poison_block_from_a_peer_bans_it_and_sync_goes_on_with_an_honest_peer(tmp_path: Path) -> None:
     """
     genesis - b1 (pays the poison key) - b2 - ... - b11 - poison      served by the attacker
@@ -202,11 +133,15 @@ def test_poison_block_from_a_peer_bans_it_and_sync_goes_on_with_an_honest_peer(t
     )
     builder.block("poison", parent="b11", txs=[poison])
     builder.chain(["h12", "h13"], parent="b11")
-    attacker = FakePeer(builder, [*names, "poison"])
-    honest = FakePeer(builder, [*names, "h12", "h13"])
+    work = {name: builder.index[builder[name].hash].chain_work for name in ("poison", "h13")}
+    attack_chain = [builder[n] for n in [*names, "poison"]]
+    honest_chain = [builder[n] for n in [*names, "h12", "h13"]]
     data_dir = tmp_path / "n"
 
-    with attacker.running(), honest.running():
+    with (
+        FakePeer("127.0.0.1", chain_answers(attack_chain, work["poison"])) as attacker,
+        FakePeer("127.0.0.1", chain_answers(honest_chain, work["h13"])) as honest,
+    ):
         with running_node(data_dir, peers=(attacker.url,)) as node:
 
             def attacker_banned() -> bool:

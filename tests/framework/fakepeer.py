@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from simplecoin.core.params import REGTEST
+from simplecoin.core.primitives import Block
 
 # An answer: (handler, path, query) -> None; it writes whatever it likes (or nothing) to handler.wfile.
 Answer = Callable[[BaseHTTPRequestHandler, str, str], None]
@@ -47,6 +48,36 @@ def hello_answer(height: int = 0, chain_work: int = 2, tip: str = REGTEST.genesi
         )
 
     return answer
+
+
+def chain_answers(chain: list[Block], chain_work: int) -> dict[str, Answer]:
+    """A peer serving a fixed chain (genesis excluded): a hello claiming `chain_work`, headers after the first
+    locator hash it knows (all of them if none), blocks by hash, and an empty address list."""
+    hashes = [block.header.hash_hex() for block in chain]
+
+    def hello(handler, path, query):
+        tip = hashes[-1] if hashes else REGTEST.genesis_hash_hex
+        hello_answer(height=len(chain), chain_work=chain_work, tip=tip)(handler, path, query)
+
+    def headers(handler, path, query):
+        start = 0
+        for known in parse_qs(query).get("locator", [""])[0].split(","):
+            if known in hashes:
+                start = hashes.index(known) + 1
+                break
+        reply(handler, {"headers": [block.header.serialize().hex() for block in chain[start:]]})
+
+    def blocks(handler, path, query):
+        wanted = set(parse_qs(query).get("hashes", [""])[0].split(","))
+        reply(handler, {"blocks": [b.serialize().hex() for b, h in zip(chain, hashes, strict=True) if h in wanted]})
+
+    return {
+        "POST /p2p/hello": hello,
+        "POST /p2p/inv": lambda handler, path, query: reply(handler, {"want": {"blocks": [], "txs": []}}),
+        "/headers": headers,
+        "/p2p/blocks": blocks,
+        "/peers": lambda handler, path, query: reply(handler, {"peers": []}),
+    }
 
 
 def truncated(handler: BaseHTTPRequestHandler, path: str, query: str) -> None:
@@ -121,6 +152,10 @@ class FakePeer:
         self.host, self.port = host, self.server.server_address[1]
         self.address = f"{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name=f"fake-peer {host}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if (m, p) == (method, path))
