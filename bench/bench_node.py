@@ -792,14 +792,13 @@ def prepare_payments(path: Path, count: int) -> list[bytes]:
     return [tx.serialize() for tx in payments]
 
 
-def tx_server(path: str, port: int, backend: str) -> None:
-    """A server process like a node's (NodeService, the API, the guarded waitress server) on backend `backend`."""
+def serve_like_a_node(app, port: int) -> None:
+    """Serve `app` on 127.0.0.1:`port` as a node's server process does (the guarded waitress server with the
+    node's settings, the 1 ms switch interval) until SIGTERM."""
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as a node's server process does
-    keys.use_verifier(backend)
-    service = NodeService(Node(Store(path, REGTEST), REGTEST))
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     server = create_guarded_server(
-        create_app(service),
+        app,
         rules=ConnectionRules(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, REQUEST_SECONDS),
         host="127.0.0.1",
         port=port,
@@ -814,8 +813,15 @@ def tx_server(path: str, port: int, backend: str) -> None:
         raise SystemExit(0)  # waitress' run() catches it and shuts its threads down
 
     signal.signal(signal.SIGTERM, stop)
+    server.run()
+
+
+def tx_server(path: str, port: int, backend: str) -> None:
+    """A server process like a node's (NodeService, the API, the guarded waitress server) on backend `backend`."""
+    keys.use_verifier(backend)
+    service = NodeService(Node(Store(path, REGTEST), REGTEST))
     try:
-        server.run()
+        serve_like_a_node(create_app(service), port)
     finally:
         service.close()
 
@@ -847,27 +853,8 @@ def flask_floor_app():
 
 
 def floor_server(port: int, kind: str) -> None:
-    """The guarded waitress server with a node's settings, serving the ceiling's app `kind` ("wsgi" or "flask")."""
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as a node's server process does
-    app = null_app if kind == "wsgi" else flask_floor_app()
-    server = create_guarded_server(
-        app,
-        rules=ConnectionRules(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, REQUEST_SECONDS),
-        host="127.0.0.1",
-        port=port,
-        threads=SERVER_THREADS,
-        channel_timeout=IDLE_SECONDS,
-        cleanup_interval=CLEANUP_SECONDS,
-        max_request_header_size=MAX_HEADER_BYTES,
-        max_request_body_size=MAX_BODY_BYTES + 1,
-    )
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    server.run()
+    """The ceiling's server: `kind` "wsgi" (null_app) or "flask" (flask_floor_app), served like a node's API."""
+    serve_like_a_node(null_app if kind == "wsgi" else flask_floor_app(), port)
 
 
 def post_client(url: str, bodies: list[str], go, results) -> None:
