@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 
 import pytest
 
@@ -30,6 +31,7 @@ from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import ChainBuilder
+from tests.framework.fakepeer import FakePeer, chain_answers
 from tests.framework.nodes import serving, wait_until
 
 CHAIN = 40  # three batches of MAX_BLOCKS_PER_REQUEST
@@ -116,3 +118,36 @@ def test_blocks_synced_from_a_peer_are_not_announced_back_to_it(nodes):
             manager.stop()
     echoed = {block.header.hash_hex() for block in chain} & recording.announced
     assert not echoed, f"{len(echoed)} of the {CHAIN} blocks synced from a were announced back to it"
+
+
+def test_a_download_in_flight_holds_neither_stop_nor_the_process(nodes):
+    """The second batch never comes: the node stops at once, and the download's thread is a daemon (a pool's
+    worker thread is joined at interpreter exit, which would hold a stopping node for the 30 s deadline).
+    Before the sync thread stopped waiting on a stop, `manager.stop()` took 10 s here."""
+    _, b, builder, chain = nodes
+    answers = chain_answers(chain, builder.index[chain[-1].hash].chain_work)
+    serve_blocks = answers["/p2p/blocks"]
+    release = threading.Event()
+    calls = [0]
+
+    def first_batch_only(handler, path, query):
+        calls[0] += 1
+        if calls[0] > 1:
+            release.wait(timeout=20)  # a stall; released when the test ends
+        serve_blocks(handler, path, query)
+
+    answers["/p2p/blocks"] = first_batch_only
+    with FakePeer("127.0.0.1", answers) as fake:
+        manager = PeerManager(b, "http://127.0.0.1:1", (fake.url,), progress=False)
+        manager.start()
+        try:
+            wait_until(lambda: b.tip().hash == chain[MAX_BLOCKS_PER_REQUEST - 1].hash, timeout=30, what="batch 1")
+            wait_until(lambda: calls[0] >= 2, timeout=30, what="the second batch asked for")
+            downloads = [t for t in threading.enumerate() if t.name == "peer-download"]
+            assert downloads, "no download thread while the second batch is in flight"
+            assert all(t.daemon for t in downloads)
+            started = time.monotonic()
+            manager.stop()
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()

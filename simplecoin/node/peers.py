@@ -21,7 +21,6 @@ The peer protocol is in docs/protocol.md ("Peers"); the threat model in docs/sec
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import logging
 import random
 import sys
@@ -30,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -191,6 +191,36 @@ class PeerClient:
 
     def post(self, peer: PeerAddress, path: str, body: dict) -> dict:
         return self._call("POST", peer, path, MAX_SMALL_ANSWER_BYTES, json=body)
+
+
+class Ahead:
+    """A call running in its own daemon thread (a block download kept in flight); `result` waits for it and
+    returns its value or raises its exception in the caller's thread. Neither a stopping node's sync thread
+    nor the process waits for a download still in flight (it has a 30 s deadline): the thread is a daemon,
+    like every peer thread."""
+
+    def __init__(self, fn: Callable[..., object], *args: object) -> None:
+        self._done = threading.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(fn, args), name="peer-download", daemon=True).start()
+
+    def _run(self, fn: Callable[..., object], args: tuple) -> None:
+        try:
+            self._value = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits for the result, raised there
+            self._error = e
+        finally:
+            self._done.set()
+
+    def result(self, stop: threading.Event) -> Any:
+        """The call's value (its exception is raised here); None if `stop` is set first."""
+        while not self._done.wait(timeout=0.1):
+            if stop.is_set():
+                return None
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class Sender:
@@ -789,7 +819,8 @@ class PeerManager:
 
         Taking turns (ask, wait, check, ask again) left the peer idle while we checked and us idle while it
         served: half of an initial sync's time (Bitcoin keeps blocks in flight while it connects others). At
-        most two batches are in memory; the download thread has its own connection and ends with this call.
+        most two batches are in memory; each download runs in a daemon thread (`Ahead`) on a connection of its
+        own, one at a time.
         """
         total = len(wanted)
         source = self.ban_key(peer.address.host, peer.address.port) or str(peer.address)
@@ -797,19 +828,17 @@ class PeerManager:
         if not batches:
             return
         downloader = self.new_client()
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peer-download")
-        try:
-            ahead = pool.submit(self._download, downloader, peer, batches[0])
-            for number in range(len(batches)):
-                blocks = ahead.result()  # re-raises what the download raised (PeerError, Misbehaving)
-                if number + 1 < len(batches) and not self._stop.is_set():
-                    ahead = pool.submit(self._download, downloader, peer, batches[number + 1])
-                self._submit_downloaded(peer, source, blocks)
-                self._show_progress(peer, min((number + 1) * MAX_BLOCKS_PER_REQUEST, total), total)
-                if self._stop.is_set():
-                    return
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # a download in flight ends by its own deadline
+        ahead = Ahead(self._download, downloader, peer, batches[0])
+        for number in range(len(batches)):
+            blocks = ahead.result(self._stop)  # re-raises what the download raised (PeerError, Misbehaving)
+            if blocks is None:
+                return  # stopping: the download ends on its own
+            if number + 1 < len(batches) and not self._stop.is_set():
+                ahead = Ahead(self._download, downloader, peer, batches[number + 1])
+            self._submit_downloaded(peer, source, blocks)
+            self._show_progress(peer, min((number + 1) * MAX_BLOCKS_PER_REQUEST, total), total)
+            if self._stop.is_set():
+                return
 
     def _download(self, client: PeerClient, peer: Peer, wanted: list[bytes]) -> list[Block]:
         """The blocks of `wanted` we still lack, from `peer`, decoded and each checked to be the one asked for."""
