@@ -108,8 +108,8 @@ class NodeService:
         return outcome
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
-        # The lock is taken three times, not five: the signature cache, the pool and the relay filter share the
-        # last section. Under 4 busy clients each wait for the lock cost more than what it guarded.
+        # The lock is taken twice on the way in, not four times: the signature cache, the pool and the relay filter
+        # share the second section. Under 4 busy clients each wait for the lock cost more than what it guarded.
         with self.lock:
             self.node.check_rejected(tx.txid)
             pending = self.node.unverified([tx]) if self.node.inputs_look_valid(tx) else []
