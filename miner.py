@@ -35,7 +35,7 @@ from simplecoin.node.config import (
     check_port,
     read_config_file,
 )
-from simplecoin.node.server import FATAL_EXIT_CODE, serve
+from simplecoin.server import FATAL_EXIT_CODE, serve
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")

@@ -9,7 +9,7 @@ What is measured, and why:
 
 1. New tip -> every mining process on new work. Hashing on a stale tip is wasted work, so a node must hand
    its mining processes a job on the new tip quickly. Measured end to end in one process tree: a
-   `NodeService` on a temporary MAIN store, the real `simplecoin.node.server.MiningPump` thread, and real
+   `NodeService` on a temporary MAIN store, the real `simplecoin.server.MiningPump` thread, and real
    `simplecoin.node.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
    hashing MAIN work. Each process runs `worker.run` on a proxy of its Pipe end whose `recv()` notes
    time.monotonic() whenever a `Work` arrives and reports it over a separate multiprocessing Queue
@@ -115,7 +115,10 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, OutPoint, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
-from simplecoin.node.server import (
+from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
+from simplecoin.node.worker import NONCE_SPACE, run, scan
+from simplecoin.server import (
     CLEANUP_SECONDS,
     IDLE_SECONDS,
     MAX_CONNECTIONS,
@@ -126,9 +129,6 @@ from simplecoin.node.server import (
     SWITCH_INTERVAL_SECONDS,
     MiningPump,
 )
-from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
-from simplecoin.node.worker import NONCE_SPACE, run, scan
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from simplecoin.web.limits import ConnectionRules, create_guarded_server
 from tests.framework.builder import MINER_KEY, ChainBuilder

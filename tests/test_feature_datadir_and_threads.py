@@ -32,8 +32,8 @@ import pytest
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.mining import EXTRANONCE_SIZE, IDLE, Solution, Work, make_block
 from simplecoin.core.params import REGTEST
-from simplecoin.node.server import MiningPump
 from simplecoin.node.service import Event
+from simplecoin.server import MiningPump
 from tests.framework.builder import MINER_KEY
 from tests.framework.nodes import REPO, child_pids, free_port, node_args, running_node, wait_until
 
@@ -156,7 +156,7 @@ def test_server_process_stops_when_its_supervisor_is_killed(tmp_path: Path) -> N
 PUMP_FAULT = """
 import os, sqlite3, sys
 sys.path.insert(0, os.environ["FAULT_REPO"])
-from simplecoin.node import server
+from simplecoin import server
 
 _new_work = server.MiningPump._new_work
 _fired = [0]
@@ -274,7 +274,7 @@ def test_rejected_own_block_is_not_retried_in_a_hot_loop(caplog: pytest.LogCaptu
     worker = threading.Thread(target=instant_worker, args=(theirs, stop), daemon=True)
     pump = MiningPump(service, [ours], MINER_KEY.pubkey_hash, pause=0.0)  # type: ignore[arg-type]
     runner = threading.Thread(target=pump.run, daemon=True)
-    with caplog.at_level(logging.WARNING, logger="simplecoin.node.server"):
+    with caplog.at_level(logging.WARNING, logger="simplecoin.server"):
         worker.start()
         runner.start()
         try:

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from simplecoin.core.params import REGTEST
-from simplecoin.node.server import MAX_CONNECTIONS_PER_IP, MAX_HEADER_BYTES
 from simplecoin.node.service import NodeService
+from simplecoin.server import MAX_CONNECTIONS_PER_IP, MAX_HEADER_BYTES
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from simplecoin.web.limits import ConnectionRules, UploadBudget, create_guarded_server
 from tests.framework.builder import ChainBuilder

@@ -119,7 +119,7 @@ def test_core_module_reaches_no_io(module):
 def test_the_walk_catches_a_shell_module_and_an_io_library():
     # The node reaches sqlite3 through the store; the server reaches the peer layer and the web app.
     assert any(chain.startswith("sqlite3 <- simplecoin.node.store") for chain in impurities("simplecoin.node.node"))
-    server = reachable("simplecoin.node.server")
+    server = reachable("simplecoin.server")
     assert {"simplecoin.node.peers", "simplecoin.web.app", "requests", "flask"} <= set(server)
 
 
@@ -139,3 +139,53 @@ def test_the_walk_follows_imports_transitively(tmp_path, monkeypatch):
         "simplecoin.node.service <- simplecoin.core.b <- simplecoin.core.a",
         "threading <- simplecoin.node.service <- simplecoin.core.b <- simplecoin.core.a",
     ]
+
+
+# -- the shell's layers: each package imports only the ones below it ------------------------------------------------
+
+# Who may import whom inside the package (`simplecoin.server`, the server process's composition root, sits on top).
+LAYERS = {
+    "core": set(),
+    "node": {"core"},
+    "web": {"core", "node"},
+    "wallet": {"core"},
+    "server": {"core", "node", "web"},
+}
+SHARED = {"simplecoin", "simplecoin.httpjson", "simplecoin.bounded"}  # helpers any layer may use
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "simplecoin" or len(parts) < 2 or module in SHARED or module.startswith("simplecoin.httpjson."):
+        return None
+    return parts[1] if parts[1] in LAYERS else None
+
+
+def upward_imports(root: Path) -> list[str]:
+    """Every `importer -> imported` where a module imports a layer that is not below its own."""
+    bad = set()
+    for path in sorted((root / "simplecoin").rglob("*.py")):
+        module = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        own = layer_of(module)
+        if own is None:
+            continue
+        for name in direct_imports(path, module):
+            other = layer_of(name)
+            if other is not None and other != own and other not in LAYERS[own]:
+                bad.add(f"{module} -> {'.'.join(name.split('.')[:3])}")  # the module, not each name it lends
+    return sorted(bad)
+
+
+def test_no_layer_imports_one_above_it():
+    assert upward_imports(ROOT) == []
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path):
+    package = tmp_path / "simplecoin"
+    for sub in ("node", "web"):
+        (package / sub).mkdir(parents=True)
+        (package / sub / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "web" / "app.py").write_text("import flask\n")
+    (package / "node" / "server.py").write_text("def serve():\n    from simplecoin.web.app import create_app\n")
+    assert upward_imports(tmp_path) == ["simplecoin.node.server -> simplecoin.web.app"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.hashing import hash_from_hex, hash_hex
@@ -19,6 +19,7 @@ from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.addrman import BadAddress, identity, ip_or_none
 from simplecoin.node.peers import MAX_INV, SCORED_TX_REASONS
 from simplecoin.node.service import NodeService
+from simplecoin.web.state import app_state
 
 MAX_PAGE = 100
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -37,11 +38,11 @@ class ApiError(Exception):
 
 
 def _service() -> NodeService:
-    return current_app.extensions["simplecoin"][0]
+    return app_state().service
 
 
 def _peers():
-    return current_app.extensions["simplecoin"][1]
+    return app_state().peers
 
 
 # -- input parsing: every helper raises ApiError naming what was wrong ----------------------------------------------
@@ -447,7 +448,8 @@ def raw_blocks():
         raise ApiError(400, f"'hashes' must list 1 to {MAX_BLOCKS_PER_REQUEST} block hashes", "bad-param")
     if len(set(hashes)) != len(hashes):  # one hash 16 times turned a 1 kB request into 16 copies of a block
         raise ApiError(400, "'hashes' lists a block more than once", "duplicate-hash")
-    budget, clock = current_app.extensions["simplecoin.upload"]
+    state = app_state()
+    budget, clock = state.upload_budget, state.clock
     # The connection's identity (an IPv6 /64, as for bans): a peer cannot spend another's budget, nor get a fresh
     # one from each address of its own /64.
     ip = identity(request.remote_addr or "")

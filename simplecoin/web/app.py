@@ -21,6 +21,7 @@ from simplecoin.node.service import NodeService
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer
 from simplecoin.web.limits import UploadBudget
+from simplecoin.web.state import EXTENSION, AppState
 
 log = logging.getLogger(__name__)  # also Flask's app.logger (named after the app), which logs handler crashes
 
@@ -44,9 +45,8 @@ def create_app(
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["simplecoin"] = (service, peers)
     budget = upload_budget or UploadBudget(UPLOAD_BUDGET_BYTES, UPLOAD_WINDOW_SECONDS)
-    app.extensions["simplecoin.upload"] = (budget, clock)
+    app.extensions[EXTENSION] = AppState(service, peers, budget, clock)
     app.register_blueprint(api)
     app.register_blueprint(explorer)  # HTML pages at / and /explorer/...; it handles its own pages' errors
     app.wsgi_app = _status_fast_path(app, app.wsgi_app)
@@ -88,13 +88,13 @@ def _status_fast_path(app: Flask, wsgi_app):
     response object cost several times what building the answer does. The body is the same bytes
     `jsonify` would give (the app's JSON provider, compact, a newline); any other request goes to Flask.
     """
-    service, peers = app.extensions["simplecoin"]
+    state: AppState = app.extensions[EXTENSION]
 
     def fast(environ, start_response):
         if environ.get("PATH_INFO") != "/status" or environ.get("REQUEST_METHOD") != "GET":
             return wsgi_app(environ, start_response)
         try:
-            body = (app.json.dumps(status_json(service, peers), separators=(",", ":")) + "\n").encode()
+            body = (app.json.dumps(status_json(state.service, state.peers), separators=(",", ":")) + "\n").encode()
             status = "200 OK"
         except Exception:  # a bug, not bad input (there is none): what Flask does for its handlers, done here
             log.exception("Exception on /status [GET]")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.core.amounts import format_coins
@@ -29,6 +29,7 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Transaction
 from simplecoin.node.node import NotFound
 from simplecoin.node.service import NodeService
+from simplecoin.web.state import app_state
 
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 HEIGHT_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only, like the API
@@ -59,11 +60,11 @@ class PageNotFound(Exception):
 
 
 def _service() -> NodeService:
-    return current_app.extensions["simplecoin"][0]
+    return app_state().service
 
 
 def _peer_count() -> int:
-    peers = current_app.extensions["simplecoin"][1]
+    peers = app_state().peers
     return peers.count() if peers else 0
 
 
