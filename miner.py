@@ -73,6 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="mining processes (default: one per CPU core)")
     p.add_argument("--mining-pause", type=float, help="seconds to wait after each mined block (default: 0; regtest 1)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="how much to log (default: info)")
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        metavar="SECONDS",
+        help="for tests and experiments: run the node's clock this many seconds ahead of the machine's "
+        "(negative: behind), as a node with a wrong clock would (Bitcoin: -mocktime)",
+    )
     return p.parse_args(argv)
 
 
@@ -92,6 +99,7 @@ def load_config(args: argparse.Namespace) -> Config:
         "workers": args.workers,
         "mining_pause": args.mining_pause,
         "log_level": args.log_level,
+        "clock_offset": args.clock_offset,
     }
     config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
     check_data_dir(config.data_dir)  # creates nothing: a refused start leaves nothing behind

@@ -21,6 +21,12 @@ def test_the_shipped_config_file_is_valid_and_gives_the_defaults():
     assert config.mining_pause == 0
 
 
+def test_a_clock_offset_is_taken_from_the_file_or_a_flag():
+    assert build_config({}, {}).clock_offset == 0
+    assert build_config({"clock_offset": -300}, {}).clock_offset == -300.0
+    assert build_config({"clock_offset": -300}, {"clock_offset": 12.5}).clock_offset == 12.5
+
+
 def test_flags_override_the_file():
     config = build_config({"network": "main", "port": 6000}, {"network": "regtest", "port": 7000})
     assert config.params is REGTEST
@@ -40,6 +46,8 @@ def test_flags_override_the_file():
         ({"workers": 0}, "workers"),
         ({"mining_pause": -1}, "mining_pause"),
         ({"log_level": "loud"}, "log_level"),
+        ({"clock_offset": "soon"}, "clock_offset"),
+        ({"clock_offset": 10**9}, "clock_offset"),
         ({"address": "garbage"}, "address"),
         ({"network": "regtest", "address": address_from_pubkey_hash(bytes(20), MAIN.address_version)}, "address"),
     ],

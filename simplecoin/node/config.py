@@ -46,6 +46,7 @@ class Config:
     workers: int
     mining_pause: float
     log_level: str
+    clock_offset: float = 0.0  # seconds added to this machine's clock wherever the node reads it (tests, experiments)
 
     @property
     def url(self) -> str:
@@ -66,7 +67,9 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "workers": (int, "a number of processes, 1 or more"),
     "mining_pause": ((int, float), "a number of seconds, 0 or more"),
     "log_level": (str, f"one of {', '.join(LOG_LEVELS)}"),
+    "clock_offset": ((int, float), "a number of seconds (negative: behind)"),
 }
+MAX_CLOCK_OFFSET = 7 * 24 * 3600  # a week either way: enough to try any clock rule, and no typo of years
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -141,6 +144,9 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
     log_level = values.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise fail("log_level", f"must be {KEYS['log_level'][1]}, not {log_level!r}")
+    clock_offset = values.get("clock_offset", 0)
+    if not -MAX_CLOCK_OFFSET <= clock_offset <= MAX_CLOCK_OFFSET:
+        raise fail("clock_offset", f"must be at most {MAX_CLOCK_OFFSET} seconds either way, not {clock_offset}")
     data_dir = Path(values.get("data_dir") or Path.home() / ".simplecoin" / network).expanduser()
     wallet = Path(values["wallet"]).expanduser() if "wallet" in values else data_dir / "wallet.json"
     return Config(
@@ -156,6 +162,7 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
         workers=workers,
         mining_pause=float(pause),
         log_level=log_level,
+        clock_offset=float(clock_offset),
     )
 
 
