@@ -224,7 +224,13 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     # Under load waitress warns about its queue depth for a good share of requests, which drowns the log.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     params = config.params
-    node = Node(Store(config.data_dir / "chain.db", params), params)
+    offset = config.clock_offset
+
+    def wall_clock() -> float:
+        """The node's idea of the time: the machine's, moved by --clock-offset (0 unless a test sets it)."""
+        return time.time() + offset
+
+    node = Node(Store(config.data_dir / "chain.db", params), params, clock=wall_clock)
     service = NodeService(node)
     fatal: list[str] = []  # at most one entry per supervised thread: each fails fatally once, then ends
 
@@ -238,7 +244,9 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     service.threads = threads.health
     mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, node, service.lock)
     # Addresses and bans outlive a restart (Bitcoin: peers.dat, banlist.json); saved again when peers stop.
-    peers = PeerManager(service, config.public_url, config.peers, path=config.data_dir / addrman.FILE_NAME)
+    peers = PeerManager(
+        service, config.public_url, config.peers, path=config.data_dir / addrman.FILE_NAME, wall_clock=wall_clock
+    )
     app = create_app(service, peers)
     server = create_guarded_server(
         app,
@@ -258,7 +266,11 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     pump = None
     if reward_address is not None and conns:
         pump = MiningPump(
-            service, conns, pubkey_hash_from_address(reward_address, params.address_version), config.mining_pause
+            service,
+            conns,
+            pubkey_hash_from_address(reward_address, params.address_version),
+            config.mining_pause,
+            clock=wall_clock,
         )
 
     def stop(signum, frame):
@@ -266,7 +278,9 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
 
     signal.signal(signal.SIGTERM, stop)
     log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
-    log.info("verifying signatures with %s", keys.VERIFIER)  # "ecdsa" means coincurve did not import
+    log.info("verifying signatures with %s", keys.VERIFIER)
+    if offset:
+        log.warning("this node's clock runs %+.0f s from the machine's (--clock-offset)", offset)  # "ecdsa" means coincurve did not import
     parent = multiprocessing.parent_process()
     if parent is not None:
         threads.start("supervisor-watch", lambda: _watch_parent(parent, threads.stopping))
