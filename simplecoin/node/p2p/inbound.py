@@ -1,0 +1,88 @@
+"""The inbound half of the peer protocol: what a peer's request costs it, and what we answer.
+
+The web layer parses each `/p2p/*` request (and `POST /tx`) and hands it here; every decision is made here: who
+sent it, whether it is banned, what an invalid block or tx scores, whether to sync from its sender soon.
+"""
+
+from __future__ import annotations
+
+from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.mempool import MempoolEntry
+from simplecoin.core.primitives import Block, Transaction
+from simplecoin.node.addrman import identity
+from simplecoin.node.node import BlockOutcome
+from simplecoin.node.p2p.bans import block_score, tx_score
+from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.p2p.relay import Kind
+from simplecoin.node.service import NodeService
+
+
+class Banned(Exception):
+    """Raised when a request comes from an identity that is banned."""
+
+
+class Inbound:
+    """One node's answers to peers' messages; `peers` is None for a node without a peer layer (nothing scores)."""
+
+    def __init__(self, service: NodeService, peers: PeerManager | None) -> None:
+        self.service = service
+        self.peers = peers
+
+    def admit(self, remote_ip: str, claimed: str) -> str:
+        """Who sent a request, for ban score: its connection's IP (an IPv6 /64), never a name it chose; Banned if
+        that identity is banned. `claimed` (X-SimpleCoin-Peer, host:port) only lends its port, and only to a request
+        from the node's own IP, where several local nodes share one address. "" means: not scored."""
+        if self.peers is None:
+            return identity(remote_ip)
+        who = self.peers.identity_of_request(remote_ip, claimed)
+        if self.peers.is_banned(who):
+            raise Banned(who)
+        return who
+
+    def hello(self, remote_ip: str, data: dict) -> dict:
+        """Another node said hello (from an admitted identity): remember it; answer with our network and tip."""
+        if self.peers is not None:
+            self.peers.hello_from(remote_ip, data)
+        tip = self.service.tip()
+        params = self.service.params
+        return {
+            "network": params.name,
+            "genesis": params.genesis_hash_hex,
+            "height": tip.height,
+            "tip": tip.header.hash_hex(),
+            "chain_work": str(tip.chain_work),
+        }
+
+    def inv(self, remote_ip: str, data: dict, blocks: list[bytes], txs: list[bytes]) -> dict[str, list[bytes]]:
+        """An announcement: the hashes we want sent, by inv field (Bitcoin: inv, then getdata)."""
+        if self.peers is None:  # no peer layer (tests, tools): want whatever we lack
+            announced = {Kind.BLOCK: blocks, Kind.TX: txs}
+            return {k.inv_field: [h for h in hs if self.service.lacks(k.value, h)] for k, hs in announced.items()}
+        self.peers.hello_from(remote_ip, data)  # an inv also says it is up (same checks as a hello)
+        return self.peers.inv_from(blocks, txs)
+
+    def block(self, who: str, raw: bytes) -> tuple[Block, BlockOutcome]:
+        """A block pushed to us; an invalid one scores (see bans.block_score) and its error is raised."""
+        try:
+            block = Block.deserialize(raw)
+            outcome = self.service.submit_block(block, source=who)
+        except (ValidationError, DecodeError) as e:
+            self._misbehaving(who, block_score(e), f"sent invalid block: {e}")
+            raise
+        if outcome.status == "orphan" and self.peers is not None and who:
+            self.peers.table.due_now(who)  # it has the parent we lack: sync from it soon
+        return block, outcome
+
+    def tx(self, who: str, raw: bytes) -> tuple[Transaction, MempoolEntry]:
+        """A tx sent to us (by a peer or a wallet); one no honest node sends scores (bans.tx_score)."""
+        try:
+            tx = Transaction.deserialize(raw)
+            entry = self.service.submit_tx(tx, source=who)
+        except (ValidationError, DecodeError) as e:
+            self._misbehaving(who, tx_score(e), f"sent an invalid tx ({e})")
+            raise
+        return tx, entry
+
+    def _misbehaving(self, who: str, score: int, why: str) -> None:
+        if self.peers is not None and score > 0:
+            self.peers.table.misbehaving(who, score, why)
