@@ -291,12 +291,16 @@ class NodeService:
         with self.lock:
             return HeaderView(self.node.index)
 
-    def check_headers(self, view: HeaderView, headers: list[BlockHeader], now: int) -> list[IndexEntry]:
+    def check_headers(
+        self, view: HeaderView, headers: list[BlockHeader], now: int
+    ) -> tuple[list[IndexEntry], list[bytes]]:
         """Check linked headers on `view` by the index's own rules (bits, median time past, time-too-new at `now`)
-        and add them to it; BlockValidationError for the first refused. Their proof of work is the caller's to
-        check first, outside the lock."""
+        and add them to it; BlockValidationError for the first refused. Returns their entries and the locator from
+        the last (BlockIndex.locator on the view; [] for no headers). Their proof of work is the caller's to check
+        first, outside the lock."""
         with self.lock:
-            return [view.add_checked(header, now) for header in headers]
+            entries = [view.add_checked(header, now) for header in headers]
+            return entries, view.locator(entries[-1]) if entries else []
 
     def close(self) -> None:
         with self.lock:

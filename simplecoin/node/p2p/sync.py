@@ -44,6 +44,7 @@ class HeadersPresync:
         self.view: HeaderView | None = None  # our index plus the headers checked so far
         self.work = 0  # chain work at the last header (0 until the first batch attaches)
         self.last_hash = b""
+        self.locator: list[bytes] = []  # from the last header (BlockIndex.locator on the view), once one is checked
         self.missing: list[bytes] = []  # hashes of headers not in our index, in order; bounded by the batches
 
     def extend(self, headers: list[BlockHeader]) -> None:
@@ -55,11 +56,11 @@ class HeadersPresync:
             self.last_hash = headers[0].prev_hash
         hashes, failure = self._check_links_and_work(headers)
         try:
-            entries = self.service.check_headers(self.view, headers[: len(hashes)], int(self.wall_clock()))
+            entries, locator = self.service.check_headers(self.view, headers[: len(hashes)], int(self.wall_clock()))
         except BlockValidationError as e:  # the first header the index's rules refuse comes before `failure`
             raise _presync_error(e) from e
         if entries:
-            self.work, self.last_hash = entries[-1].chain_work, entries[-1].hash
+            self.work, self.last_hash, self.locator = entries[-1].chain_work, entries[-1].hash, locator
         self.missing += [h for h in hashes if self.service.lacks("block", h)]
         if failure is not None:
             raise failure
@@ -120,7 +121,7 @@ class BlockSync:
                 break
             if len(headers) < MAX_HEADERS_RESULTS:
                 break
-            locator = [hash_hex(chain.last_hash), *locator]
+            locator = [hash_hex(h) for h in chain.locator]  # the next batch: after the last header we checked
         ours = self.service.tip().chain_work  # now: relay may have brought the same blocks meanwhile
         if chain.work <= ours:
             if not chain.missing and peer.chain_work <= ours:
