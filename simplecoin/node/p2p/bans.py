@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from simplecoin.bounded import BoundedDict
-from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.errors import DecodeError
 from simplecoin.node import addrman
 from simplecoin.node.addrman import BadAddress, BanList, PeerAddress, identity
 
@@ -42,13 +42,13 @@ SCORED_TX_REASONS = {  # a tx refused for one of these cannot come from an hones
 }
 
 
-def block_score(error: ValidationError | DecodeError) -> int:
+def block_score(error: Exception) -> int:
     """What sending a block refused with `error` costs: nothing for one we already knew to be invalid (a relayer
     need not have known, issue 10), a ban for anything else."""
     return 0 if getattr(error, "reason", "") == "duplicate-invalid" else SCORE_INVALID
 
 
-def tx_score(error: ValidationError | DecodeError) -> int:
+def tx_score(error: Exception) -> int:
     """What sending a tx refused with `error` costs: a ban for bytes no honest node sends, nothing otherwise (a
     double spend or a low fee can come from an honest node whose pool differs from ours)."""
     if isinstance(error, DecodeError) or getattr(error, "reason", "") in SCORED_TX_REASONS:

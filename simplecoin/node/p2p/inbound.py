@@ -6,6 +6,9 @@ sent it, whether it is banned, what an invalid block or tx scores, whether to sy
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, Transaction
@@ -15,6 +18,8 @@ from simplecoin.node.p2p.bans import block_score, tx_score
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.relay import Kind
 from simplecoin.node.service import NodeService
+
+T = TypeVar("T")
 
 
 class Banned(Exception):
@@ -63,25 +68,32 @@ class Inbound:
 
     def block(self, who: str, raw: bytes) -> tuple[Block, BlockOutcome]:
         """A block pushed to us; an invalid one scores (see bans.block_score) and its error is raised."""
-        try:
+
+        def take() -> tuple[Block, BlockOutcome]:
             block = Block.deserialize(raw)
-            outcome = self.service.submit_block(block, source=who)
-        except (ValidationError, DecodeError) as e:
-            self._misbehaving(who, block_score(e), f"sent invalid block: {e}")
-            raise
+            return block, self.service.submit_block(block, source=who)
+
+        block, outcome = self._scored(who, block_score, "sent invalid block: {}", take)
         if outcome.status == "orphan" and self.peers is not None and who:
             self.peers.table.due_now(who)  # it has the parent we lack: sync from it soon
         return block, outcome
 
     def tx(self, who: str, raw: bytes) -> tuple[Transaction, MempoolEntry]:
         """A tx sent to us (by a peer or a wallet); one no honest node sends scores (bans.tx_score)."""
-        try:
+
+        def take() -> tuple[Transaction, MempoolEntry]:
             tx = Transaction.deserialize(raw)
-            entry = self.service.submit_tx(tx, source=who)
+            return tx, self.service.submit_tx(tx, source=who)
+
+        return self._scored(who, tx_score, "sent an invalid tx ({})", take)
+
+    def _scored(self, who: str, score: Callable[[Exception], int], why: str, take: Callable[[], T]) -> T:
+        """Decode and submit what `who` sent (`take`); if it is invalid, charge `who` what `score` says and raise."""
+        try:
+            return take()
         except (ValidationError, DecodeError) as e:
-            self._misbehaving(who, tx_score(e), f"sent an invalid tx ({e})")
+            self._misbehaving(who, score(e), why.format(e))
             raise
-        return tx, entry
 
     def _misbehaving(self, who: str, score: int, why: str) -> None:
         if self.peers is not None and score > 0:
