@@ -7,7 +7,6 @@ Handlers refuse bad input by raising `ApiError` (or a domain error); `simplecoin
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, jsonify, request
 
@@ -16,8 +15,9 @@ from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
 from simplecoin.core.primitives import BlockHeader, Transaction
-from simplecoin.node.addrman import BadAddress, identity, ip_or_none
-from simplecoin.node.p2p.inbound import Banned, Inbound
+from simplecoin.node.addrman import BadAddress, identity
+from simplecoin.node.p2p.inbound import Banned, Inbound, NotLocal
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.relay import MAX_INV
 from simplecoin.node.service import NodeService
 from simplecoin.web.state import app_state
@@ -42,7 +42,7 @@ def _service() -> NodeService:
     return app_state().service
 
 
-def _peers():
+def _peers() -> PeerManager | None:
     return app_state().peers
 
 
@@ -153,7 +153,7 @@ def tx_json(tx: Transaction) -> dict:
 # -- public endpoints -----------------------------------------------------------------------------------------------
 
 
-def status_json(service: NodeService, peers: Any) -> dict:
+def status_json(service: NodeService, peers: PeerManager | None) -> dict:
     data = service.status()
     data["peers"] = peers.count() if peers else 0
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
@@ -339,13 +339,10 @@ def add_peer():
     text = data.get("address", data.get("url"))
     if not isinstance(text, str) or manager is None:
         raise ApiError(400, "'address' must be host:port", "bad-field")
-    # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
-    # are other local nodes and processes, which may not steer this one.
-    remote = ip_or_none(request.remote_addr or "")
-    if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != manager.own.host):
-        raise ApiError(403, "peers are added from the node's own machine only", "local-only")
     try:
-        address = manager.add(text)
+        address = Inbound(_service(), manager).add_peer(_remote_ip(), text)
+    except NotLocal as e:
+        raise ApiError(403, "peers are added from the node's own machine only", "local-only") from e
     except BadAddress as e:
         raise ApiError(400, f"not adding peer {text[:100]!r}: {e}", "bad-peer") from e
     return jsonify(added=str(address))

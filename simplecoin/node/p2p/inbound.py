@@ -12,7 +12,7 @@ from typing import TypeVar
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, Transaction
-from simplecoin.node.addrman import identity
+from simplecoin.node.addrman import PeerAddress, identity, ip_or_none
 from simplecoin.node.node import BlockOutcome
 from simplecoin.node.p2p.bans import block_score, tx_score
 from simplecoin.node.p2p.manager import PeerManager
@@ -24,6 +24,10 @@ T = TypeVar("T")
 
 class Banned(Exception):
     """Raised when a request comes from an identity that is banned."""
+
+
+class NotLocal(Exception):
+    """Raised when an operator's request (adding a peer) comes from another machine."""
 
 
 class Inbound:
@@ -43,6 +47,17 @@ class Inbound:
         if self.peers.is_banned(who):
             raise Banned(who)
         return who
+
+    def add_peer(self, remote_ip: str, text: str) -> PeerAddress:
+        """The operator adds a peer (Bitcoin: the addnode RPC): from this machine only, or anyone could point the
+        node at any address. NotLocal from elsewhere; BadAddress if the address is refused."""
+        assert self.peers is not None, "a node without a peer layer adds no peers"
+        # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
+        # are other local nodes and processes, which may not steer this one.
+        remote = ip_or_none(remote_ip)
+        if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != self.peers.own.host):
+            raise NotLocal(remote_ip)
+        return self.peers.add(text)
 
     def hello(self, remote_ip: str, data: dict) -> dict:
         """Another node said hello (from an admitted identity): remember it; answer with our network and tip."""
