@@ -340,7 +340,7 @@ def add_peer():
     if not isinstance(text, str) or manager is None:
         raise ApiError(400, "'address' must be host:port", "bad-field")
     try:
-        address = Inbound(_service(), manager).add_peer(_remote_ip(), text)
+        address = _inbound().add_peer(_remote_ip(), text)
     except NotLocal as e:
         raise ApiError(403, "peers are added from the node's own machine only", "local-only") from e
     except BadAddress as e:

@@ -83,8 +83,10 @@ class HeadersPresync:
 def _presync_error(error: BlockValidationError) -> PeerError:
     """What a header refused by the index's rules costs the peer: time-too-new nothing (clocks differ)."""
     if error.reason == "time-too-new":
-        return PeerError(f"sent a header from the future (time-too-new): not scored, clocks differ ({error.detail})")
-    return Misbehaving(SCORE_INVALID, f"sent a header the chain's rules refuse ({error.reason}: {error.detail})")
+        return PeerError("sent a header from the future (time-too-new): not scored, clocks differ")
+    if error.reason == "time-too-old":
+        return Misbehaving(SCORE_INVALID, "sent a header older than its median time past (time-too-old)")
+    return Misbehaving(SCORE_INVALID, f"sent a header with {error.detail} ({error.reason})")
 
 
 class BlockSync:
