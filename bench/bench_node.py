@@ -114,7 +114,7 @@ from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, OutPoint, Transaction
 from simplecoin.node.node import Node
-from simplecoin.node.peers import PeerManager
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.node.worker import NONCE_SPACE, run, scan

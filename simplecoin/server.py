@@ -28,7 +28,7 @@ from simplecoin.core.primitives import Block
 from simplecoin.node import addrman, mempool_file
 from simplecoin.node.config import Config, DataDirLock
 from simplecoin.node.node import Node
-from simplecoin.node.peers import PeerManager
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
 from simplecoin.node.threads import Supervisor

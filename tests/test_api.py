@@ -21,7 +21,7 @@ from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.node import Node
-from simplecoin.node.peers import PeerManager
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve

@@ -25,7 +25,7 @@ import pytest
 
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, REGTEST
 from simplecoin.node.node import Node
-from simplecoin.node.peers import PeerManager
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app

@@ -9,10 +9,12 @@ from flask import Flask, jsonify
 
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.node import addrman
-from simplecoin.node import peers as peers_module
 from simplecoin.node.addrman import BadAddress, PeerAddress, parse_address
 from simplecoin.node.node import Node
-from simplecoin.node.peers import MAX_INBOUND, PeerError, PeerManager
+from simplecoin.node.p2p import bans, relay
+from simplecoin.node.p2p.client import PeerError
+from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.p2p.table import MAX_INBOUND
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
@@ -73,7 +75,7 @@ def test_a_peer_on_another_network_is_refused_with_a_log_line(two_services, capl
     def hello():
         return jsonify(network="main", genesis=MAIN.genesis_hash_hex, height=5, tip="00" * 32, chain_work="99")
 
-    with serving(fake) as url, caplog.at_level(logging.WARNING, logger="simplecoin.node.peers"):
+    with serving(fake) as url, caplog.at_level(logging.WARNING, logger="simplecoin.node.p2p.manager"):
         manager = PeerManager(b, "http://127.0.0.1:1", (url,), progress=False)
         manager.start()
         try:
@@ -219,7 +221,7 @@ def test_transactions_back_from_a_reorg_are_relayed_again(two_services):
 def test_junk_under_many_names_grows_no_table_past_its_bound(two_services, monkeypatch):
     """The issue's 500 junk blocks under distinct names made 532 peer entries; now scores are bounded, no peer."""
     _, b = two_services
-    monkeypatch.setattr(peers_module, "MAX_SCORES", 50)
+    monkeypatch.setattr(bans, "MAX_SCORES", 50)
     manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
     for i in range(500):
         manager.misbehaved(f"127.{i // 250 + 100}.{i % 250}.1", "sent junk", score=10)
@@ -229,7 +231,7 @@ def test_junk_under_many_names_grows_no_table_past_its_bound(two_services, monke
 
 def test_bounded_asks_bans_and_send_queue(two_services, monkeypatch):
     _, b = two_services
-    monkeypatch.setattr(peers_module, "MAX_ASKED", 20)
+    monkeypatch.setattr(relay, "MAX_ASKED", 20)
     monkeypatch.setattr(addrman, "MAX_BANS", 20)
     manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
     want = manager.inv_from([bytes([i]) * 32 for i in range(1, 60)], [])
@@ -241,7 +243,7 @@ def test_bounded_asks_bans_and_send_queue(two_services, monkeypatch):
     assert len(manager.bans.until) == 20
     address = manager.add("127.5.0.1:5000")
     sender = manager.peers[address].sender
-    for i in range(peers_module.MAX_SEND_QUEUE + 10):
+    for i in range(relay.MAX_SEND_QUEUE + 10):
         sender.push("tx", i.to_bytes(32, "little"))
-    assert len(sender.queue) == peers_module.MAX_SEND_QUEUE
+    assert len(sender.queue) == relay.MAX_SEND_QUEUE
     assert sender.queue[0][1] == (10).to_bytes(32, "little")  # the oldest went first

@@ -120,7 +120,7 @@ def test_the_walk_catches_a_shell_module_and_an_io_library():
     # The node reaches sqlite3 through the store; the server reaches the peer layer and the web app.
     assert any(chain.startswith("sqlite3 <- simplecoin.node.store") for chain in impurities("simplecoin.node.node"))
     server = reachable("simplecoin.server")
-    assert {"simplecoin.node.peers", "simplecoin.web.app", "requests", "flask"} <= set(server)
+    assert {"simplecoin.node.p2p.manager", "simplecoin.web.app", "requests", "flask"} <= set(server)
 
 
 def test_the_walk_follows_imports_transitively(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.errors import BlockValidationError, TxValidationError, ValidationError
+from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
@@ -282,6 +283,24 @@ class NodeService:
     def raw_block(self, block_hash: bytes) -> bytes:
         with self.lock:
             return self.node.block(block_hash)[0].serialize()
+
+    def header_view(self) -> HeaderView:
+        """A view of our block index that a peer's headers are added to, leaving the index as it is (presync).
+
+        Read it only through `check_headers`, which holds the lock the index needs."""
+        with self.lock:
+            return HeaderView(self.node.index)
+
+    def check_headers(
+        self, view: HeaderView, headers: list[BlockHeader], now: int
+    ) -> tuple[list[IndexEntry], list[bytes]]:
+        """Check linked headers on `view` by the index's own rules (bits, median time past, time-too-new at `now`)
+        and add them to it; BlockValidationError for the first refused. Returns their entries and the locator from
+        the last (BlockIndex.locator on the view; [] for no headers). Their proof of work is the caller's to check
+        first, outside the lock."""
+        with self.lock:
+            entries = [view.add_checked(header, now) for header in headers]
+            return entries, view.locator(entries[-1]) if entries else []
 
     def close(self) -> None:
         with self.lock:

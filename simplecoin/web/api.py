@@ -7,17 +7,18 @@ Handlers refuse bad input by raising `ApiError` (or a domain error); `simplecoin
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from simplecoin.core.errors import DecodeError, ValidationError
+from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
-from simplecoin.core.primitives import Block, BlockHeader, Transaction
-from simplecoin.node.addrman import BadAddress, identity, ip_or_none
-from simplecoin.node.peers import MAX_INV, SCORED_TX_REASONS
+from simplecoin.core.primitives import BlockHeader, Transaction
+from simplecoin.node.addrman import BadAddress, identity
+from simplecoin.node.p2p.inbound import Banned, Inbound, NotLocal
+from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.p2p.relay import MAX_INV
 from simplecoin.node.service import NodeService
 from simplecoin.web.state import app_state
 
@@ -41,7 +42,7 @@ def _service() -> NodeService:
     return app_state().service
 
 
-def _peers():
+def _peers() -> PeerManager | None:
     return app_state().peers
 
 
@@ -91,33 +92,22 @@ def parse_address(text: str) -> bytes:
         raise ApiError(400, f"{text[:80]!r} is not a {_service().params.name} address: {e}", "bad-address") from e
 
 
-def peer_identity() -> str:
-    """Who sent this request, for ban score: its connection's IP (an IPv6 /64), never a name it chose.
-
-    X-SimpleCoin-Peer (host:port) only lends its port, and only to a request from the node's own IP, where several
-    local nodes share one address (see PeerManager.identity_of_request). "" means: not scored.
-    """
-    remote = request.remote_addr or ""  # the same client IP as web/limits.py's per-IP caps and upload budget
-    manager = _peers()
-    if manager is None:
-        return identity(remote)
-    return manager.identity_of_request(remote, request.headers.get("X-SimpleCoin-Peer", ""))
+def _inbound() -> Inbound:
+    """The peer layer's answers to this request's message: every decision about a peer is made there."""
+    state = app_state()
+    return Inbound(state.service, state.peers)
 
 
-def refuse_banned(who: str) -> None:
-    manager = _peers()
-    if manager is not None and manager.is_banned(who):
-        raise ApiError(403, "you are banned", "banned")
+def _remote_ip() -> str:
+    return request.remote_addr or ""  # the same client IP as web/limits.py's per-IP caps and upload budget
 
 
-def charge(who: str, error: Exception) -> None:
-    """Ban score for data no honest node sends (Bitcoin: Misbehaving), charged to the connection's identity."""
-    manager = _peers()
-    if manager is None:
-        return
-    reason = getattr(error, "reason", "")
-    if isinstance(error, DecodeError) or reason in SCORED_TX_REASONS:
-        manager.misbehaved(who, f"sent an invalid tx ({error})")
+def admitted_sender() -> str:
+    """Who sent this request, for ban score (see Inbound.admit); a banned sender is refused with 403."""
+    try:
+        return _inbound().admit(_remote_ip(), request.headers.get("X-SimpleCoin-Peer", ""))
+    except Banned as e:
+        raise ApiError(403, "you are banned", "banned") from e
 
 
 # -- JSON shapes --------------------------------------------------------------------------------------------------
@@ -163,7 +153,7 @@ def tx_json(tx: Transaction) -> dict:
 # -- public endpoints -----------------------------------------------------------------------------------------------
 
 
-def status_json(service: NodeService, peers: Any) -> dict:
+def status_json(service: NodeService, peers: PeerManager | None) -> dict:
     data = service.status()
     data["peers"] = peers.count() if peers else 0
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
@@ -308,14 +298,7 @@ def tx(txid: str):
 @api.post("/tx")
 def submit_tx():
     raw = hex_field(json_body(), "hex")
-    who = peer_identity()
-    refuse_banned(who)
-    try:
-        transaction = Transaction.deserialize(raw)
-        entry = _service().submit_tx(transaction, source=who)
-    except (ValidationError, DecodeError) as e:
-        charge(who, e)
-        raise
+    transaction, entry = _inbound().tx(admitted_sender(), raw)
     return jsonify(txid=hash_hex(transaction.txid), fee=entry.fee)
 
 
@@ -356,13 +339,10 @@ def add_peer():
     text = data.get("address", data.get("url"))
     if not isinstance(text, str) or manager is None:
         raise ApiError(400, "'address' must be host:port", "bad-field")
-    # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
-    # are other local nodes and processes, which may not steer this one.
-    remote = ip_or_none(request.remote_addr or "")
-    if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != manager.own.host):
-        raise ApiError(403, "peers are added from the node's own machine only", "local-only")
     try:
-        address = manager.add(text)
+        address = _inbound().add_peer(_remote_ip(), text)
+    except NotLocal as e:
+        raise ApiError(403, "peers are added from the node's own machine only", "local-only") from e
     except BadAddress as e:
         raise ApiError(400, f"not adding peer {text[:100]!r}: {e}", "bad-peer") from e
     return jsonify(added=str(address))
@@ -371,27 +351,11 @@ def add_peer():
 # -- peer-to-peer endpoints -----------------------------------------------------------------------------------------
 
 
-def _hello_answer() -> dict:
-    service = _service()
-    tip = service.tip()
-    return {
-        "network": service.params.name,
-        "genesis": service.params.genesis_hash_hex,
-        "height": tip.height,
-        "tip": tip.header.hash_hex(),
-        "chain_work": str(tip.chain_work),
-    }
-
-
 @api.post("/p2p/hello")
 def hello():
     data = json_body()
-    who = peer_identity()
-    refuse_banned(who)
-    manager = _peers()
-    if manager is not None:
-        manager.hello_from(request.remote_addr or "", data)
-    return jsonify(_hello_answer())
+    admitted_sender()
+    return jsonify(_inbound().hello(_remote_ip(), data))
 
 
 def _hash_list(data: dict, name: str) -> list[bytes]:
@@ -405,38 +369,16 @@ def _hash_list(data: dict, name: str) -> list[bytes]:
 def inv():
     """A peer announces blocks and txs by hash; the answer names those we lack (Bitcoin: inv, then getdata)."""
     data = json_body()
-    who = peer_identity()
-    refuse_banned(who)
+    admitted_sender()
     blocks, txs = _hash_list(data, "blocks"), _hash_list(data, "txs")
-    manager = _peers()
-    if manager is None:  # an API without a peer layer (tests, tools): want whatever we lack
-        service = _service()
-        want = {
-            "blocks": [h for h in blocks if service.lacks("block", h)],
-            "txs": [h for h in txs if service.lacks("tx", h)],
-        }
-    else:
-        manager.hello_from(request.remote_addr or "", data)  # an inv also says it is up (same checks as a hello)
-        want = manager.inv_from(blocks, txs)
+    want = _inbound().inv(_remote_ip(), data, blocks, txs)
     return jsonify(want={kind: [hash_hex(h) for h in hashes] for kind, hashes in want.items()})
 
 
 @api.post("/p2p/block")
 def push_block():
     raw = hex_field(json_body(), "hex")
-    source = peer_identity()
-    manager = _peers()
-    refuse_banned(source)
-    try:
-        blk = Block.deserialize(raw)
-        outcome = _service().submit_block(blk, source=source)
-    except (ValidationError, DecodeError) as e:
-        # A block we already know is invalid scores nothing: a relayer need not have known (issue 10).
-        if manager is not None and getattr(e, "reason", "") != "duplicate-invalid":
-            manager.misbehaved(source, f"sent invalid block: {e}")
-        raise
-    if outcome.status == "orphan" and manager is not None and source:
-        manager.sync_soon(source)
+    blk, outcome = _inbound().block(admitted_sender(), raw)
     return jsonify(status=outcome.status, hash=blk.header.hash_hex())
 
 

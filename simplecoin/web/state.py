@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app
 
+from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.limits import UploadBudget
 
@@ -19,7 +19,7 @@ class AppState:
     """The node the app serves, its peer layer (None: a node without peers), and the upload budget."""
 
     service: NodeService
-    peers: Any  # the peer manager, or None
+    peers: PeerManager | None  # None: a node without peers
     upload_budget: UploadBudget
     clock: Callable[[], float]  # what the upload budget is measured by
 

@@ -1,0 +1,41 @@
+"""A stranger's headers checked on a view of the block index, by the index's own rules.
+
+Headers presync (Bitcoin: PR 25717) checks a peer's headers before any of its blocks is downloaded. It must ask
+exactly what the node asks of a block's header, so it asks the same functions: `BlockIndex.next_bits`,
+`BlockIndex.median_time_past` and `validation.check_header_contextual`. A `HeaderView` is a `BlockIndex` whose
+entries fall back to the node's: the headers checked are added to the view alone, so the rules see the chain they
+would extend and the node's index is left as it was.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+
+from simplecoin.core.chain import BlockIndex, IndexEntry
+from simplecoin.core.primitives import BlockHeader
+from simplecoin.core.validation import check_header_contextual
+
+
+class HeaderView(BlockIndex):
+    """A block index over `base`: reads fall through to it, additions stay here. Read it under `base`'s lock."""
+
+    def __init__(self, base: BlockIndex) -> None:
+        super().__init__(base.params)
+        self.entries = ChainMap({}, base.entries)  # type: ignore[assignment] - a mapping, as BlockIndex reads it
+
+    def add_checked(self, header: BlockHeader, now: int) -> IndexEntry:
+        """Check `header` in context on its parent (in the view) and add it: BlockValidationError if it fails.
+
+        The parent must be in the view (KeyError otherwise); proof of work is checked by the caller beforehand.
+        """
+        parent = self.entries[header.prev_hash]
+        check_header_contextual(
+            header,
+            expected_bits=self.next_bits(parent),
+            median_time_past=self.median_time_past(parent),
+            now=now,
+            params=self.params,
+        )
+        entry = self.make_entry(header)
+        self.add(entry)
+        return entry
