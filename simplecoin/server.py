@@ -278,9 +278,9 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
 
     signal.signal(signal.SIGTERM, stop)
     log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
-    log.info("verifying signatures with %s", keys.VERIFIER)
+    log.info("verifying signatures with %s", keys.VERIFIER)  # "ecdsa" means coincurve did not import
     if offset:
-        log.warning("this node's clock runs %+.0f s from the machine's (--clock-offset)", offset)  # "ecdsa" means coincurve did not import
+        log.warning("this node's clock runs %+.0f s from the machine's (--clock-offset)", offset)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threads.start("supervisor-watch", lambda: _watch_parent(parent, threads.stopping))
