@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -415,8 +416,11 @@ def test_without_a_peer_manager(funded):
 
 
 def test_hello(api: Api):
+    before = int(time.time())
     r = api.post("/p2p/hello", json={"network": "main", "genesis": MAIN.genesis_hash_hex, "url": "http://127.0.0.1:3"})
-    assert r.get_json() == {
+    answer = r.get_json()
+    assert before <= answer.pop("time") <= time.time()  # its clock, for the caller's clock check
+    assert answer == {
         "network": "regtest",
         "genesis": REGTEST.genesis_hash_hex,
         "height": 14,

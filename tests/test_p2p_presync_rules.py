@@ -29,6 +29,7 @@ from simplecoin.node.p2p.bans import SCORE_INVALID, SCORE_UNCONNECTING_HEADERS
 from simplecoin.node.p2p.client import Misbehaving, PeerError
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.sync import HeadersPresync
+from simplecoin.node.p2p.table import MAX_BACKOFF
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from tests.conftest import NOW
@@ -77,16 +78,21 @@ def index_verdict(service: NodeService, blocks: list[Block]) -> str:
     return "accepted"
 
 
-def presync_verdict(service: NodeService, blocks: list[Block], clock=lambda: NOW) -> tuple[str, PeerError | None]:
-    """ "accepted", or the reason presync refuses the headers (the index's error it was raised from), and the error."""
+def presync_verdict(
+    service: NodeService, blocks: list[Block], clock=lambda: NOW
+) -> tuple[str, PeerError | None, HeadersPresync]:
+    """ "accepted", or the reason presync refuses the headers (the index's error it was raised from), the error,
+    and the presync. A header from the future is early, not refused: its reason, no error, the headers before it
+    kept."""
+    presync = HeadersPresync(service, clock)
     try:
-        HeadersPresync(service, clock).extend([block.header for block in blocks])
+        presync.extend([block.header for block in blocks])
     except PeerError as e:
         cause = e.__cause__
         if not isinstance(cause, BlockValidationError):
             raise AssertionError(f"presync refused for a reason of its own: {e}") from e
-        return cause.reason, e
-    return "accepted", None
+        return cause.reason, e, presync
+    return ("accepted" if presync.due_at is None else "time-too-new"), None, presync
 
 
 @pytest.mark.parametrize("case", ["valid", "bad-diffbits", "time-too-old", "time-too-new"])
@@ -94,15 +100,16 @@ def test_presync_and_the_block_index_agree(service, case):
     blocks = scenario(case)
     if case == "valid":
         assert blocks[7].header.bits != blocks[6].header.bits  # r8 retargeted: the chain crosses a retarget
-    reason, error = presync_verdict(service, blocks)
+    reason, error, presync = presync_verdict(service, blocks)
     assert service.tip().height == 0  # presync adds nothing to the node's index
     assert reason == index_verdict(service, blocks) == case.replace("valid", "accepted")
     if case in ("bad-diffbits", "time-too-old"):
         assert isinstance(error, Misbehaving)
         assert error.score == SCORE_INVALID
-    elif case == "time-too-new":  # clocks differ: a failure (backoff), never ban score
-        assert error is not None
-        assert not isinstance(error, Misbehaving)
+    elif case == "time-too-new":  # early, not invalid: no failure, no score; the headers before it are kept
+        assert error is None
+        assert presync.missing == [block.hash for block in blocks[:6]]
+        assert presync.due_at == blocks[6].header.time - RETARGETING.max_future_block_time
 
 
 def test_presync_reads_the_clock_it_is_given(service):
@@ -110,9 +117,10 @@ def test_presync_reads_the_clock_it_is_given(service):
     blocks = scenario("valid")
     assert presync_verdict(service, blocks)[0] == "accepted"
     back = blocks[0].header.time - 3 * 3600
-    reason, error = presync_verdict(service, blocks, clock=lambda: back)
+    reason, error, presync = presync_verdict(service, blocks, clock=lambda: back)
     assert reason == "time-too-new"
-    assert not isinstance(error, Misbehaving)
+    assert error is None
+    assert presync.missing == []
 
 
 def test_presync_spans_batches_on_the_view_it_grew(service):
@@ -130,17 +138,20 @@ def test_presync_spans_batches_on_the_view_it_grew(service):
 
 
 def test_the_peer_manager_hands_presync_its_wall_clock(service):
-    """The sync thread's presync uses the manager's wall clock: put back, the peer's headers are refused."""
+    """The sync thread's presync uses the manager's wall clock: put back three hours, the peer's headers are early.
+    Early is no fault: no failure, no score, nothing downloaded, and the peer is asked again at most 5 minutes on."""
     blocks = scenario("valid")
     back = blocks[0].header.time - 3 * 3600
     with FakePeer("127.0.0.1", chain_answers(blocks, 10**6)) as peer:
         manager = PeerManager(
             service, "http://127.0.0.1:1", (f"http://{peer.address}",), progress=False, wall_clock=lambda: back
         )
-        with pytest.raises(PeerError, match="time-too-new"):
-            manager._visit(manager.new_client(), next(iter(manager.peers.values())))
+        target = next(iter(manager.peers.values()))
+        manager._visit(manager.new_client(), target)
     assert service.tip().height == 0
     assert peer.count("GET", "/p2p/blocks") == 0
+    assert target.failures == 0
+    assert manager.clock() + MAX_BACKOFF - 5 <= target.next_try <= manager.clock() + MAX_BACKOFF
 
 
 def test_headers_that_do_not_connect_or_link_or_lack_work_score(service):

@@ -293,14 +293,21 @@ class NodeService:
 
     def check_headers(
         self, view: HeaderView, headers: list[BlockHeader], now: int
-    ) -> tuple[list[IndexEntry], list[bytes]]:
+    ) -> tuple[list[IndexEntry], list[bytes], BlockValidationError | None]:
         """Check linked headers on `view` by the index's own rules (bits, median time past, time-too-new at `now`)
-        and add them to it; BlockValidationError for the first refused. Returns their entries and the locator from
-        the last (BlockIndex.locator on the view; [] for no headers). Their proof of work is the caller's to check
-        first, outside the lock."""
+        and add them to it, up to the first refused. Returns the entries of those taken, the locator from the last
+        (BlockIndex.locator on the view; [] for none) and why the next was refused (None: all were taken). Their
+        proof of work is the caller's to check first, outside the lock."""
+        entries: list[IndexEntry] = []
+        refused = None
         with self.lock:
-            entries = [view.add_checked(header, now) for header in headers]
-            return entries, view.locator(entries[-1]) if entries else []
+            for header in headers:
+                try:
+                    entries.append(view.add_checked(header, now))
+                except BlockValidationError as e:
+                    refused = e
+                    break
+            return entries, view.locator(entries[-1]) if entries else [], refused
 
     def close(self) -> None:
         with self.lock:

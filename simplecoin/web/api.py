@@ -156,6 +156,7 @@ def tx_json(tx: Transaction) -> dict:
 def status_json(service: NodeService, peers: PeerManager | None) -> dict:
     data = service.status()
     data["peers"] = peers.count() if peers else 0
+    data["clock"] = peers.clock_report() if peers else {"offset": 0, "peers": 0, "warning": None}
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
     data["threads"] = service.threads()  # {"mining-pump": "ok", "peer-sync": "restarting (3x): ...", ...}
     if peers:

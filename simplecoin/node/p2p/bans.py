@@ -5,7 +5,8 @@ own IP (this machine) is scored by `ip:port` instead, since banning our own addr
 local node (Bitcoin Core does not discourage local peers at all).
 
 Only what an honest node cannot send scores: a block we already know to be invalid ("duplicate-invalid") scores
-nothing, since a relayer need not have known. Not thread-safe: the peer table calls it under its lock.
+nothing, since a relayer need not have known, and neither does a block from the future ("time-too-new"), which
+is early, not invalid. Not thread-safe: the peer table calls it under its lock.
 """
 
 from __future__ import annotations
@@ -42,10 +43,15 @@ SCORED_TX_REASONS = {  # a tx refused for one of these cannot come from an hones
 }
 
 
+# Block reasons an honest node can send: a block we already knew to be invalid (a relayer need not have known), and
+# one from the future, which is early, not invalid (clocks differ; Bitcoin Core: BLOCK_TIME_FUTURE is not punished).
+UNSCORED_BLOCK_REASONS = {"duplicate-invalid", "time-too-new"}
+
+
 def block_score(error: Exception) -> int:
-    """What sending a block refused with `error` costs: nothing for one we already knew to be invalid (a relayer
-    need not have known, issue 10), a ban for anything else."""
-    return 0 if getattr(error, "reason", "") == "duplicate-invalid" else SCORE_INVALID
+    """What sending a block refused with `error` costs: nothing for a reason in UNSCORED_BLOCK_REASONS, a ban for
+    anything else."""
+    return 0 if getattr(error, "reason", "") in UNSCORED_BLOCK_REASONS else SCORE_INVALID
 
 
 def tx_score(error: Exception) -> int:

@@ -6,6 +6,7 @@ sent it, whether it is banned, what an invalid block or tx scores, whether to sy
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -71,6 +72,7 @@ class Inbound:
             "height": tip.height,
             "tip": tip.header.hash_hex(),
             "chain_work": str(tip.chain_work),
+            "time": int(self.peers.wall_clock() if self.peers is not None else time.time()),  # for its clock check
         }
 
     def inv(self, remote_ip: str, data: dict, blocks: list[bytes], txs: list[bytes]) -> dict[str, list[bytes]]:

@@ -15,9 +15,10 @@ from simplecoin.node import addrman
 from simplecoin.node.addrman import BadAddress, PeerAddress
 from simplecoin.node.p2p.bans import BAN_THRESHOLD, SCORE_INVALID
 from simplecoin.node.p2p.client import Misbehaving, PeerClient, PeerError
+from simplecoin.node.p2p.clock import ClockOffsets
 from simplecoin.node.p2p.relay import Relay
 from simplecoin.node.p2p.sync import BlockSync
-from simplecoin.node.p2p.table import Peer, PeerTable
+from simplecoin.node.p2p.table import MAX_BACKOFF, Peer, PeerTable
 from simplecoin.node.service import NodeService
 from simplecoin.node.threads import Supervisor
 
@@ -46,7 +47,10 @@ class PeerManager:
         self.own = addrman.parse_address(own, allow_names=True)
         self.source_ip = self.own.host if self.own.is_ip and not self.own.host.startswith("0.") else None
         self.clock = clock
+        self.wall_clock = wall_clock  # the node's time: what it tells peers, and what their blocks' times are read by
         self.path = path
+        # How far our clock is from our peers' (a warning only): they tell their time in the hello's answer.
+        self.clock_offsets = ClockOffsets(limit=lambda: service.params.max_future_block_time)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.table = PeerTable(self.own, service.params, clock, wall_clock, self._wake)
@@ -97,6 +101,10 @@ class PeerManager:
 
     def inv_from(self, blocks: list[bytes], txs: list[bytes]) -> dict[str, list[bytes]]:
         return self.relay.wanted(blocks, txs)
+
+    def clock_report(self) -> dict:
+        """How far our clock is from our peers' (see p2p/clock.py): for /status."""
+        return self.clock_offsets.report()
 
     def sender_health(self) -> str:
         return self.relay.sender_health()
@@ -166,17 +174,21 @@ class PeerManager:
         if info is None:
             return
         claimed = info["chain_work"]
+        due_at = None  # when its next header from the future is due (our wall clock), if it sent one
         if claimed > self.service.tip().chain_work:  # only a hint that headers are worth asking for
-            self.sync.sync_from(client, peer)
+            due_at = self.sync.sync_from(client, peer)
         # Bitcoin asks a new outbound peer for addresses once (getaddr after the handshake); a long-lived
         # connection is asked again now and then, so the tables stay fresh without a request per poll.
         if self.clock() >= peer.addresses_due:
             with self.lock:  # due again only after the refresh time, even if this exchange fails
                 peer.addresses_due = self.clock() + ADDRESS_REFRESH_SECONDS
             self._exchange_addresses(client, peer)
+        # A header from the future is early, not a fault: ask again when it is due (no sooner than the usual poll,
+        # no later than the longest backoff), so a peer that is ahead of our clock costs one visit per wait.
+        wait = POLL_SECONDS if due_at is None else min(max(POLL_SECONDS, due_at - self.wall_clock() + 1), MAX_BACKOFF)
         with self.lock:
             peer.failures = 0
-            peer.next_try = self.clock() + POLL_SECONDS
+            peer.next_try = self.clock() + wait
 
     def _handshake(self, client: PeerClient, peer: Peer) -> dict | None:
         params = self.service.params
@@ -201,6 +213,7 @@ class PeerManager:
             height, chain_work = int(info["height"]), int(str(info["chain_work"])[:100])
         except (KeyError, TypeError, ValueError) as e:
             raise PeerError("handshake answer lacks height or chain_work") from e
+        self.clock_offsets.add(str(peer.address), info.get("time"), self.wall_clock())
         with self.lock:
             if not peer.connected:
                 log.info("connected to peer %s (height %d)", peer.address, height)

@@ -46,22 +46,29 @@ class HeadersPresync:
         self.last_hash = b""
         self.locator: list[bytes] = []  # from the last header (BlockIndex.locator on the view), once one is checked
         self.missing: list[bytes] = []  # hashes of headers not in our index, in order; bounded by the batches
+        self.due_at: int | None = None  # set at a header from the future: when (our wall clock) it is due
 
     def extend(self, headers: list[BlockHeader]) -> None:
-        """Check one batch on top of the last; Misbehaving (or PeerError for time-too-new) at the first bad one."""
+        """Check one batch on top of the last; Misbehaving at the first bad header. A header from the future is
+        early, not bad: the headers before it are kept, none after it is checked, and `due_at` says when it is due."""
         if self.view is None:
             if self.service.header_context(headers[0].prev_hash) is None:
                 raise Misbehaving(SCORE_UNCONNECTING_HEADERS, "sent headers that do not connect to our chain")
             self.view = self.service.header_view()
             self.last_hash = headers[0].prev_hash
         hashes, failure = self._check_links_and_work(headers)
-        try:
-            entries, locator = self.service.check_headers(self.view, headers[: len(hashes)], int(self.wall_clock()))
-        except BlockValidationError as e:  # the first header the index's rules refuse comes before `failure`
-            raise _presync_error(e) from e
+        now = int(self.wall_clock())
+        entries, locator, refused = self.service.check_headers(self.view, headers[: len(hashes)], now)
         if entries:
             self.work, self.last_hash, self.locator = entries[-1].chain_work, entries[-1].hash, locator
-        self.missing += [h for h in hashes if self.service.lacks("block", h)]
+        self.missing += [h for h in hashes[: len(entries)] if self.service.lacks("block", h)]
+        if refused is not None and refused.reason == "time-too-new":
+            early = headers[len(entries)]
+            self.due_at = early.time - self.params.max_future_block_time
+            log.info("headers from the future at %s: %s; asking again when due", early.hash_hex(), refused.detail)
+            return
+        if refused is not None:  # the first header the index's rules refuse comes before `failure`
+            raise _presync_error(refused) from refused
         if failure is not None:
             raise failure
 
@@ -80,10 +87,8 @@ class HeadersPresync:
         return hashes, None
 
 
-def _presync_error(error: BlockValidationError) -> PeerError:
-    """What a header refused by the index's rules costs the peer: time-too-new nothing (clocks differ)."""
-    if error.reason == "time-too-new":
-        return PeerError("sent a header from the future (time-too-new): not scored, clocks differ")
+def _presync_error(error: BlockValidationError) -> Misbehaving:
+    """What a header refused by the index's rules costs the peer (time-too-new is early, never refused here)."""
     if error.reason == "time-too-old":
         return Misbehaving(SCORE_INVALID, "sent a header older than its median time past (time-too-old)")
     return Misbehaving(SCORE_INVALID, f"sent a header with {error.detail} ({error.reason})")
@@ -108,8 +113,12 @@ class BlockSync:
         self.wall_clock = wall_clock
         self.progress = progress
 
-    def sync_from(self, client: PeerClient, peer: Peer) -> None:
-        """Headers first, work verified, then only the blocks we lack (Bitcoin: headers presync, PR 25717)."""
+    def sync_from(self, client: PeerClient, peer: Peer) -> int | None:
+        """Headers first, work verified, then only the blocks we lack (Bitcoin: headers presync, PR 25717).
+
+        Returns when (our wall clock) the peer's next header from the future is due, if it sent one: the blocks
+        before it are fetched now, and the peer is asked again then, at no cost to it.
+        """
         tip = self.service.tip()
         locator = [hash_hex(h) for h in self.service.locator()]
         chain = HeadersPresync(self.service, self.wall_clock)
@@ -119,15 +128,15 @@ class BlockSync:
             if not headers:
                 break
             chain.extend(headers)
-            if chain.work > tip.chain_work:
+            if chain.due_at is not None or chain.work > tip.chain_work:
                 break
             if len(headers) < MAX_HEADERS_RESULTS:
                 break
             locator = [hash_hex(h) for h in chain.locator]  # the next batch: after the last header we checked
         ours = self.service.tip().chain_work  # now: relay may have brought the same blocks meanwhile
         if chain.work <= ours:
-            if not chain.missing and peer.chain_work <= ours:
-                return  # it had what we now have
+            if chain.due_at is not None or (not chain.missing and peer.chain_work <= ours):
+                return chain.due_at  # it had what we now have, or what it has more is not due yet
             # Its hello claimed more work than its headers show: a hint proven wrong. Not scored (a reorg can
             # change a claim between two requests), but a failure: it is asked again only after a backoff that
             # doubles each time, and no block is downloaded for it.
@@ -135,6 +144,7 @@ class BlockSync:
         self._fetch_blocks(peer, chain.missing)
         if len(chain.missing) >= MAX_HEADERS_RESULTS:
             self.table.due_now(str(peer.address))
+        return chain.due_at
 
     def _fetch_blocks(self, peer: Peer, wanted: list[bytes]) -> None:
         """Download `wanted` in batches and submit them, the next batch downloading while this one is checked.
@@ -157,9 +167,9 @@ class BlockSync:
                 return  # stopping: the download ends on its own
             if number + 1 < len(batches) and not self.stop.is_set():
                 download = DownloadInThread(self._download, downloader, peer, batches[number + 1])
-            self._submit_downloaded(peer, source, blocks)
+            taken = self._submit_downloaded(peer, source, blocks)
             self._show_progress(peer, min((number + 1) * MAX_BLOCKS_PER_REQUEST, total), total)
-            if self.stop.is_set():
+            if self.stop.is_set() or not taken:
                 return
 
     def _download(self, client: PeerClient, peer: Peer, wanted: list[bytes]) -> list[Block]:
@@ -184,7 +194,8 @@ class BlockSync:
             blocks.append(block)
         return blocks
 
-    def _submit_downloaded(self, peer: Peer, source: str, blocks: list[Block]) -> None:
+    def _submit_downloaded(self, peer: Peer, source: str, blocks: list[Block]) -> bool:
+        """Submit downloaded blocks in order; False at one from the future (the rest is later still: not now)."""
         with self.table.lock:
             peer.learn([block.hash for block in blocks])  # before the submits announce them to every other peer
         for block in blocks:
@@ -192,8 +203,12 @@ class BlockSync:
                 # requested=True only here: the block is on a header chain whose work we verified > ours.
                 self.service.submit_block(block, source=source, requested=True)
             except BlockValidationError as e:
+                if e.reason == "time-too-new":  # our clock went back since presync: early, not invalid
+                    log.info("block %s is from the future (%s): taken when due", block.header.hash_hex(), e.detail)
+                    return False
                 detail = f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})"
                 raise Misbehaving(block_score(e), detail) from e
+        return True
 
     def _show_progress(self, peer: Peer, done: int, total: int) -> None:
         if total < 50:
