@@ -23,6 +23,7 @@ from simplecoin.core.validation import check_header_contextual
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from tests.framework.builder import ChainBuilder
+from tests.test_spv import resolved
 
 
 def easy(params: NetworkParams) -> NetworkParams:
@@ -44,16 +45,6 @@ def fast_chain(b: ChainBuilder, count: int, prefix: str = "b", parent: str | Non
         b.block(name, parent=parent, time_delta=1)
         parent = name
     return names
-
-
-def solved(header: BlockHeader) -> BlockHeader:
-    """`header` with a nonce that meets its own bits."""
-    target = bits_to_target(header.bits)
-    for nonce in range(1 << 16):
-        candidate = dataclasses.replace(header, nonce=nonce)
-        if int.from_bytes(candidate.hash(), "little") <= target:
-            return candidate
-    raise AssertionError("could not solve the header")
 
 
 def asert_bits(params: NetworkParams, anchor: BlockHeader, anchor_parent: BlockHeader, prev: IndexEntry) -> int:
@@ -262,7 +253,7 @@ def test_header_chain_refuses_the_old_rules_bits_above_the_activation():
     old_names = fast_chain(old, ACTIVATION + 1)
     stale = old[old_names[ACTIVATION]].header
     assert stale.bits == OLD_RULE.pow_limit_bits != b[names[ACTIVATION]].header.bits
-    stale = solved(dataclasses.replace(stale, prev_hash=b[names[ACTIVATION - 1]].hash))
+    stale = resolved(stale, prev_hash=b[names[ACTIVATION - 1]].hash)
     with pytest.raises(SpvError, match="bad-diffbits"):
         chain.add([stale], stale.time)
 
@@ -280,6 +271,6 @@ def test_header_chain_resumes_across_the_activation(saved: int):
     assert resumed.tip.hash == b[names[saved - 1]].hash
     assert resumed.add([b[n].header for n in names[saved:]], now) == 10
     assert resumed.tip.hash == b[names[-1]].hash
-    old_bits = solved(dataclasses.replace(b[names[-1]].header, bits=EASY_MAIN.pow_limit_bits))
+    old_bits = resolved(b[names[-1]].header, bits=EASY_MAIN.pow_limit_bits)
     with pytest.raises(SpvError, match="bad-diffbits"):  # the resumed chain checks the bits, not only the links
         resumed.add([old_bits], now)
