@@ -2,9 +2,10 @@
 
 Run from the repository root:
 
-    python bench/bench_difficulty.py                   # MAIN as it is, 15 seeded runs, the old rule beside it
+    python bench/bench_difficulty.py                   # MAIN as it is, 25 seeded runs, the old rule beside it
     python bench/bench_difficulty.py --quick           # a smoke run (3 runs)
     python bench/bench_difficulty.py --sweep           # the same figures for other half-lives (how MAIN's was chosen)
+    python bench/bench_difficulty.py --activations     # a new chain's first hour for other activation heights
     python bench/bench_difficulty.py --half-life 900 --future-limit 240   # try one pair
 
 Every block goes through `BlockIndex.next_bits` (and `median_time_past`) of a real `BlockIndex` on MAIN's
@@ -15,8 +16,9 @@ same seeds. Nothing is mined: a block's solve time is drawn from the exponential
 past + 1). Each figure is the median over the runs.
 
 Every run first settles a chain from the genesis at a hashrate that keeps the difficulty near 1,000x the pow
-limit (so a 100x drop stays above the limit), for 1,200 blocks plus a random part of a retarget period (so
-the old rule's events fall at any phase of its period). Then, on that chain:
+limit (so a 100x drop stays above the limit), for 1,200 blocks plus a part of a retarget period: run i of n
+adds i/n of it, so that the old rule's events fall at evenly spread phases of its period (where in its period
+a drop falls decides most of what the old rule makes of it). Then, on that chain:
 
 - drop100: the hashrate falls 100x. Hours from the drop until the trailing mean of 10 block intervals, all
   found at the new hashrate, is <= 2x the spacing. Goal <= 1.5 h.
@@ -27,7 +29,9 @@ the old rule's events fall at any phase of its period). Then, on that chain:
   time + the future limit at its height) instead of honestly: how much easier (target ratio) the next block
   gets. The worst of the 240. Goal <= 1.25x.
 - start (information, for the activation height): a new chain from the genesis with one pure-Python miner
-  (0.6 s a block at the pow limit): blocks in its first hour (scheduled: 120).
+  (0.6 s a block at the pow limit): blocks in its first hour (scheduled: 120). --activations shows it for
+  other activation heights, for a chain begun at the genesis time and one begun 27 days later (MAIN's chains
+  begin when a group starts mining, not at the genesis' fixed time).
 """
 
 from __future__ import annotations
@@ -50,8 +54,17 @@ SETTLE_BLOCKS = 1_200
 DROP_WINDOW = 10  # blocks in the trailing mean
 STEADY_BLOCKS = 3_000
 LEVERAGE_HEIGHTS = 240
+LATE_START = 27 * 24 * 60 * 60  # seconds after the genesis time: a chain begun on 2026-12-06
 PYTHON_MINER_SECONDS = 0.6  # a pure-Python miner's time for a block at the pow limit
 GOALS = {"drop100": 1.5, "rise100": 200, "steady_mean": (0.97, 1.03), "steady_p99": 2.5, "leverage": 1.25}
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run `seed` of `runs`: the seed of its random numbers, and where in a retarget period its events fall."""
+
+    seed: int
+    runs: int
 
 
 class Sim:
@@ -91,17 +104,16 @@ class Sim:
         return bits_to_target(self.index.next_bits(late)) / bits_to_target(self.index.next_bits(entry))
 
 
-def settled(params: NetworkParams, seed: int) -> tuple[Sim, float]:
-    rng = random.Random(seed)
-    sim = Sim(params, rng)
+def settled(params: NetworkParams, run: Run) -> tuple[Sim, float]:
+    sim = Sim(params, random.Random(run.seed))
     hashrate = SETTLED_DIFFICULTY * block_work(params.pow_limit_bits) / params.target_spacing
-    for _ in range(SETTLE_BLOCKS + rng.randrange(params.retarget_interval)):
+    for _ in range(SETTLE_BLOCKS + run.seed * params.retarget_interval // run.runs):
         sim.mine(hashrate)
     return sim, hashrate
 
 
-def drop100(params: NetworkParams, seed: int) -> float:
-    sim, hashrate = settled(params, seed)
+def drop100(params: NetworkParams, run: Run) -> float:
+    sim, hashrate = settled(params, run)
     dropped_at, first = sim.now, sim.tip.height + 1
     window = DROP_WINDOW * params.target_spacing * 2
     while True:
@@ -111,17 +123,17 @@ def drop100(params: NetworkParams, seed: int) -> float:
             return (sim.now - dropped_at) / 3600
 
 
-def rise100(params: NetworkParams, seed: int) -> float:
-    sim, hashrate = settled(params, seed)
+def rise100(params: NetworkParams, run: Run) -> float:
+    sim, hashrate = settled(params, run)
     end, blocks = sim.now + 3600, 0
     while sim.mine(hashrate * 100) and sim.now <= end:
         blocks += 1
     return blocks - 3600 // params.target_spacing
 
 
-def steady(params: NetworkParams, seed: int) -> tuple[float, float, float]:
+def steady(params: NetworkParams, run: Run) -> tuple[float, float, float]:
     """(mean interval / spacing, p99 of the trailing 10-block mean / spacing, worst leverage)."""
-    sim, hashrate = settled(params, seed)
+    sim, hashrate = settled(params, run)
     start = sim.tip.height
     for _ in range(STEADY_BLOCKS):
         sim.mine(hashrate)
@@ -141,8 +153,10 @@ def steady(params: NetworkParams, seed: int) -> tuple[float, float, float]:
     return mean, p99, max(sim.leverage_at(e) for e in entries)
 
 
-def start(params: NetworkParams, seed: int) -> float:
-    sim = Sim(params, random.Random(seed))
+def start(params: NetworkParams, run: Run, late: int = 0) -> float:
+    """Blocks in the first hour of a chain whose first block is mined `late` seconds after the genesis time."""
+    sim = Sim(params, random.Random(run.seed))
+    sim.now += late
     hashrate = block_work(params.pow_limit_bits) / PYTHON_MINER_SECONDS
     end, blocks = sim.now + 3600, 0
     while sim.mine(hashrate) and sim.now <= end:
@@ -161,10 +175,12 @@ class Figures:
 
 
 def figures(params: NetworkParams, runs: int) -> Figures:
-    def median(f: Callable[[NetworkParams, int], float]) -> float:
-        return statistics.median(f(params, seed) for seed in range(runs))
+    each = [Run(seed, runs) for seed in range(runs)]
 
-    steadies = [steady(params, seed) for seed in range(runs)]
+    def median(f: Callable[[NetworkParams, Run], float]) -> float:
+        return statistics.median(f(params, run) for run in each)
+
+    steadies = [steady(params, run) for run in each]
     return Figures(
         drop100=median(drop100),
         rise100=median(rise100),
@@ -211,11 +227,12 @@ def report(new: Figures, old: Figures, params: NetworkParams) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=15, help="seeded runs per figure (median taken)")
+    parser.add_argument("--runs", type=int, default=25, help="seeded runs per figure (median taken)")
     parser.add_argument("--quick", action="store_true", help="3 runs: a smoke run, not a measurement")
     parser.add_argument("--half-life", type=int, help="try another half-life (s) on MAIN")
     parser.add_argument("--future-limit", type=int, help="try another future-time limit (s) on MAIN")
     parser.add_argument("--sweep", action="store_true", help="the new rule's figures for several half-lives")
+    parser.add_argument("--activations", action="store_true", help="a new chain's first hour by activation height")
     args = parser.parse_args()
     runs = 3 if args.quick else args.runs
     params = MAIN
@@ -225,6 +242,16 @@ def main() -> int:
         params = params.replace(asert_max_future_block_time=args.future_limit)
     old = MAIN.replace(asert_activation_height=None)
     print(f"bench_difficulty: MAIN's parameters, {runs} seeded runs, medians")
+    if args.activations:
+        each = [Run(seed, runs) for seed in range(runs)]
+        print("blocks in a new chain's first hour (scheduled: 120), one pure-Python miner, by activation height")
+        print(f"{'activation':>10} {'begun at the genesis time':>26} {'begun 27 days later':>20}")
+        for height in (2, 3, 11, 121, 361, None):
+            tried = params.replace(asert_activation_height=height)
+            now = statistics.median(start(tried, run) for run in each)
+            late = statistics.median(start(tried, run, LATE_START) for run in each)
+            print(f"{height or 'none':>10} {now:>26.0f} {late:>20.0f}")
+        return 0
     if args.sweep:
         print("the future limit is 0.3 half-lives throughout, as MAIN's (2^0.3 = 1.23x of leverage)")
         heading = ("half-life", "future", "drop100", "rise100", "mean", "p99", "lever", "start")
