@@ -274,3 +274,26 @@ def test_header_chain_resumes_across_the_activation(saved: int):
     old_bits = resolved(b[names[-1]].header, bits=EASY_MAIN.pow_limit_bits)
     with pytest.raises(SpvError, match="bad-diffbits"):  # the resumed chain checks the bits, not only the links
         resumed.add([old_bits], now)
+
+
+def test_a_restarted_node_finds_each_blocks_anchor_again(tmp_path):
+    """The node rebuilds its index from the store at start: every block above the anchor gets its anchor back
+    through `add`, so next_bits stays O(1) and gives the same bits."""
+    b = ChainBuilder(EASY_MAIN)
+    names = fast_chain(b, 12)
+    clock = lambda: b[names[-1]].header.time + 5  # noqa: E731
+    node = Node(Store(tmp_path / "chain.db", EASY_MAIN), EASY_MAIN, clock=clock)
+    try:
+        for name in names:
+            node.submit_block(b[name])
+        before = node.index.next_bits(node.tip)
+    finally:
+        node.close()
+    node = Node(Store(tmp_path / "chain.db", EASY_MAIN), EASY_MAIN, clock=clock)
+    try:
+        assert node.tip.hash == b[names[-1]].hash
+        assert node.tip.hash in node.index.anchors
+        assert node.index.next_bits(node.tip) == before == b.index.next_bits(b.index[node.tip.hash])
+        assert node.index.follows_asert_activation(node.tip)
+    finally:
+        node.close()

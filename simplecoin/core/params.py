@@ -118,7 +118,7 @@ MAIN = NetworkParams(
     # block 2 and its parent block 1, the first block a group mines, so the schedule starts when its chain did
     # (anchored on block 1, the schedule would start at the genesis' fixed 2026-11-09 time, and a chain begun
     # later would sit at the pow limit until it caught up). A new chain is spared the old rule's first hour of
-    # pow-limit blocks (bench: 231 blocks in it instead of 429) and every 100x drop's stall of days; chains
+    # pow-limit blocks (bench: 231 blocks in it instead of 428) and every 100x drop's stall of days; chains
     # already mined above height 2 under the old rule are not valid under it: their nodes start again.
     asert_activation_height=3,
     asert_half_life=600,  # 10 min: a 100x drop is over in ~1.2 h, a 100x rise adds ~130 blocks (bench_difficulty)
