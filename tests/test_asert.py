@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simplecoin.core.pow import asert_target, bits_to_target, target_to_bits
 
@@ -96,3 +98,30 @@ def test_the_cubic_stays_between_one_and_two(seconds: int):
     target = asert_target(anchor, 30 + seconds, 0, 30, 600, 1 << 255)
     assert anchor < target < 2 * anchor
     assert abs(target / anchor / 2 ** (seconds / 600) - 1) < 1e-4  # the cubic is this close to 2^x
+
+
+TARGETS = st.integers(1, LIMIT)
+DELTAS = st.integers(-(10**7), 10**7)
+HEIGHTS = st.integers(0, 10**6)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(anchor=TARGETS, time_delta=DELTAS, height_delta=HEIGHTS, later=st.integers(1, 10**5))
+def test_a_later_tip_never_asks_for_more_work(anchor: int, time_delta: int, height_delta: int, later: int):
+    earlier_target = asert_target(anchor, time_delta, height_delta, 30, 600, LIMIT)
+    later_target = asert_target(anchor, time_delta + later, height_delta, 30, 600, LIMIT)
+    assert 1 <= earlier_target <= later_target <= LIMIT
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(anchor=TARGETS, time_delta=DELTAS, height_delta=HEIGHTS)
+def test_one_more_block_in_the_same_time_never_asks_for_less_work(anchor: int, time_delta: int, height_delta: int):
+    assert asert_target(anchor, time_delta, height_delta + 1, 30, 600, LIMIT) <= asert_target(
+        anchor, time_delta, height_delta, 30, 600, LIMIT
+    )
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(anchor=st.integers(1 << 100, LIMIT >> 8), blocks=st.integers(0, 10**4))
+def test_a_block_exactly_on_schedule_keeps_the_anchor_target(anchor: int, blocks: int):
+    assert asert_target(anchor, 30 * (blocks + 1), blocks, 30, 600, LIMIT) == anchor

@@ -297,3 +297,28 @@ def test_a_restarted_node_finds_each_blocks_anchor_again(tmp_path):
         assert node.index.follows_asert_activation(node.tip)
     finally:
         node.close()
+
+
+def test_header_chain_follows_a_heavier_branch_forking_below_the_anchor_after_resume():
+    """genesis - a1 - a2 (anchor) - ... - a150        (30 s apart: every target at the pow limit)
+                   \\
+                    c2 (anchor) - c3 - ... - c150    (1 s apart: ASERT makes each harder, so more work)
+
+    The resumed chain holds only a window near a150; c2's parent a1 is far below it, so the index is
+    rebuilt from there, and each c header's bits are checked against c2, its own anchor."""
+    b = ChainBuilder(EASY_MAIN)
+    a_names = [f"a{i}" for i in range(1, 151)]
+    for name in a_names:
+        b.block(name)  # 30 s apart: on schedule
+    c_names, parent = [f"c{h}" for h in range(2, 151)], "a1"
+    for name in c_names:
+        b.block(name, parent=parent, time_delta=1)
+        parent = name
+    chain = HeaderChain(EASY_MAIN)
+    now = b[c_names[-1]].header.time + 10_000
+    chain.add([b[n].header for n in a_names], now)
+    resumed = HeaderChain.resume(EASY_MAIN, chain.raw_from(0), chain.tip.chain_work)
+    assert b["a2"].hash not in resumed.index  # the anchor is below the window
+    assert resumed.add([b[n].header for n in c_names], now) == len(c_names)
+    assert resumed.tip.hash == b[c_names[-1]].hash
+    assert resumed.hash_at(2) == b["c2"].hash
