@@ -109,7 +109,7 @@ def test_presync_and_the_block_index_agree(service, case):
     elif case == "time-too-new":  # early, not invalid: no failure, no score; the headers before it are kept
         assert error is None
         assert presync.missing == [block.hash for block in blocks[:6]]
-        assert presync.due_at == blocks[6].header.time - RETARGETING.max_future_block_time
+        assert presync.due_at == blocks[6].header.time - RETARGETING.future_block_time_limit(7)
 
 
 def test_presync_reads_the_clock_it_is_given(service):

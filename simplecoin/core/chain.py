@@ -14,7 +14,7 @@ from enum import IntEnum
 
 from simplecoin.core.errors import BlockValidationError
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import block_work, retarget
+from simplecoin.core.pow import asert_target, bits_to_target, block_work, retarget, target_to_bits
 from simplecoin.core.primitives import BlockHeader
 
 
@@ -81,6 +81,15 @@ class ReorgResult:
         return next((error for h, error in self.invalid if h == block_hash), None)
 
 
+@dataclass(frozen=True, slots=True)
+class AsertAnchor:
+    """What aserti3-2d needs of its anchor, the block just below the activation height."""
+
+    height: int
+    bits: int
+    parent_time: int  # the anchor's parent's time: the anchor's own may be stamped anywhere its rules allowed
+
+
 class BlockIndex:
     """All known blocks, by hash, with the set of candidate tips."""
 
@@ -93,6 +102,9 @@ class BlockIndex:
         # with their descendants; usable again once the index is rebuilt (a restart).
         self.excluded: set[bytes] = set()
         self._seq = 0
+        # The ASERT anchor of each block at or above the anchor height, set in `add` from the parent's, so
+        # next_bits finds it in O(1) on any branch (a fork below the activation gives branches different anchors).
+        self.anchors: dict[bytes, AsertAnchor] = {}
 
     def __contains__(self, block_hash: bytes) -> bool:
         return block_hash in self.entries
@@ -117,6 +129,15 @@ class BlockIndex:
         self._seq = max(self._seq, entry.seq)
         if entry.height > 0:
             self.children.setdefault(entry.prev_hash, []).append(entry.hash)
+        activation = self.params.asert_activation_height
+        if activation is not None and entry.height >= activation - 1:
+            if entry.height == activation - 1:
+                parent = self.entries.get(entry.prev_hash)
+                anchor = AsertAnchor(entry.height, entry.header.bits, parent.header.time) if parent else None
+            else:
+                anchor = self.anchors.get(entry.prev_hash)
+            if anchor is not None:
+                self.anchors[entry.hash] = anchor
         if entry.prev_hash in self.excluded:
             self.excluded.add(entry.hash)
         elif entry.status != BlockStatus.INVALID:
@@ -199,16 +220,52 @@ class BlockIndex:
         times.sort()
         return times[len(times) // 2]
 
+    def asert_anchor(self, entry: IndexEntry) -> AsertAnchor:
+        """The anchor below `entry` (at or above the anchor height). O(1) for blocks that came through `add`;
+        otherwise (an index whose `entries` were filled around `add`) found once by walking back, then kept."""
+        anchor = self.anchors.get(entry.hash)
+        if anchor is None:
+            assert self.params.asert_activation_height is not None
+            walk = entry
+            while walk.height >= self.params.asert_activation_height and walk.hash not in self.anchors:
+                walk = self.entries[walk.prev_hash]
+            anchor = self.anchors.get(walk.hash)
+            if anchor is None:  # `walk` is the anchor itself
+                anchor = AsertAnchor(walk.height, walk.header.bits, self.entries[walk.prev_hash].header.time)
+            self.anchors[entry.hash] = anchor
+        return anchor
+
     def next_bits(self, prev: IndexEntry) -> int:
-        """The bits a block on top of `prev` must carry (Bitcoin: GetNextWorkRequired)."""
+        """The bits a block on top of `prev` must carry (Bitcoin: GetNextWorkRequired; Bitcoin Cash's
+        aserti3-2d from the activation height). Costs O(1): the anchor is remembered, never walked to."""
         params = self.params
         height = prev.height + 1
+        if params.uses_asert(height):
+            anchor = self.asert_anchor(prev)
+            target = asert_target(
+                bits_to_target(anchor.bits),
+                prev.header.time - anchor.parent_time,
+                prev.height - anchor.height,
+                params.target_spacing,
+                params.asert_half_life,
+                params.pow_limit,
+            )
+            return target_to_bits(target)
         if params.no_retargeting or height % params.retarget_interval != 0:
             return prev.header.bits
         # Bitcoin measures the period from its first block, so it spans interval-1 gaps; kept for fidelity.
         first = self.ancestor(prev, height - params.retarget_interval)
         timespan = prev.header.time - first.header.time
         return retarget(prev.header.bits, timespan, params.retarget_timespan, params.pow_limit)
+
+    def follows_asert_activation(self, tip: IndexEntry) -> bool:
+        """Whether the chain ending in `tip` carries aserti3-2d's bits at the activation height (True if it is
+        not that high): a chain made before the rule existed does not, and must be mined again from below it."""
+        activation = self.params.asert_activation_height
+        if activation is None or self.params.no_retargeting or tip.height < activation:
+            return True
+        first = self.ancestor(tip, activation)
+        return first.header.bits == self.next_bits(self.entries[first.prev_hash])
 
     def find_fork(self, a: IndexEntry, b: IndexEntry) -> IndexEntry:
         """The last block two chains share (Bitcoin: LastCommonAncestor)."""

@@ -22,6 +22,9 @@ class HeaderView(BlockIndex):
     def __init__(self, base: BlockIndex) -> None:
         super().__init__(base.params)
         self.entries = ChainMap({}, base.entries)  # type: ignore[assignment] - a mapping, as BlockIndex reads it
+        # The base's ASERT anchors too: without them the first next_bits on the view walked back to the anchor
+        # height, O(chain) under the node's lock at every presync.
+        self.anchors = ChainMap({}, base.anchors)  # type: ignore[assignment]
 
     def add_checked(self, header: BlockHeader, now: int) -> IndexEntry:
         """Check `header` in context on its parent (in the view) and add it: BlockValidationError if it fails.
@@ -34,6 +37,7 @@ class HeaderView(BlockIndex):
             expected_bits=self.next_bits(parent),
             median_time_past=self.median_time_past(parent),
             now=now,
+            height=parent.height + 1,
             params=self.params,
         )
         entry = self.make_entry(header)

@@ -35,8 +35,18 @@ class NetworkParams:
     # A chain with less work is never stored from an unrequested push (Bitcoin: nMinimumChainWork, raised with
     # each release to the work of the chain as it stood). 0 until this network has a history worth pinning.
     min_chain_work: int = 0
-    max_future_block_time: int = 2 * 60 * 60  # Bitcoin: MAX_FUTURE_BLOCK_TIME
+    max_future_block_time: int = 2 * 60 * 60  # Bitcoin: MAX_FUTURE_BLOCK_TIME; below the ASERT activation
     median_time_span: int = 11  # blocks whose median time a new block must beat
+    # From this height on the difficulty is aserti3-2d (`pow.asert_target`; Bitcoin Cash since 2020), anchored at
+    # the block just below it; blocks below keep the retarget rule. None: the retarget rule forever.
+    asert_activation_height: int | None = None
+    asert_half_life: int = 0  # seconds behind (ahead of) schedule that halve (double) the difficulty
+    # From the activation height: a block stamped `limit` seconds ahead eases the next by 2^(limit / half-life).
+    asert_max_future_block_time: int = 0
+
+    def __post_init__(self) -> None:
+        if self.asert_activation_height is not None and (self.asert_activation_height < 2 or self.asert_half_life <= 0):
+            raise ValueError("the ASERT anchor (the block below the activation height) needs a parent and a half-life")
 
     @property
     def pow_limit(self) -> int:
@@ -45,6 +55,15 @@ class NetworkParams:
     @property
     def retarget_timespan(self) -> int:
         return self.target_spacing * self.retarget_interval
+
+    def uses_asert(self, height: int) -> bool:
+        """Whether a block at `height` gets its bits from aserti3-2d rather than the retarget rule."""
+        activation = self.asert_activation_height
+        return not self.no_retargeting and activation is not None and height >= activation
+
+    def future_block_time_limit(self, height: int) -> int:
+        """How far past the node's clock a block at `height` may be stamped (Bitcoin: MAX_FUTURE_BLOCK_TIME)."""
+        return self.asert_max_future_block_time if self.uses_asert(height) else self.max_future_block_time
 
     def subsidy(self, height: int) -> int:
         """New coins a block at `height` may create (Bitcoin: GetBlockSubsidy)."""
@@ -95,6 +114,15 @@ MAIN = NetworkParams(
     genesis_nonce=2338910,
     genesis_message=b"SimpleCoin: a small coin that validates like Bitcoin",
     genesis_hash_hex="000005b241d72f43c7c34582e4de2a9ce01284d4ee90b23b527395d69a9df60f",
+    # aserti3-2d from height 3 (docs/protocol.md section 5 has the simulation that chose these): the anchor is
+    # block 2 and its parent block 1, the first block a group mines, so the schedule starts when its chain did
+    # (anchored on block 1, the schedule would start at the genesis' fixed 2026-11-09 time, and a chain begun
+    # later would sit at the pow limit until it caught up). A new chain is spared the old rule's first hour of
+    # pow-limit blocks (bench: 231 blocks in it instead of 428) and every 100x drop's stall of days; chains
+    # already mined above height 2 under the old rule are not valid under it: their nodes start again.
+    asert_activation_height=3,
+    asert_half_life=600,  # 10 min: a 100x drop is over in ~1.2 h, a 100x rise adds ~130 blocks (bench_difficulty)
+    asert_max_future_block_time=180,  # 0.3 half-lives: a block stamped this far ahead eases the next by 2^0.3 = 1.23x
 )
 
 REGTEST = NetworkParams(

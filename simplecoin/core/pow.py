@@ -67,3 +67,37 @@ def retarget(old_bits: int, actual_timespan: int, target_timespan: int, pow_limi
     actual = min(max(actual_timespan, target_timespan // 4), target_timespan * 4)
     new_target = bits_to_target(old_bits) * actual // target_timespan
     return target_to_bits(min(new_target, pow_limit))
+
+
+# aserti3-2d (Bitcoin Cash, 2020-11-15; BCHN: CalculateASERT): the target is the anchor's, times 2 to the power
+# (how far the chain is behind its schedule) / half-life. Integer-only, so every node gets the same bits.
+ASERT_RADIX_BITS = 16  # the exponent is fixed-point with 16 fractional bits
+ASERT_RADIX = 1 << ASERT_RADIX_BITS
+
+
+def _c_div(numerator: int, denominator: int) -> int:
+    """Integer division that truncates toward zero, as C++'s `/` does (Python's `//` floors)."""
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator < 0) == (denominator < 0) else -quotient
+
+
+def asert_target(
+    anchor_target: int, time_delta: int, height_delta: int, spacing: int, half_life: int, pow_limit: int
+) -> int:
+    """The target after a tip `height_delta` blocks above the anchor and `time_delta` seconds after the anchor's
+    parent (Bitcoin Cash: aserti3-2d), clamped to [1, pow_limit].
+
+    target = anchor_target * 2^((time_delta - spacing * (height_delta + 1)) / half_life), with the exponent in
+    16-bit fixed point and 2^x for x in [0, 1) by the specification's cubic, which is exact at both ends.
+    """
+    exponent = _c_div((time_delta - spacing * (height_delta + 1)) * ASERT_RADIX, half_life)
+    shifts = exponent >> ASERT_RADIX_BITS  # floor, also for negative exponents (C++'s >> on int64)
+    fraction = exponent - shifts * ASERT_RADIX  # in [0, 65535]
+    factor = ASERT_RADIX + (
+        (195_766_423_245_049 * fraction + 971_821_376 * fraction**2 + 5_127 * fraction**3 + (1 << 47)) >> 48
+    )
+    target = anchor_target * factor
+    shifts -= ASERT_RADIX_BITS
+    target = target << shifts if shifts > 0 else target >> -shifts
+    # Python does not wrap at 2^256; where arith_uint256 would overflow, BCHN gives pow_limit too.
+    return min(max(target, 1), pow_limit)

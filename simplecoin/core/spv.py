@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
+from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
@@ -68,7 +68,8 @@ class HeaderChain:
 
     @property
     def _window(self) -> int:
-        """Best-chain headers kept in the index below the tip: what next_bits and median_time_past read."""
+        """Best-chain headers kept in the index below the tip: what next_bits and median_time_past read (and the
+        ASERT anchor, kept aside when it is below them)."""
         return self.params.retarget_interval + self.params.median_time_span + 2
 
     def _rebuild_index(self, low: int, tip_work: int | None = None) -> None:
@@ -77,6 +78,9 @@ class HeaderChain:
         old = self.index
         if tip_work is None:
             tip_work = old[self.hash_at(self.height)].chain_work
+        activation = None if self.params.no_retargeting else self.params.asert_activation_height
+        if activation is not None and low == activation - 1:
+            low = max(low - 1, 1)  # the anchor's parent too: its time is part of the anchor
         headers = [self.header_at(h) for h in range(low, self.height + 1)]
         work = tip_work - sum(block_work(h.bits) for h in headers)
         index = BlockIndex(self.params)
@@ -88,6 +92,10 @@ class HeaderChain:
                 raise SpvError(f"saved header at height {height} does not link or has no valid work")
             work += block_work(header.bits)
             index.add(IndexEntry(block_hash, header, height, work, BlockStatus.VALID, height))
+            if height == low and activation is not None and low >= activation:  # the anchor is below the window
+                anchor_height = activation - 1
+                anchor_time = self.header_at(anchor_height - 1).time
+                index.anchors[block_hash] = AsertAnchor(anchor_height, self.header_at(anchor_height).bits, anchor_time)
             prev_hash = block_hash
         for entry in sorted(old.entries.values(), key=lambda e: e.seq):
             if entry.height >= low and entry.hash not in index and entry.prev_hash in index:
@@ -149,6 +157,7 @@ class HeaderChain:
                 try:
                     check_header_contextual(
                         header,
+                        height=parent.height + 1,
                         expected_bits=self.index.next_bits(parent),
                         median_time_past=self.index.median_time_past(parent),
                         now=now,

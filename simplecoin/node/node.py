@@ -416,6 +416,7 @@ class Node:
             raise BlockValidationError("bad-prevblk", f"parent {hash_hex(block.header.prev_hash)} is invalid")
         check_header_contextual(
             block.header,
+            height=parent.height + 1,
             expected_bits=self.index.next_bits(parent),
             median_time_past=self.index.median_time_past(parent),
             now=int(self.clock()),

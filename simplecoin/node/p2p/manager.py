@@ -49,8 +49,11 @@ class PeerManager:
         self.clock = clock
         self.wall_clock = wall_clock  # the node's time: what it tells peers, and what their blocks' times are read by
         self.path = path
-        # How far our clock is from our peers' (a warning only): they tell their time in the hello's answer.
-        self.clock_offsets = ClockOffsets(limit=lambda: service.params.max_future_block_time)
+        # How far our clock is from our peers' (a warning only): they tell their time in the hello's answer. The limit
+        # is read from the status, which never waits for the node's lock (/status shows the verdict).
+        self.clock_offsets = ClockOffsets(
+            limit=lambda: service.params.future_block_time_limit(service.status()["height"] + 1)
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.table = PeerTable(self.own, service.params, clock, wall_clock, self._wake)

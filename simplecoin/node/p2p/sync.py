@@ -64,7 +64,8 @@ class HeadersPresync:
         self.missing += [h for h in hashes[: len(entries)] if self.service.lacks("block", h)]
         if refused is not None and refused.reason == "time-too-new":
             early = headers[len(entries)]
-            self.due_at = early.time - self.params.max_future_block_time
+            height = self.view.entries[early.prev_hash].height + 1
+            self.due_at = early.time - self.params.future_block_time_limit(height)
             log.info("headers from the future at %s: %s; asking again when due", early.hash_hex(), refused.detail)
             return
         if refused is not None:  # the first header the index's rules refuse comes before `failure`
