@@ -74,6 +74,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mining-pause", type=float, help="seconds to wait after each mined block (default: 0; regtest 1)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="how much to log (default: info)")
     p.add_argument(
+        "--max-hashrate",
+        type=float,
+        metavar="H",
+        help="for tests and experiments: hold each mining process to H hashes per second, as a slower machine would",
+    )
+    p.add_argument(
+        "--regtest-asert",
+        type=int,
+        metavar="SECONDS",
+        help="regtest only: MAIN's per-block difficulty rule at SECONDS a block instead of regtest's fixed easy "
+        "target, to watch difficulty follow hashrate (every node of such a network needs the same value)",
+    )
+    p.add_argument(
         "--clock-offset",
         type=float,
         metavar="SECONDS",
@@ -100,6 +113,8 @@ def load_config(args: argparse.Namespace) -> Config:
         "mining_pause": args.mining_pause,
         "log_level": args.log_level,
         "clock_offset": args.clock_offset,
+        "max_hashrate": args.max_hashrate,
+        "regtest_asert": args.regtest_asert,
     }
     config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
     check_data_dir(config.data_dir)  # creates nothing: a refused start leaves nothing behind
@@ -149,7 +164,10 @@ def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe() for _ in range(config.workers)] if address else []
     server = ctx.Process(target=serve, args=(config, [ours for ours, _ in pipes], address, lock), name="server")
-    miners = [ctx.Process(target=worker.run, args=(theirs,), name=f"miner-{i}") for i, (_, theirs) in enumerate(pipes)]
+    miners = [
+        ctx.Process(target=worker.run, args=(theirs,), kwargs={"max_hashrate": config.max_hashrate}, name=f"miner-{i}")
+        for i, (_, theirs) in enumerate(pipes)
+    ]
     stopping = False
 
     def on_signal(signum, frame):

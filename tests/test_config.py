@@ -27,6 +27,20 @@ def test_a_clock_offset_is_taken_from_the_file_or_a_flag():
     assert build_config({"clock_offset": -300}, {"clock_offset": 12.5}).clock_offset == 12.5
 
 
+def test_regtest_asert_scales_mains_rule_to_a_short_spacing():
+    config = build_config({"network": "regtest", "regtest_asert": 2}, {"max_hashrate": 5000})
+    params = config.params
+    assert params.genesis_hash == REGTEST.genesis_hash  # the same regtest chain, another difficulty rule
+    assert params.target_spacing == 2
+    assert not params.uses_asert(MAIN.asert_activation_height - 1)
+    assert params.uses_asert(MAIN.asert_activation_height)
+    ratio = MAIN.target_spacing // 2
+    assert params.asert_half_life == MAIN.asert_half_life // ratio
+    assert params.future_block_time_limit(100) == MAIN.asert_max_future_block_time // ratio
+    assert config.mining_pause == 0  # no fixed easy target: no pause needed
+    assert config.max_hashrate == 5000.0
+
+
 def test_flags_override_the_file():
     config = build_config({"network": "main", "port": 6000}, {"network": "regtest", "port": 7000})
     assert config.params is REGTEST
@@ -48,6 +62,10 @@ def test_flags_override_the_file():
         ({"log_level": "loud"}, "log_level"),
         ({"clock_offset": "soon"}, "clock_offset"),
         ({"clock_offset": 10**9}, "clock_offset"),
+        ({"max_hashrate": 0}, "max_hashrate"),
+        ({"regtest_asert": 2}, "regtest_asert"),  # main: the rule is main's own already
+        ({"network": "regtest", "regtest_asert": 0}, "regtest_asert"),
+        ({"network": "regtest", "regtest_asert": 1.5}, "regtest_asert"),
         ({"address": "garbage"}, "address"),
         ({"network": "regtest", "address": address_from_pubkey_hash(bytes(20), MAIN.address_version)}, "address"),
     ],

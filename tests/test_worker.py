@@ -139,3 +139,66 @@ def test_scan_finds_each_genesis_nonce(params):
     target = bits_to_target(header.bits)
     assert scan(prefix, target, header.nonce, 1) == header.nonce
     assert header_value(prefix, header.nonce) <= target
+
+
+def test_a_capped_worker_hashes_no_faster_than_its_cap_and_still_stops_at_once():
+    """--max-hashrate (a slower machine, for tests and experiments): the reports add up to at most the cap, and a
+    stop sent while it waits out its budget ends it at once."""
+    hard = 0x1D00FFFF  # Bitcoin's difficulty 1: no block in this test's few thousand hashes
+    template = make_block(REGTEST.genesis_hash, 1, hard, REGTEST.genesis_time + 30, PAY_TO, REGTEST,
+                          extra=bytes(EXTRANONCE_SIZE))  # fmt: skip
+    cap = 2_000.0
+    parent, child = Pipe()
+    process = Process(target=run, args=(child, 0), kwargs={"max_hashrate": cap}, daemon=True)
+    process.start()
+    child.close()
+    try:
+        parent.send(make_work(template, job_id=1, worker=0))
+        reports = []
+        while len(reports) < 3:
+            assert parent.poll(10)
+            message = parent.recv()
+            assert isinstance(message, HashReport), message
+            reports.append(message)
+        hashes = sum(r.hashes for r in reports)
+        seconds = sum(r.seconds for r in reports)
+        assert 0 < hashes <= cap * seconds * 1.1 + 100, (hashes, seconds)
+        parent.send(None)
+        process.join(timeout=2)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+        parent.close()
+
+
+def test_of_many_queued_jobs_only_the_newest_is_solved():
+    """On an easy chain the server can send jobs faster than a worker solves them. Solving each stale one in turn
+    (each solution answered with new work for every worker) grew the queues until the pump and a worker both
+    blocked in send: mining stopped for good after a few blocks with --mining-pause 0 (seen on regtest)."""
+    template = make_block(REGTEST.genesis_hash, 1, REGTEST.pow_limit_bits, REGTEST.genesis_time + 30, PAY_TO,
+                          REGTEST, extra=bytes(EXTRANONCE_SIZE))  # fmt: skip
+    parent, child = Pipe()
+    for job_id in range(1, 41):  # queued before the worker starts (few enough to fit the pipe): all waiting
+        parent.send(make_work(template, job_id=job_id, worker=0))
+    process = Process(target=run, args=(child, 0), daemon=True)
+    process.start()
+    child.close()
+    try:
+        assert parent.poll(10)
+        message = parent.recv()
+        while isinstance(message, HashReport):
+            assert parent.poll(10)
+            message = parent.recv()
+        assert isinstance(message, Solution)
+        assert message.job_id == 40
+        assert not parent.poll(0.5)  # and nothing for the 39 stale jobs
+        parent.send(None)
+        process.join(timeout=10)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+        parent.close()

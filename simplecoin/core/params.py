@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 
 from simplecoin.core.amounts import COIN
@@ -145,6 +146,21 @@ REGTEST = NetworkParams(
 )
 
 NETWORKS = {p.name: p for p in (MAIN, REGTEST)}
+
+
+def regtest_with_asert(spacing: int) -> NetworkParams:
+    """Regtest with MAIN's difficulty rule scaled to `spacing` seconds a block (half-life and future-time limit in
+    MAIN's proportions), to watch difficulty follow hashrate in minutes (Bitcoin Core: regtest's -test options).
+    Its genesis is regtest's; every node of such a network must use the same spacing."""
+    assert MAIN.asert_activation_height is not None
+    scale = Fraction(spacing, MAIN.target_spacing)
+    return REGTEST.replace(
+        no_retargeting=False,
+        target_spacing=spacing,
+        asert_activation_height=MAIN.asert_activation_height,
+        asert_half_life=max(1, int(MAIN.asert_half_life * scale)),
+        asert_max_future_block_time=max(1, int(MAIN.asert_max_future_block_time * scale)),
+    )
 
 
 # -- limits of the peer protocol and the light-client API (policy, not consensus) ----------------------------------

@@ -20,7 +20,7 @@ import yaml
 
 from simplecoin.core.errors import DecodeError, SimpleCoinError
 from simplecoin.core.keys import pubkey_hash_from_address
-from simplecoin.core.params import NETWORKS, NetworkParams
+from simplecoin.core.params import NETWORKS, NetworkParams, regtest_with_asert
 from simplecoin.node.addrman import BadAddress, parse_address
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -47,6 +47,7 @@ class Config:
     mining_pause: float
     log_level: str
     clock_offset: float = 0.0  # seconds added to this machine's clock wherever the node reads it (tests, experiments)
+    max_hashrate: float | None = None  # hashes per second each mining process is held to (tests, experiments)
 
     @property
     def url(self) -> str:
@@ -68,6 +69,8 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "mining_pause": ((int, float), "a number of seconds, 0 or more"),
     "log_level": (str, f"one of {', '.join(LOG_LEVELS)}"),
     "clock_offset": ((int, float), "a number of seconds (negative: behind)"),
+    "max_hashrate": ((int, float), "a number of hashes per second, more than 0"),
+    "regtest_asert": (int, "a whole number of seconds a block, 1 to 600 (regtest only)"),
 }
 MAX_CLOCK_OFFSET = 7 * 24 * 3600  # a week either way: enough to try any clock rule, and no typo of years
 
@@ -114,6 +117,10 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
     if network not in NETWORKS:
         raise fail("network", f"must be {KEYS['network'][1]}, not {network!r}")
     params = NETWORKS[network]
+    if "regtest_asert" in values:
+        if network != "regtest" or not 1 <= values["regtest_asert"] <= 600:
+            raise fail("regtest_asert", f"must be {KEYS['regtest_asert'][1]}, not {values['regtest_asert']!r}")
+        params = regtest_with_asert(values["regtest_asert"])
     port = values.get("port", 5000)
     if not 1 <= port <= 65535:
         raise fail("port", f"must be {KEYS['port'][1]}, not {port}")
@@ -138,12 +145,16 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
     workers = values.get("workers", os.cpu_count() or 1)
     if workers < 1:
         raise fail("workers", f"must be {KEYS['workers'][1]}, not {workers}")
-    pause = values.get("mining_pause", 1.0 if network == "regtest" else 0.0)
+    # Regtest's fixed target makes every other hash a block: without a pause the chain would race ahead.
+    pause = values.get("mining_pause", 1.0 if params.no_retargeting else 0.0)
     if pause < 0:
         raise fail("mining_pause", f"must be {KEYS['mining_pause'][1]}, not {pause}")
     log_level = values.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise fail("log_level", f"must be {KEYS['log_level'][1]}, not {log_level!r}")
+    max_hashrate = values.get("max_hashrate")
+    if max_hashrate is not None and max_hashrate <= 0:
+        raise fail("max_hashrate", f"must be {KEYS['max_hashrate'][1]}, not {max_hashrate}")
     clock_offset = values.get("clock_offset", 0)
     if not -MAX_CLOCK_OFFSET <= clock_offset <= MAX_CLOCK_OFFSET:
         raise fail("clock_offset", f"must be at most {MAX_CLOCK_OFFSET} seconds either way, not {clock_offset}")
@@ -163,6 +174,7 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
         mining_pause=float(pause),
         log_level=log_level,
         clock_offset=float(clock_offset),
+        max_hashrate=None if max_hashrate is None else float(max_hashrate),
     )
 
 

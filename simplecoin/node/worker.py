@@ -2,7 +2,7 @@
 
 It talks to the server only through its end of a Pipe: it receives `Work`, IDLE or None (stop) and sends
 `Solution` and `HashReport`. Between chunks of nonces it looks at the pipe, so new work replaces old within
-a few tens of milliseconds.
+a few tens of milliseconds; of several messages waiting, only the newest counts.
 """
 
 from __future__ import annotations
@@ -43,29 +43,46 @@ def scan(prefix: bytes, target: int, start: int, count: int) -> int | None:
     return None
 
 
-def run(conn: Connection, nice: int = 10) -> None:
-    """The mining process' main loop: until told to stop (None) or the pipe closes."""
+def run(conn: Connection, nice: int = 10, max_hashrate: float | None = None) -> None:
+    """The mining process' main loop: until told to stop (None) or the pipe closes.
+
+    `max_hashrate` (tests and experiments: a slower machine) holds the scan to that many hashes per second: it
+    waits on the pipe between chunks, so new work still replaces old at once.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when everyone stops
     os.nice(nice)  # keep the node's server responsive on a busy machine
     work: Work | None = None
     chunk = 10_000
     hashes, since = 0, time.monotonic()
+    budget_start, budget_used = since, 0  # hashes done on this work since budget_start, for max_hashrate
     try:
         while True:
+            if max_hashrate is not None and work is not None:
+                chunk = max(1, min(chunk, int(max_hashrate * CHUNK_SECONDS)))
+                wait = budget_start + budget_used / max_hashrate - time.monotonic()
+                if wait > 0:
+                    conn.poll(wait)  # new work (or stop) ends the wait at once
             if work is None or conn.poll():
                 message = conn.recv()
+                # Only the newest job counts. Solving each queued one in turn answered every stale job with a
+                # solution, each of which made the server send new work to every worker: on an easy chain the
+                # queues grew until both ends of the pipe blocked in send (the pump and a worker, deadlocked).
+                while message is not None and conn.poll():
+                    message = conn.recv()
                 if message is None:
                     return
                 if not isinstance(message, Work):  # IDLE: wait for the next job
                     work = None
                     continue
                 work, counter, nonce = message, 0, 0
+                budget_start, budget_used = time.monotonic(), 0
                 target = bits_to_target(work.bits)
                 prefix = work_header_prefix(work, work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little"))
             started = time.monotonic()
             found = scan(prefix, target, nonce, chunk)
             tried = (found - nonce + 1) if found is not None else min(chunk, NONCE_SPACE - nonce)
             hashes += tried
+            budget_used += tried
             elapsed = time.monotonic() - started
             chunk = max(1_000, min(1_000_000, int(chunk * CHUNK_SECONDS / max(elapsed, 1e-6))))
             if found is not None:
