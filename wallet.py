@@ -228,19 +228,10 @@ class App:
             raise Failure(f"not a valid recovery phrase: {e}", EXIT_INPUT) from e
         passphrase = self.new_passphrase()
         light = LightWallet(self.path, self.params, NodeClient(self.nodes))
-        account = hd.account_key(seed)
-        counts = []
-        for chain in (hd.RECEIVE, hd.CHANGE):
-            used, index, unused_run = 0, 0, 0
-            while unused_run < hd.GAP_LIMIT:  # BIP44's account discovery
-                key = hd.derive_key(account, chain, index)
-                address = address_from_pubkey_hash(key.pubkey_hash, self.params.address_version)
-                if light.is_used(address):
-                    used, unused_run = index + 1, 0
-                else:
-                    unused_run += 1
-                index += 1
-            counts.append(used)
+        version = self.params.address_version
+        counts = hd.keys_in_use(  # BIP44's account discovery, gap limit hd.GAP_LIMIT
+            hd.account_key(seed), lambda key: light.is_used(address_from_pubkey_hash(key.pubkey_hash, version))
+        )
         wallet = WalletFile.create_hd(self.path, self.params, phrase, passphrase, max(counts[0], 1), counts[1])
         self.emit(
             {"wallet": str(self.path), "receiving": max(counts[0], 1), "change": counts[1], "keys": len(wallet.keys)},

@@ -18,10 +18,12 @@ from simplecoin.wallet.hd import (
     ACCOUNT_PATH,
     CHANGE,
     COIN_TYPE,
+    GAP_LIMIT,
     RECEIVE,
     PhraseError,
     account_key,
     derive_key,
+    keys_in_use,
     new_phrase,
     seed_from_phrase,
 )
@@ -164,3 +166,17 @@ def test_wallet_path_is_hardened_bip44_with_our_coin_type():
     assert derive_key(account, RECEIVE, 0) != derive_key(account, CHANGE, 0)
     address = address_from_pubkey_hash(derive_key(account, RECEIVE, 0).pubkey_hash, REGTEST.address_version)
     assert address.startswith("r")
+
+
+def test_the_gap_limit_scan_counts_up_to_the_last_used_key_on_each_chain():
+    account = account_key(seed_from_phrase(BIP39[0][1]))
+    receiving = {derive_key(account, RECEIVE, i).pubkey_hash for i in (0, 3, 3 + GAP_LIMIT)}  # a gap of 19: found
+    change = {derive_key(account, CHANGE, i).pubkey_hash for i in (1, 2 + GAP_LIMIT)}  # a gap of 20: not found
+    asked = []
+
+    def is_used(key) -> bool:
+        asked.append(key.pubkey_hash)
+        return key.pubkey_hash in receiving | change
+
+    assert keys_in_use(account, is_used) == (4 + GAP_LIMIT, 2)
+    assert len(asked) == (4 + GAP_LIMIT + GAP_LIMIT) + (2 + GAP_LIMIT)

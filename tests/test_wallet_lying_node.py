@@ -32,7 +32,7 @@ from simplecoin.core.spv import SpvError
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.wallet import client
+from simplecoin.wallet import history as client
 from simplecoin.wallet.client import LightWallet, NodeClient
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app

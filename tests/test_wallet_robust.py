@@ -29,7 +29,8 @@ from simplecoin.core.params import REGTEST
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.wallet import client, keyfile
+from simplecoin.wallet import keyfile
+from simplecoin.wallet import nodeclient as client
 from simplecoin.wallet.client import LightWallet, NodeClient, NodeError
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app

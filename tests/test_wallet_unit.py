@@ -19,8 +19,9 @@ from simplecoin.core.primitives import OutPoint
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, WalletError, _estimated_size
+from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, WalletError
 from simplecoin.wallet.keyfile import WalletFile
+from simplecoin.wallet.payment import _estimated_size
 from simplecoin.web.app import create_app
 from tests.framework.builder import BOB, ChainBuilder
 

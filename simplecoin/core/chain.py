@@ -81,6 +81,22 @@ class ReorgResult:
         return next((error for h, error in self.invalid if h == block_hash), None)
 
 
+def locator_heights(tip_height: int) -> list[int]:
+    """Heights back from the tip: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator).
+
+    A peer answers with the headers after the first of these blocks on its own chain, so a short locator finds
+    the fork point of chains of any length. The node's block index and the wallet's header chain both use it.
+    """
+    heights, height, step = [], tip_height, 1
+    while height > 0:
+        heights.append(height)
+        if len(heights) >= 10:
+            step *= 2
+        height = max(height - step, 0)
+    heights.append(0)
+    return heights
+
+
 @dataclass(frozen=True, slots=True)
 class AsertAnchor:
     """What aserti3-2d needs of its anchor, the block just below the activation height."""
@@ -195,18 +211,11 @@ class BlockIndex:
         return entry
 
     def locator(self, tip: IndexEntry) -> list[bytes]:
-        """Hashes back from `tip`: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator).
-
-        A peer answers with the headers after the first of them on its own chain, so a short locator finds
-        the fork point of chains of any length.
-        """
-        hashes, entry, step = [], tip, 1
-        while entry.height > 0:
+        """The block locator of the chain ending in `tip` (see `locator_heights`)."""
+        hashes, entry = [], tip
+        for height in locator_heights(tip.height):
+            entry = self.ancestor(entry, height)  # heights go down: each walk starts where the last ended
             hashes.append(entry.hash)
-            if len(hashes) >= 10:
-                step *= 2
-            entry = self.ancestor(entry, max(entry.height - step, 0))
-        hashes.append(entry.hash)
         return hashes
 
     def median_time_past(self, entry: IndexEntry) -> int:

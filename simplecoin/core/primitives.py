@@ -15,11 +15,10 @@ a message) -- the same place Bitcoin puts them (its coinbase scriptSig, BIP34).
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from functools import cached_property
 
+from simplecoin.core import txcodec_fast
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.hashing import hash_hex, merkle_root, sha256d
@@ -28,27 +27,6 @@ NULL_HASH = bytes(32)
 NULL_INDEX = 0xFFFFFFFF
 HEADER_SIZE = 80
 MAX_FIELD_BYTES = 1_000  # public keys and signatures are far smaller; stops a length prefix asking for gigabytes
-
-
-_T = TypeVar("_T")
-
-
-class cached_property(Generic[_T]):  # lower case: a drop-in for functools.cached_property
-    """functools.cached_property without the lock Python 3.11 takes on every first access (a third of the
-    cost of a fresh transaction's txid); the value types are immutable, so two threads that race compute the
-    same bytes. After the first access the instance's __dict__ entry shadows this descriptor.
-    """
-
-    def __init__(self, func: Callable[[Any], _T]) -> None:
-        self.func = func
-        self.name = func.__name__
-        self.__doc__ = func.__doc__
-
-    def __get__(self, instance: Any, owner: type | None = None) -> _T:
-        if instance is None:
-            return self  # type: ignore[return-value]
-        value = instance.__dict__[self.name] = self.func(instance)
-        return value
 
 
 def _hash32(value: bytes, name: str) -> bytes:
@@ -77,21 +55,9 @@ class OutPoint:
     def is_null(self) -> bool:
         return self.txid == NULL_HASH and self.index == NULL_INDEX
 
-    @classmethod
-    def _decoded(cls, txid: bytes, index: int) -> OutPoint:
-        """An outpoint whose fields a decoder already bounded (32 bytes, a u32): no checks to repeat."""
-        outpoint = _new(cls)
-        _set_txid(outpoint, txid)
-        _set_index(outpoint, index)
-        return outpoint
-
     def __str__(self) -> str:
         return f"{hash_hex(self.txid)}:{self.index}"
 
-
-_new = object.__new__
-_set_txid = OutPoint.txid.__set__  # type: ignore[attr-defined]  # the slots' descriptors
-_set_index = OutPoint.index.__set__  # type: ignore[attr-defined]
 
 NULL_OUTPOINT = OutPoint(NULL_HASH, NULL_INDEX)
 
@@ -137,22 +103,6 @@ class TxOut:
     def read(cls, r: Reader) -> TxOut:
         return cls(r.i64(), r.raw(20))
 
-    @classmethod
-    def _decoded(cls, amount: int, pubkey_hash: bytes) -> TxOut:
-        """An output whose fields a decoder already bounded (an i64, 20 bytes): no checks to repeat."""
-        txout = _new(cls)
-        _set_amount(txout, amount)
-        _set_pubkey_hash(txout, pubkey_hash)
-        return txout
-
-
-_set_amount = TxOut.amount.__set__  # type: ignore[attr-defined]
-_set_pubkey_hash = TxOut.pubkey_hash.__set__  # type: ignore[attr-defined]
-_I32 = struct.Struct("<i").unpack_from
-_U32 = struct.Struct("<I").unpack_from
-_I64 = struct.Struct("<q").unpack_from
-_SHORT_LENGTH = 0xFD  # a CompactSize below this is the length itself, in one byte, and always canonical
-
 
 @dataclass(frozen=True)
 class Transaction:
@@ -191,14 +141,6 @@ class Transaction:
     @cached_property
     def unsigned_bytes(self) -> bytes:
         """The serialization without signatures: what every input's signature commits to."""
-        spans = self.__dict__.get("_signature_spans")
-        if spans is not None:  # decoded: the bytes between the signature fields are the same bytes
-            raw, parts, at = self._raw, [], 0
-            for start, end in spans:
-                parts.append(raw[at:start])
-                at = end
-            parts.append(raw[at:])
-            return b"".join(parts)
         w = Writer()
         self._write(w, with_signatures=False)
         return w.getvalue()
@@ -217,15 +159,19 @@ class Transaction:
 
     @classmethod
     def read(cls, r: Reader) -> Transaction:
-        """Decode one transaction; it keeps the bytes it came from as its serialization (strict decoding makes
-        them the only one), so its txid and signature hash need no re-serialization."""
-        start = r.pos
-        fast = _decode_common_tx(r.buffer, start)
-        if fast is not None:
-            tx, end = fast
-            r.skip_to(end)
-            return tx
-        version = r.i32()  # anything unusual, including every malformed case: the Reader names the fault
+        """Decode one transaction: the common kind by txcodec_fast (the same value, faster, and its txid at
+        hand), anything else -- every malformed case included -- by `read_plain`."""
+        decoded = txcodec_fast.read_common_tx(r.buffer, r.pos)
+        if decoded is None:
+            return cls.read_plain(r)
+        tx, end = decoded
+        r.skip_to(end)
+        return tx
+
+    @classmethod
+    def read_plain(cls, r: Reader) -> Transaction:
+        """Decode one transaction with the strict Reader, which names the fault of malformed bytes."""
+        version = r.i32()
         inputs = tuple(TxIn.read(r) for _ in range(r.length()))
         outputs = tuple(TxOut.read(r) for _ in range(r.length()))
         return cls(version, inputs, outputs, r.u32())
@@ -236,64 +182,6 @@ class Transaction:
         tx = cls.read(r)
         r.end()
         return tx
-
-
-def _decode_common_tx(data: bytes, pos: int) -> tuple[Transaction, int] | None:
-    """The transaction at data[pos:] and where it ends, when every length fits in one byte (all our own
-    transactions); None for anything else -- longer lengths, truncation -- which `Transaction.read` then
-    decodes with the strict Reader. It accepts nothing the Reader refuses: one-byte lengths are canonical
-    and below every limit, and a slice cut short by the end of the data leaves `pos` past the end.
-    """
-    start = pos
-    try:
-        version = _I32(data, pos)[0]
-        count = data[pos + 4]
-        pos += 5
-        if count >= _SHORT_LENGTH:
-            return None
-        inputs = []
-        spans = []  # where each signature field (its length byte included) sits, for `unsigned_bytes`
-        for _ in range(count):
-            prevout = OutPoint._decoded(data[pos : pos + 32], _U32(data, pos + 32)[0])
-            size = data[pos + 36]
-            pos += 37
-            if size >= _SHORT_LENGTH:
-                return None
-            pubkey = data[pos : pos + size]
-            pos += size
-            size = data[pos]
-            if size >= _SHORT_LENGTH:
-                return None
-            spans.append((pos - start, pos + 1 + size - start))
-            signature = data[pos + 1 : pos + 1 + size]
-            pos += 1 + size
-            inputs.append(TxIn(prevout, pubkey, signature))
-        count = data[pos]
-        pos += 1
-        if count >= _SHORT_LENGTH:
-            return None
-        outputs = []
-        for _ in range(count):
-            outputs.append(TxOut._decoded(_I64(data, pos)[0], data[pos + 8 : pos + 28]))
-            pos += 28
-        locktime = _U32(data, pos)[0]
-        pos += 4
-    except (IndexError, struct.error):  # ran off the end
-        return None
-    if pos > len(data):
-        return None
-    raw = data[start:pos]
-    tx = _new(Transaction)
-    tx.__dict__.update(
-        version=version,
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        locktime=locktime,
-        _raw=raw,
-        txid=sha256d(raw),  # every decoded tx needs it (merkle root, indexes); the cached property's value
-        _signature_spans=spans,
-    )
-    return tx, pos
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry
+from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry, locator_heights
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
@@ -192,15 +192,8 @@ class HeaderChain:
         self.first_changed = min(self.first_changed, fork + 1)
 
     def locator(self) -> list[bytes]:
-        """Hashes back from the tip: ten dense, then gaps doubling, ending at genesis (Bitcoin: GetLocator)."""
-        hashes, height, step = [], self.height, 1
-        while height > 0:
-            hashes.append(self.hash_at(height))
-            if len(hashes) >= 10:
-                step *= 2
-            height = max(height - step, 0)
-        hashes.append(self.hash_at(0))
-        return hashes
+        """The block locator of the best chain (see `chain.locator_heights`)."""
+        return [self.hash_at(height) for height in locator_heights(self.height)]
 
     def on_best_chain(self, block_hash: bytes, height: int | None = None) -> OnChain | None:
         """The header if `block_hash` is on the best chain (at `height`, if given: then one hash, O(1))."""

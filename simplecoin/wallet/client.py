@@ -3,154 +3,46 @@
 Private keys never leave this process: transactions are signed here and only their bytes are sent.
 Nothing a node says is taken on trust where it can be checked: headers are verified from the genesis
 (`spv.HeaderChain`), and every confirmed transaction shown needs a merkle proof to a verified header.
+The pieces: `nodeclient.py` (asking nodes), `payment.py` (coin selection and signing), `history.py`
+(verified history); `LightWallet` here checks what nodes answer and puts them together.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-import urllib3
-
 from simplecoin.core.amounts import format_coins
-from simplecoin.core.errors import DecodeError, SimpleCoinError
-from simplecoin.core.hashing import hash160, hash_from_hex, hash_hex
-from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address, sign_input
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import hash_from_hex, hash_hex
+from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
-from simplecoin.core.primitives import BlockHeader, OutPoint, Transaction, TxIn, TxOut
+from simplecoin.core.primitives import BlockHeader, OutPoint, Transaction, TxOut
 from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
-from simplecoin.httpjson import BadAnswer
 from simplecoin.wallet.headerfile import HeaderFile
-from simplecoin.wallet.keyfile import WalletFile, WalletKey, locked
+from simplecoin.wallet.history import HistoryEntry, HistoryPage, VerifiedHistory
+from simplecoin.wallet.keyfile import WalletFile, locked
+from simplecoin.wallet.nodeclient import NodeClient, NodeError, parse_txid
+from simplecoin.wallet.payment import DEFAULT_FEE_RATE, Payment, Spendable, WalletError, pay
 
-TIMEOUT = (3.0, 15.0)  # connect, and each read of the socket
-ANSWER_SECONDS = 30.0  # a whole answer: a node trickling one byte every few seconds is a stalled node
-MAX_RESPONSE_BYTES = 10_000_000
-READ_CHUNK = 65_536
-DEFAULT_FEE_RATE = 2  # base units per byte, when the node gives no estimate: twice the minimum relay fee
+# What wallet.py and tests take from here; each lives in the module named above.
+__all__ = [
+    "AddressBalance",
+    "FeeRate",
+    "HistoryEntry",
+    "HistoryPage",
+    "LightWallet",
+    "NodeClient",
+    "NodeError",
+    "Payment",
+    "Spendable",
+    "WalletError",
+]
+
 MAX_ESTIMATE_RATE = 10_000  # base units per byte: a larger "estimate" is a node trying to burn our coins
-HISTORY_PAGE = 100  # rows per /address/{address}/txs request (the node's maximum)
-# A node may not keep the wallet paging forever: at most this many rows, and so pages, per address and run.
-MAX_HISTORY_ROWS = 200_000
-MAX_HISTORY_PAGES = 5_000  # and every page must bring at least one new row (checked)
 MAX_UTXOS = 200_000  # coins of one address in one /address answer (a miner collects 2,880 a day)
-
-
-class NodeError(SimpleCoinError):
-    """Raised when no node answers, or a node refuses a request (`reason` is the node's reject reason)."""
-
-    def __init__(self, message: str, reason: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class WalletError(SimpleCoinError):
-    """Raised for a payment the wallet will not make (amount, balance, address)."""
-
-
-class _Unreachable(Exception):
-    """Raised when one node's answer did not arrive whole (refused, reset, truncated, stalled): try the next."""
-
-
-def _read_answer(response: requests.Response, max_bytes: int, deadline: float) -> dict:
-    """The answer's JSON object, read in pieces with a cap on its size and on the time it takes.
-
-    httpjson.read_json_object reads in one call, which waits as long as the node keeps sending a byte per read
-    timeout; here the whole answer has ANSWER_SECONDS. Truncation and resets surface as urllib3 errors, which
-    requests does not wrap when the body is read from `response.raw`.
-    """
-    chunks, size = [], 0
-    try:
-        while True:
-            chunk = response.raw.read1(READ_CHUNK, decode_content=True)
-            if not chunk:
-                if response.raw.length_remaining:  # the connection ended before the promised length
-                    raise _Unreachable(f"answer cut off after {size} bytes")
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                raise BadAnswer(f"answered more than {max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise _Unreachable(f"answer took more than {ANSWER_SECONDS:.0f} s")
-            chunks.append(chunk)
-    except (urllib3.exceptions.HTTPError, OSError) as e:  # ProtocolError, IncompleteRead, ReadTimeoutError
-        raise _Unreachable(f"answer broke off ({type(e).__name__})") from e
-    try:
-        data = json.loads(b"".join(chunks))
-    except (ValueError, RecursionError) as e:
-        raise BadAnswer(f"answered {response.status_code} with something that is not JSON") from e
-    if not isinstance(data, dict):
-        raise BadAnswer("answered JSON that is not an object")
-    return data
-
-
-class NodeClient:
-    """Talks to one or more nodes: the first reachable one answers queries; payments go to all."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = [u.rstrip("/") for u in urls]
-        self.session = requests.Session()
-        self.answered_by = ""
-
-    def _request(self, method: str, url: str, **kwargs) -> dict:
-        """One node's JSON answer. _Unreachable if it did not come whole; SpvError if it is not JSON;
-        NodeError (with the node's reason) for a 4xx/5xx."""
-        deadline = time.monotonic() + ANSWER_SECONDS
-        try:
-            with self.session.request(method, url, timeout=TIMEOUT, stream=True, **kwargs) as response:
-                try:
-                    data = _read_answer(response, MAX_RESPONSE_BYTES, deadline)
-                except BadAnswer as e:
-                    raise SpvError(f"{url} is not trustworthy: it {e}") from e
-                if response.status_code >= 400:
-                    raise NodeError(str(data.get("error", response.status_code)), str(data.get("reason", "")))
-                return data
-        except requests.RequestException as e:
-            raise _Unreachable(type(e).__name__) from e
-
-    def get(self, path: str, params: dict | None = None) -> dict:
-        errors = []
-        for base in self.urls:
-            try:
-                data = self._request("GET", base + path, params=params)
-                self.answered_by = base
-                return data
-            except _Unreachable as e:
-                errors.append(f"{base}: {e}")
-        raise NodeError("no node could be reached (" + "; ".join(errors) + ")", "unreachable")
-
-    def send_tx(self, raw: bytes) -> list[tuple[str, str]]:
-        """POST the tx to every node; (url, "" or the error) per node. NodeError if none accepted it."""
-        results = []
-        for base in self.urls:
-            try:
-                self._request("POST", base + "/tx", json={"hex": raw.hex()})
-                results.append((base, ""))
-            except _Unreachable as e:
-                results.append((base, f"unreachable ({e})"))
-            except NodeError as e:
-                results.append((base, f"{e.reason}: {e}" if e.reason else str(e)))
-            except SpvError as e:
-                results.append((base, f"untrustworthy: {e}"))
-        if not any(error == "" for _, error in results):
-            first = next((r for r in results if not r[1].startswith("unreachable")), None)
-            if first is None:
-                raise NodeError("no node could be reached (" + "; ".join(e for _, e in results) + ")", "unreachable")
-            raise NodeError(f"the node refused the payment: {first[1]}", first[1].split(":")[0])
-        return results
-
-
-@dataclass(frozen=True)
-class Spendable:
-    """A confirmed, mature output of one of the wallet's keys."""
-
-    outpoint: OutPoint
-    amount: int
-    key: WalletKey
 
 
 @dataclass(frozen=True)
@@ -167,23 +59,6 @@ class AddressBalance:
 
 
 @dataclass(frozen=True)
-class Payment:
-    """A signed payment ready to send."""
-
-    tx: Transaction
-    to_address: str
-    amount: int
-    fee: int
-    change: int
-    change_address: str
-    balance_after: int
-    fee_rate: int = DEFAULT_FEE_RATE
-    fee_source: str = ""  # "node estimate", "--fee", or "default"
-    wallet: WalletFile | None = field(default=None, repr=False, compare=False)
-    change_key: WalletKey | None = field(default=None, repr=False)  # saved in the wallet file by send()
-
-
-@dataclass(frozen=True)
 class FeeRate:
     """The node's fee-rate estimate (base units per byte) and the mempool's current floor."""
 
@@ -191,41 +66,7 @@ class FeeRate:
     mempool_min: int
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One transaction touching the wallet, from the wallet's point of view."""
-
-    txid: str
-    direction: str  # "received", "sent" or "self"
-    amount: int  # what left or reached the wallet, fee excluded
-    counterparties: tuple[str, ...]
-    fee: int | None  # known when the wallet paid it
-    confirmations: int
-    height: int | None
-    time: int | None  # the verified header's time
-    pending: bool
-    position: int = 0  # in its block: orders the entries of one block
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    """The newest entries of the wallet's history; `more` when older ones were not read."""
-
-    entries: list[HistoryEntry]
-    more: bool
-
-
-@dataclass(frozen=True)
-class _Row:
-    """One verified transaction of an address's history page."""
-
-    tx: Transaction
-    height: int | None
-    position: int
-    time: int | None
-
-
-class LightWallet:
+class LightWallet(VerifiedHistory):
     """One wallet file, the nodes it asks, and the headers it checked itself."""
 
     def __init__(
@@ -311,7 +152,7 @@ class LightWallet:
         coins = []
         for u in report["utxos"]:
             try:
-                outpoint = OutPoint(_parse_txid(u["txid"]), int(u["index"]))
+                outpoint = OutPoint(parse_txid(u["txid"]), int(u["index"]))
                 amount = int(u["amount"])
                 mature = not u["coinbase"] or tip + 1 - int(u["height"]) >= self.params.coinbase_maturity
             except (KeyError, TypeError, ValueError, SpvError) as e:
@@ -341,7 +182,7 @@ class LightWallet:
 
     def fetch_tx(self, txid_hex: str) -> dict:
         """A tx as the node describes it, after checking its bytes hash to the txid."""
-        txid = _parse_txid(txid_hex)
+        txid = parse_txid(txid_hex)
         if txid is None:
             raise SpvError(f"{self.client.answered_by} is not trustworthy: it names a txid {str(txid_hex)[:80]!r}")
         data = self.client.get(f"/tx/{txid_hex}")
@@ -373,178 +214,6 @@ class LightWallet:
         except SpvError as e:
             raise SpvError(f"{self.client.answered_by} is not trustworthy: {e}") from e
         return entry.height, entry.header.time
-
-    # -- history --------------------------------------------------------------------------------------------
-
-    def history(self, limit: int | None = None) -> list[HistoryEntry]:
-        """Every tx touching the wallet (or the newest `limit`), newest first, each checked against the headers."""
-        return self.history_page(limit).entries
-
-    def history_page(self, limit: int | None) -> HistoryPage:
-        """The newest `limit` entries (None: all), each confirmed one proven by a merkle proof to a verified
-        header, from one /address/{address}/txs request per page."""
-        self.sync_headers()
-        addresses = [a for a, _ in self.addresses()]
-        version = self.params.address_version
-        ours = {pubkey_hash_from_address(a, version) for a in addresses}
-        rows: dict[bytes, _Row] = {}
-        parents: dict[bytes, Transaction] = {}
-        more = False
-        for address in addresses:
-            more |= self._read_history(address, limit, rows, parents)
-        ordered = sorted(rows.values(), key=lambda r: (r.height is not None, -(r.height or 0), -r.position, r.tx.txid))
-        if limit is not None and len(ordered) > limit:
-            ordered, more = ordered[:limit], True
-        entries = [self._history_entry(row, parents, ours) for row in ordered]
-        return HistoryPage(entries, more)
-
-    def _read_history(
-        self, address: str, limit: int | None, rows: dict[bytes, _Row], parents: dict[bytes, Transaction]
-    ) -> bool:
-        """Read `address`'s pages (enough for the newest `limit`) into `rows`; True if older rows were left.
-
-        A node chooses what it answers, so the paging is bounded and must make progress: each page starts where
-        the last ended, holds at least one row, goes strictly back in (height, position), and there are at
-        most MAX_HISTORY_ROWS rows and MAX_HISTORY_PAGES pages. Anything else is a lie, not a reason to loop.
-        """
-        liar = self.client.answered_by or "the node"
-        pubkey_hash = pubkey_hash_from_address(address, self.params.address_version)
-        offset, pages, read = 0, 0, 0
-        last: tuple[int, int] | None = None
-        while True:
-            want = HISTORY_PAGE if limit is None else max(1, min(HISTORY_PAGE, limit - read))
-            page = self.client.get(f"/address/{address}/txs", {"offset": offset, "limit": want})
-            liar = self.client.answered_by
-            pages += 1
-            txs, page_parents, pending, next_offset = (
-                page.get("txs"),
-                page.get("parents"),
-                page.get("pending"),
-                page.get("next_offset", False),
-            )
-            if (
-                not isinstance(txs, list)
-                or not isinstance(page_parents, dict)
-                or not isinstance(pending, list)
-                or not (next_offset is None or isinstance(next_offset, int))
-                or len(txs) > want
-            ):
-                raise SpvError(f"{liar} is not trustworthy: a malformed history page for {address}")
-            for txid_hex, raw_hex in page_parents.items():
-                txid = _parse_txid(txid_hex)
-                if txid is None:
-                    raise SpvError(f"{liar} is not trustworthy: it names a txid {str(txid_hex)[:80]!r}")
-                parents[txid] = self._checked_tx(txid, raw_hex)
-            if offset == 0:
-                for item in pending:
-                    row = self._pending_row(item, liar)
-                    self._require_touches(row.tx, pubkey_hash, parents, address, liar)
-                    rows.setdefault(row.tx.txid, row)
-            for item in txs:
-                row = self._proven_row(item, liar)
-                key = (row.height or 0, row.position)
-                if last is not None and key >= last:
-                    raise SpvError(f"{liar} is not trustworthy: its history of {address} is out of order or repeats")
-                last = key
-                self._require_touches(row.tx, pubkey_hash, parents, address, liar)
-                rows[row.tx.txid] = row
-            read += len(txs)
-            if next_offset is None:
-                return False
-            if next_offset != offset + len(txs) or not txs:
-                raise SpvError(f"{liar} is not trustworthy: its history pages of {address} do not move on")
-            if read >= MAX_HISTORY_ROWS or pages >= MAX_HISTORY_PAGES:
-                raise SpvError(
-                    f"{liar} is not trustworthy: it keeps paging the history of {address} "
-                    f"(over {MAX_HISTORY_ROWS:,} rows or {MAX_HISTORY_PAGES:,} pages)"
-                )
-            if limit is not None and read >= limit:
-                return True
-            offset = next_offset
-
-    def _pending_row(self, item: object, liar: str) -> _Row:
-        if not isinstance(item, dict):
-            raise SpvError(f"{liar} is not trustworthy: a malformed pending tx")
-        txid = _parse_txid(item.get("txid"))
-        if txid is None:
-            raise SpvError(f"{liar} is not trustworthy: it names a txid {str(item.get('txid'))[:80]!r}")
-        return _Row(self._checked_tx(txid, item.get("hex")), None, 0, None)
-
-    def _proven_row(self, item: object, liar: str) -> _Row:
-        """A history row whose bytes hash to its txid and whose merkle proof leads to a verified header on the
-        best chain at the height the node gives."""
-        if not isinstance(item, dict):
-            raise SpvError(f"{liar} is not trustworthy: a malformed history row")
-        txid = _parse_txid(item.get("txid"))
-        if txid is None:
-            raise SpvError(f"{liar} is not trustworthy: it names a txid {str(item.get('txid'))[:80]!r}")
-        try:
-            block_hash = hash_from_hex(item["block_hash"])  # type: ignore[index]
-            branch = [hash_from_hex(h) for h in item["branch"]]  # type: ignore[index]
-            position, height = item["position"], item["height"]  # type: ignore[index]
-            if not isinstance(position, int) or not isinstance(height, int) or len(branch) > 64:
-                raise ValueError("bad field")
-        except (KeyError, TypeError, ValueError) as e:
-            raise SpvError(f"{liar} is not trustworthy: a malformed history row") from e
-        tx = self._checked_tx(txid, item["hex"])  # type: ignore[index]
-        try:
-            entry = self.chain.verify_inclusion(txid, block_hash, position, branch, height)
-        except SpvError as e:
-            raise SpvError(f"{liar} is not trustworthy: {e}") from e
-        return _Row(tx, entry.height, position, entry.header.time)
-
-    def _require_touches(
-        self, tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction], address: str, liar: str
-    ) -> None:
-        """A history row must pay the address or spend its coins (with the parent sent along)."""
-        if any(o.pubkey_hash == pubkey_hash for o in tx.outputs):
-            return
-        for txin in () if tx.is_coinbase() else tx.inputs:
-            if hash160(txin.pubkey) == pubkey_hash:
-                if txin.prevout.txid not in parents:
-                    raise SpvError(f"{liar} is not trustworthy: it left out the tx that {hash_hex(tx.txid)} spends")
-                return
-        raise SpvError(f"{liar} is not trustworthy: tx {hash_hex(tx.txid)} does not touch {address}")
-
-    def _history_entry(self, row: _Row, parents: dict[bytes, Transaction], ours: set[bytes]) -> HistoryEntry:
-        tx = row.tx
-        confirmations = 0 if row.height is None else self.chain.height - row.height + 1
-        received = sum(o.amount for o in tx.outputs if o.pubkey_hash in ours)
-        spent = 0
-        fee = None
-        our_inputs = [i for i in tx.inputs if not tx.is_coinbase() and hash160(i.pubkey) in ours]
-        if our_inputs:
-            for txin in our_inputs:
-                parent = parents.get(txin.prevout.txid)
-                if parent is None or txin.prevout.index >= len(parent.outputs):
-                    raise SpvError(f"{self.client.answered_by} is not trustworthy: a spent coin it did not prove")
-                spent += parent.outputs[txin.prevout.index].amount
-            if len(our_inputs) == len(tx.inputs):
-                fee = spent - sum(o.amount for o in tx.outputs)
-        version = self.params.address_version
-        if spent:
-            outside = [o for o in tx.outputs if o.pubkey_hash not in ours]
-            direction = "sent" if outside else "self"
-            amount = sum(o.amount for o in outside)
-            counterparties = tuple(dict.fromkeys(address_from_pubkey_hash(o.pubkey_hash, version) for o in outside))
-        else:
-            direction, amount = "received", received
-            senders = () if tx.is_coinbase() else (hash160(i.pubkey) for i in tx.inputs)
-            counterparties = tuple(dict.fromkeys(address_from_pubkey_hash(h, version) for h in senders)) or (
-                ("coinbase",) if tx.is_coinbase() else ()
-            )
-        return HistoryEntry(
-            hash_hex(tx.txid),
-            direction,
-            amount,
-            counterparties,
-            fee,
-            confirmations,
-            row.height,
-            row.time,
-            row.height is None,
-            row.position,
-        )
 
     # -- paying ---------------------------------------------------------------------------------------------
 
@@ -588,8 +257,9 @@ class LightWallet:
     def make_payment(self, wallet: WalletFile, to_address: str, amount: int, fee_rate: int | None = None) -> Payment:
         """Pick coins (largest first), send change to a fresh address of ours, sign every input here.
 
-        `fee_rate` None: the node's estimate. The change key is saved in the wallet file (under its lock)
-        before the tx is signed, so coins are never sent to a key the file does not hold.
+        `fee_rate` None: the node's estimate. The change key is not saved here: `send` saves it in the wallet
+        file (under its lock) before the tx goes to any node, so a payment not sent leaves the file as it was
+        and coins are never sent to a key the file does not hold.
         """
         try:
             to_hash = pubkey_hash_from_address(to_address, self.params.address_version)
@@ -608,45 +278,21 @@ class LightWallet:
             source = "--fee"
         if fee_rate < 0:
             raise WalletError("the fee rate must not be negative")
-        coins = sorted(self.spendable(wallet), key=lambda c: c.amount, reverse=True)
+        coins = self.spendable(wallet)
         available = sum(c.amount for c in coins)
-        chosen: list[Spendable] = []
-        for coin in coins:
-            chosen.append(coin)
-            total = sum(c.amount for c in chosen)
-            fee = fee_rate * _estimated_size(len(chosen), 2)
-            if total >= amount + fee:
-                for coin_in in chosen:
-                    self._check_coin(coin_in)
-                change = total - amount - fee
-                outputs = [TxOut(amount, to_hash)]
-                change_key = None
-                if change > 0:
-                    change_key = wallet.next_change_key()  # privacy: never an address used before
-                    outputs.append(TxOut(change, change_key.key.pubkey_hash))
-                tx = Transaction(1, tuple(TxIn(c.outpoint, c.key.key.pubkey, b"") for c in chosen), tuple(outputs))
-                signed = tx
-                for i, coin_in in enumerate(chosen):
-                    signature = sign_input(tx, i, coin_in.key.key, self.params.genesis_hash)
-                    inputs = list(signed.inputs)
-                    inputs[i] = TxIn(coin_in.outpoint, coin_in.key.key.pubkey, signature)
-                    signed = Transaction(1, tuple(inputs), tx.outputs)
-                return Payment(
-                    signed,
-                    to_address,
-                    amount,
-                    fee,
-                    change,
-                    change_key.address if change_key else "",
-                    available - amount - fee,
-                    fee_rate,
-                    source,
-                    wallet,
-                    change_key,
-                )
-        needed = amount + fee_rate * _estimated_size(max(len(coins), 1), 2)
-        raise WalletError(
-            f"not enough spendable coins: {format_coins(available)} spendable, {format_coins(needed)} needed with fee"
+        tx, fee, change, change_key = pay(coins, to_hash, amount, fee_rate, wallet, self.params, self._check_coin)
+        return Payment(
+            tx,
+            to_address,
+            amount,
+            fee,
+            change,
+            change_key.address if change_key else "",
+            available - amount - fee,
+            fee_rate,
+            source,
+            wallet,
+            change_key,
         )
 
     def send(self, payment: Payment) -> list[tuple[str, str]]:
@@ -654,19 +300,3 @@ class LightWallet:
         if payment.change_key is not None and payment.wallet is not None:
             payment.wallet.save_key(payment.change_key)
         return self.client.send_tx(payment.tx.serialize())
-
-
-def _parse_txid(txid_hex: object) -> bytes | None:
-    """A txid as shown to people (64 hex digits) in internal byte order; None if it is not one."""
-    if not isinstance(txid_hex, str) or len(txid_hex) != 64:
-        return None
-    try:
-        txid = hash_from_hex(txid_hex)
-    except ValueError:
-        return None
-    return txid if len(txid) == 32 else None  # fromhex() skips spaces
-
-
-def _estimated_size(inputs: int, outputs: int) -> int:
-    """Bytes of a payment: 4 version + 1 + inputs x (36 outpoint + 34 key + 73 signature) + 1 + outputs x 28 + 4."""
-    return 10 + inputs * 143 + outputs * 28

@@ -17,6 +17,7 @@ coincurve below 21, which the node's verifier uses.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mnemonic import Mnemonic
@@ -86,3 +87,22 @@ def account_key(seed: bytes) -> Bip32Slip10Secp256k1:
 def derive_key(account: Bip32Slip10Secp256k1, chain: int, index: int) -> PrivateKey:
     """The key at `chain`/`index` below the account."""
     return PrivateKey(account.ChildKey(chain).ChildKey(index).PrivateKey().Raw().ToBytes())
+
+
+def keys_in_use(account: Bip32Slip10Secp256k1, is_used: Callable[[PrivateKey], bool]) -> tuple[int, int]:
+    """(receiving, change): on each chain, how many keys up to the last one `is_used` says is in use.
+
+    BIP44's account discovery: a chain is scanned until GAP_LIMIT unused keys in a row, so a wallet that
+    handed out addresses nobody paid (fewer than the gap limit in a row) is still found whole.
+    """
+    counts = []
+    for chain in (RECEIVE, CHANGE):
+        used, index, unused_run = 0, 0, 0
+        while unused_run < GAP_LIMIT:
+            if is_used(derive_key(account, chain, index)):
+                used, unused_run = index + 1, 0
+            else:
+                unused_run += 1
+            index += 1
+        counts.append(used)
+    return counts[0], counts[1]

@@ -250,7 +250,8 @@ class WalletFile:
 
     def next_change_key(self) -> WalletKey:
         """A change key not yet in the file (the next on the change chain, or a new random one); not saved:
-        `save_key` it before a tx paying it is sent, so a declined payment leaves the file as it was."""
+        `LightWallet.send` saves it before the tx paying it goes to a node, so a declined payment leaves the
+        file as it was."""
         return self._new_key("change", list(self._reread().keys), hd.CHANGE)
 
     def save_key(self, key: WalletKey) -> WalletFile:

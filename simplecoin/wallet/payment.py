@@ -1,0 +1,103 @@
+"""Coin selection and signing: which coins pay, what change comes back, and every input signed here.
+
+Private keys never leave this process: the transaction is signed here and only its bytes are sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simplecoin.core.amounts import format_coins
+from simplecoin.core.errors import SimpleCoinError
+from simplecoin.core.keys import sign_input
+from simplecoin.core.params import NetworkParams
+from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut
+from simplecoin.wallet.keyfile import WalletFile, WalletKey
+
+DEFAULT_FEE_RATE = 2  # base units per byte, when the node gives no estimate: twice the minimum relay fee
+
+
+class WalletError(SimpleCoinError):
+    """Raised for a payment the wallet will not make (amount, balance, address)."""
+
+
+@dataclass(frozen=True)
+class Spendable:
+    """A confirmed, mature output of one of the wallet's keys."""
+
+    outpoint: OutPoint
+    amount: int
+    key: WalletKey
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A signed payment ready to send."""
+
+    tx: Transaction
+    to_address: str
+    amount: int
+    fee: int
+    change: int
+    change_address: str
+    balance_after: int
+    fee_rate: int = DEFAULT_FEE_RATE
+    fee_source: str = ""  # "node estimate", "--fee", or "default"
+    wallet: WalletFile | None = field(default=None, repr=False, compare=False)
+    change_key: WalletKey | None = field(default=None, repr=False)  # saved in the wallet file by send()
+
+
+def pay(
+    coins: list[Spendable],
+    to_hash: bytes,
+    amount: int,
+    fee_rate: int,
+    wallet: WalletFile,
+    params: NetworkParams,
+    check_coin: Callable[[Spendable], None],
+) -> tuple[Transaction, int, int, WalletKey | None]:
+    """(signed tx, fee, change, change key) paying `amount` to `to_hash` from the largest coins first.
+
+    `check_coin` is asked about each chosen coin before anything is signed. The change key, when there is
+    change, is fresh (privacy: never an address used before) and not saved here; WalletError if the coins
+    do not cover amount and fee.
+    """
+    coins = sorted(coins, key=lambda c: c.amount, reverse=True)
+    chosen: list[Spendable] = []
+    for coin in coins:
+        chosen.append(coin)
+        total = sum(c.amount for c in chosen)
+        fee = fee_rate * _estimated_size(len(chosen), 2)
+        if total >= amount + fee:
+            for coin_in in chosen:
+                check_coin(coin_in)
+            change = total - amount - fee
+            outputs = [TxOut(amount, to_hash)]
+            change_key = None
+            if change > 0:
+                change_key = wallet.next_change_key()
+                outputs.append(TxOut(change, change_key.key.pubkey_hash))
+            return _signed(chosen, tuple(outputs), params), fee, change, change_key
+    available = sum(c.amount for c in coins)
+    needed = amount + fee_rate * _estimated_size(max(len(coins), 1), 2)
+    raise WalletError(
+        f"not enough spendable coins: {format_coins(available)} spendable, {format_coins(needed)} needed with fee"
+    )
+
+
+def _signed(chosen: list[Spendable], outputs: tuple[TxOut, ...], params: NetworkParams) -> Transaction:
+    """The tx spending `chosen` to `outputs`, each input signed with its coin's key."""
+    tx = Transaction(1, tuple(TxIn(c.outpoint, c.key.key.pubkey, b"") for c in chosen), outputs)
+    signed = tx
+    for i, coin in enumerate(chosen):
+        signature = sign_input(tx, i, coin.key.key, params.genesis_hash)
+        inputs = list(signed.inputs)
+        inputs[i] = TxIn(coin.outpoint, coin.key.key.pubkey, signature)
+        signed = Transaction(1, tuple(inputs), tx.outputs)
+    return signed
+
+
+def _estimated_size(inputs: int, outputs: int) -> int:
+    """Bytes of a payment: 4 version + 1 + inputs x (36 outpoint + 34 key + 73 signature) + 1 + outputs x 28 + 4."""
+    return 10 + inputs * 143 + outputs * 28
