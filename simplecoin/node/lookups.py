@@ -12,13 +12,19 @@ from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.coins import Coin
+from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
-from simplecoin.node.node import Node, NotFound
+from simplecoin.node.node import Node
 from simplecoin.node.store import HistoryRow
+
+
+class NotFound(SimpleCoinError):
+    """Raised when a block, transaction or address the caller asked for is not known."""
+
 
 # An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
@@ -101,6 +107,23 @@ class Lookups:
     def __init__(self, node: Node) -> None:
         self.node = node
 
+    def entry(self, block_hash: bytes) -> IndexEntry:
+        if block_hash not in self.node.index:
+            raise NotFound(f"no block {hash_hex(block_hash)}")
+        return self.node.index[block_hash]
+
+    def hash_at(self, height: int) -> bytes:
+        if not 0 <= height <= self.node.height:
+            raise NotFound(f"no block at height {height} (the tip is at {self.node.height})")
+        return self.node.active[height]
+
+    def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
+        """A stored block, its index entry, and whether it is on the active chain."""
+        entry = self.entry(block_hash)
+        block = self.node.store.get_block(block_hash)
+        assert block is not None, "indexed blocks are stored"
+        return block, entry, self.node.is_active(entry)
+
     def tx(self, txid: bytes) -> TxLookup:
         pending = self.node.mempool.entries.get(txid)
         if pending is not None:
@@ -149,7 +172,7 @@ class Lookups:
                 break
             block = blocks.get(row.height)
             if block is None:
-                block = blocks[row.height] = self.node.block(self.node.active[row.height])[0]
+                block = blocks[row.height] = self.block(self.node.active[row.height])[0]
             tx = block.txs[row.position]
             branch = merkle_branch([t.txid for t in block.txs], row.position)
             proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
@@ -197,7 +220,7 @@ class Lookups:
             pending_rate = rates[len(rates) // 2]
         block_rates = []
         for height in range(self.node.height, max(self.node.height - FEE_ESTIMATE_BLOCKS, 0), -1):
-            block = self.node.block(self.node.active[height])[0]
+            block = self.block(self.node.active[height])[0]
             paid_bytes = sum(t.size for t in block.txs[1:])
             if paid_bytes:
                 fees = sum(o.amount for o in block.txs[0].outputs) - self.node.params.subsidy(height)
@@ -257,7 +280,7 @@ class Lookups:
             entry = self.node.index.entries.get(item_hash)
             if entry is None or not self.node.is_active(entry):
                 return None
-            return self.node.block(item_hash)[0].serialize()
+            return self.block(item_hash)[0].serialize()
         mempool_entry = self.node.mempool.entries.get(item_hash)
         return mempool_entry.tx.serialize() if mempool_entry is not None else None
 

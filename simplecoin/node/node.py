@@ -18,16 +18,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
-from simplecoin.core.coins import Coin
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import block_work
-from simplecoin.core.primitives import Block, OutPoint, Transaction
+from simplecoin.core.primitives import Block, Transaction
 from simplecoin.core.validation import (
     check_block,
     check_header_contextual,
@@ -36,16 +34,11 @@ from simplecoin.core.validation import (
     connect_block,
 )
 from simplecoin.node.orphans import OrphanBlocks
+from simplecoin.node.prefetch import InputLookups
 from simplecoin.node.store import Store
 from simplecoin.node.verdicts import RecentRejects, SignatureCache
 
 log = logging.getLogger(__name__)
-
-MAX_REMEMBERED_LOOKUPS = 64  # txs between their first cheap checks and their submit (one per busy request)
-
-
-class NotFound(SimpleCoinError):
-    """Raised when a block, transaction or address the caller asked for is not known."""
 
 
 class InternalError(SimpleCoinError):
@@ -63,17 +56,6 @@ class BlockOutcome:
     # unrequested block whose chain has less work than ours: it could not become the tip, so it is dropped)
     status: str
     reorg: ReorgResult = field(default_factory=ReorgResult)
-
-
-class _Prefetched:
-    """A CoinView answering from coins looked up in advance, and from the store for anything else."""
-
-    def __init__(self, store: Store, coins: dict[tuple[bytes, int], Coin | None]) -> None:
-        self.store, self.coins = store, coins
-
-    def get_coin(self, outpoint: OutPoint) -> Coin | None:
-        key = (outpoint.txid, outpoint.index)
-        return self.coins[key] if key in self.coins else self.store.get_coin(outpoint)
 
 
 class Node:
@@ -97,11 +79,7 @@ class Node:
         self.orphans = OrphanBlocks()
         self._verified = SignatureCache()
         self.recent_rejects = RecentRejects()
-        # Coins a tx's inputs were looked up as by `inputs_look_valid`, with the tip they were read at: its
-        # `accept_tx` soon after reuses them if the tip is the same (the store changes only with the tip).
-        self._input_coins: BoundedDict[bytes, tuple[bytes, dict[tuple[bytes, int], Coin | None]]] = BoundedDict(
-            MAX_REMEMBERED_LOOKUPS
-        )
+        self._inputs = InputLookups(store)  # read by `inputs_look_valid`, used again by `accept_tx`
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
@@ -125,25 +103,8 @@ class Node:
             self._mtp = (tip.hash, self.index.median_time_past(tip))
         return self._mtp[1]
 
-    def entry(self, block_hash: bytes) -> IndexEntry:
-        if block_hash not in self.index:
-            raise NotFound(f"no block {hash_hex(block_hash)}")
-        return self.index[block_hash]
-
-    def hash_at(self, height: int) -> bytes:
-        if not 0 <= height <= self.height:
-            raise NotFound(f"no block at height {height} (the tip is at {self.height})")
-        return self.active[height]
-
     def is_active(self, entry: IndexEntry) -> bool:
         return entry.height <= self.height and self.active[entry.height] == entry.hash
-
-    def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
-        """A stored block, its index entry, and whether it is on the active chain."""
-        entry = self.entry(block_hash)
-        block = self.store.get_block(block_hash)
-        assert block is not None, "indexed blocks are stored"
-        return block, entry, self.is_active(entry)
 
     def orphan_bytes(self) -> int:
         return self.orphans.total_bytes()
@@ -330,7 +291,7 @@ class Node:
         self._verified.add(verified)
         entry = self.mempool.accept(
             tx,
-            self._inputs_view(tx),
+            self._inputs.view(tx, self.tip.hash),
             self.height + 1,
             self.median_time_past(),
             now=int(self.clock()),
@@ -344,19 +305,12 @@ class Node:
         height = self.height + 1
         try:
             check_transaction(tx, self.params)
-            view = self._inputs_view(tx)
-            self._input_coins[tx.txid] = (self.tip.hash, view.coins)
+            view = self._inputs.view(tx, self.tip.hash)
+            self._inputs.keep(tx, self.tip.hash, view)
             check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)
         except TxValidationError:
             return False
         return True
-
-    def _inputs_view(self, tx: Transaction) -> _Prefetched:
-        """The store with `tx`'s inputs looked up in a few queries, not one each (690 inputs: 20 ms -> 3 ms)."""
-        tip_hash, coins = self._input_coins.pop(tx.txid, (b"", None))
-        if coins is None or tip_hash != self.tip.hash:
-            coins = self.store.get_coins([txin.prevout for txin in tx.inputs])
-        return _Prefetched(self.store, coins)
 
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""

@@ -182,16 +182,16 @@ class NodeService:
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
-            return self.node.entry(block_hash)
+            return self.lookups.entry(block_hash)
 
     def hash_at(self, height: int) -> bytes:
         with self.lock:
-            return self.node.hash_at(height)
+            return self.lookups.hash_at(height)
 
     def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
         """A stored block, its index entry, and whether it is on the active chain."""
         with self.lock:
-            return self.node.block(block_hash)
+            return self.lookups.block(block_hash)
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""
@@ -254,7 +254,7 @@ class NodeService:
 
     def raw_block(self, block_hash: bytes) -> bytes:
         with self.lock:
-            return self.node.block(block_hash)[0].serialize()
+            return self.lookups.block(block_hash)[0].serialize()
 
     def close(self) -> None:
         with self.lock:
