@@ -3,12 +3,13 @@
 This is the I/O shell around the pure core: it reads the clock (passed in as `clock`) and the store, and
 hands their values to the consensus functions. It does not talk to the network; whoever calls it does.
 Split by responsibility: chain state, reorgs and acceptance here; orphans in `orphans.py`; the signature cache
-and recent rejects in `verdicts.py`; read-only answers for the API and peers in `lookups.py`.
+and recent rejects in `verdicts.py`; a tx's input lookup in `prefetch.py`; read-only answers for the API and
+peers in `lookups.py`.
 
 A block or tx goes through each check once. In-process callers use `submit_block` / `submit_tx`, which run
 them all under the caller's lock. `NodeService` runs the same checks in stages so that signatures are
 verified without its lock: `block_to_verify` / `tx_to_verify` (recent rejects, whether we want it), the
-signatures, then `add_block` / `accept_tx`.
+signatures, then `add_block` / `accept_tx` (which repeats the tx's cheap checks: see its docstring).
 """
 
 from __future__ import annotations

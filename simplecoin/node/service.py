@@ -3,7 +3,9 @@
 The API's threads, the peer threads, the mining pump and the mempool loader all go through a `NodeService`;
 it is the only thing that calls the `Node` (and its `Lookups`), always under its lock, and only through their
 methods. A block or tx is checked once, in this order: context-free checks, recent rejects, whether we want
-it, signatures (outside the lock), then connect (`submit_block`, `submit_tx`).
+it, signatures (outside the lock), then connect (`submit_block`, `submit_tx`). One repeat is deliberate: the
+cheap checks that decide whether a tx's signatures are worth checking run again in the pool's acceptance,
+since the tip and the pool may change while the lock is free.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class NodeService:
     # node remembers what passed (its signature cache) and what failed (its recent rejects).
 
     def submit_block(self, block: Block, source: str = "", requested: bool = False) -> BlockOutcome:
+        """Check a block, store it, follow the most-work chain; relay it if it joined our active chain.
+
+        `requested=False` (a block pushed to us) is stored only if its chain could become the tip (`Node.add_block`).
+        """
         check_block(block, self.params)  # context-free: proof of work first, before anything costs more
         with self.lock:
             unverified = self.node.block_to_verify(block, requested)  # recent rejects; whether we want it
@@ -105,8 +111,6 @@ class NodeService:
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
         """Check a tx and add it to the pool; relay it if it is new to us."""
-        # The lock is taken twice on the way in, not four times: the signature cache, the pool and the relay filter
-        # share the second section. Under 4 busy clients each wait for the lock cost more than what it guarded.
         entry, fresh = self._accept_tx(tx, relay=True)
         if fresh:
             self._emit(Event("tx", tx.txid, tx.serialize(), source))
@@ -119,6 +123,8 @@ class NodeService:
 
     def _accept_tx(self, tx: Transaction, relay: bool) -> tuple[MempoolEntry, bool]:
         """Add `tx` to the pool; return its entry and whether it is to be relayed (first sighting)."""
+        # The lock is taken twice, not four times: the signature cache, the pool and the relay filter share the
+        # second section. Under 4 busy clients each wait for the lock cost more than what it guarded.
         with self.lock:
             unverified = self.node.tx_to_verify(tx)  # recent rejects; the cheap checks, once the inputs are read
         try:
