@@ -277,10 +277,7 @@ class Lookups:
         "duplicate-invalid").
         """
         if kind == "block":
-            entry = self.node.index.entries.get(item_hash)
-            if entry is None or not self.node.is_active(entry):
-                return None
-            return self.block(item_hash)[0].serialize()
+            return self.block(item_hash)[0].serialize() if self.on_active_chain(item_hash) else None
         mempool_entry = self.node.mempool.entries.get(item_hash)
         return mempool_entry.tx.serialize() if mempool_entry is not None else None
 
