@@ -230,8 +230,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         """The node's idea of the time: the machine's, moved by --clock-offset (0 unless a test sets it)."""
         return time.time() + offset
 
-    node = Node(Store(config.data_dir / "chain.db", params), params, clock=wall_clock)
-    service = NodeService(node)
+    service = NodeService(Node(Store(config.data_dir / "chain.db", params), params, clock=wall_clock))
     fatal: list[str] = []  # at most one entry per supervised thread: each fails fatally once, then ends
 
     def on_fatal(name: str, error: BaseException) -> None:
@@ -242,7 +241,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     # that met it could only build on that, so the node stops instead.
     threads = Supervisor(on_fatal, fatal=(sqlite3.Error,))
     service.threads = threads.health
-    mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, node, service.lock)
+    mempool_loader = mempool_file.MempoolLoader(config.data_dir / mempool_file.FILE_NAME, params, service)
     # Addresses and bans outlive a restart (Bitcoin: peers.dat, banlist.json); saved again when peers stop.
     peers = PeerManager(
         service, config.public_url, config.peers, path=config.data_dir / addrman.FILE_NAME, wall_clock=wall_clock
@@ -277,7 +276,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         raise SystemExit(0)  # waitress' run() catches it and shuts its threads down
 
     signal.signal(signal.SIGTERM, stop)
-    log.info("serving the API on %s (network %s, height %d)", config.url, params.name, node.height)
+    log.info("serving the API on %s (network %s, height %d)", config.url, params.name, service.tip().height)
     log.info("verifying signatures with %s", keys.VERIFIER)  # "ecdsa" means coincurve did not import
     if offset:
         log.warning("this node's clock runs %+.0f s from the machine's (--clock-offset)", offset)
@@ -299,7 +298,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         threads.join(timeout=5)
         mempool_loader.stop_and_save()  # Bitcoin: DumpMempool, before the store closes
         service.close()  # under the node lock: the store closes between blocks
-        log.info("server stopped at height %d", node.height)
+        log.info("server stopped at height %d", service.tip().height)
     if fatal:
         log.critical("stopping the node: %s", fatal[0])
         raise SystemExit(FATAL_EXIT_CODE)

@@ -6,7 +6,6 @@ Before this change a pending payment was lost when the node stopped: nothing was
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 
@@ -14,6 +13,7 @@ from simplecoin.core.hashing import hash_hex, sha256d
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import OutPoint
 from simplecoin.node import mempool_file
+from simplecoin.node.service import NodeService
 from tests.framework.builder import BOB, ChainBuilder
 from tests.framework.nodes import running_node, wait_until
 
@@ -33,7 +33,7 @@ def pending_chain(funded):
 def test_round_trip_through_normal_acceptance(funded, tmp_path, caplog):
     node, txs = pending_chain(funded)
     path = tmp_path / mempool_file.FILE_NAME
-    mempool_file.dump(path, node.mempool, REGTEST)
+    mempool_file.dump(path, [e.tx for e in node.mempool.in_dependency_order()], REGTEST)
     assert not (tmp_path / (mempool_file.FILE_NAME + ".tmp")).exists()  # renamed into place
     assert mempool_file.read(path, REGTEST) == txs  # parents first
     # Reload into a pool that lost them: both come back through Node.submit_tx.
@@ -111,9 +111,9 @@ def test_a_missing_file_is_no_warning(tmp_path, caplog):
 def test_the_loader_restores_in_the_background_and_saves_at_shutdown(funded, tmp_path):
     node, txs = pending_chain(funded)
     path = tmp_path / mempool_file.FILE_NAME
-    mempool_file.dump(path, node.mempool, REGTEST)
+    mempool_file.dump(path, [e.tx for e in node.mempool.in_dependency_order()], REGTEST)
     node.mempool.remove_with_descendants(txs[0].txid)
-    loader = mempool_file.MempoolLoader(path, REGTEST, node, threading.RLock())
+    loader = mempool_file.MempoolLoader(path, REGTEST, NodeService(node))
     loader.start()
     loader.join(timeout=30)
     assert loader.finished.is_set()
@@ -126,10 +126,10 @@ def test_the_loader_restores_in_the_background_and_saves_at_shutdown(funded, tmp
 def test_a_shutdown_before_the_load_finished_keeps_the_saved_file(funded, tmp_path, caplog):
     node, txs = pending_chain(funded)
     path = tmp_path / mempool_file.FILE_NAME
-    mempool_file.dump(path, node.mempool, REGTEST)
+    mempool_file.dump(path, [e.tx for e in node.mempool.in_dependency_order()], REGTEST)
     saved = path.read_bytes()
     node.mempool.remove_with_descendants(txs[0].txid)
-    loader = mempool_file.MempoolLoader(path, REGTEST, node, threading.RLock())
+    loader = mempool_file.MempoolLoader(path, REGTEST, NodeService(node))
     loader.stopping.set()  # the node is told to stop before the loader got through
     loader.start()
     loader.stop_and_save()

@@ -14,7 +14,7 @@ from pathlib import Path
 from simplecoin.core.mining import make_block, solve
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.node.node import MAX_ORPHAN_BYTES_PER_SOURCE
+from simplecoin.node.orphans import MAX_ORPHAN_BYTES_PER_SOURCE
 from tests.framework.builder import BOB, MINER_KEY, sign_all
 from tests.framework.nodes import NodeProcess, child_pids, running_node, wait_until
 

@@ -15,7 +15,7 @@ import pytest
 from simplecoin.core.mining import make_block, solve
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
-from simplecoin.node import node as node_module
+from simplecoin.node import orphans as node_module
 from simplecoin.node.node import Node
 from simplecoin.node.service import Event, NodeService
 from simplecoin.node.store import Store
@@ -131,7 +131,7 @@ def test_orphans_are_bounded_in_bytes_per_source_and_in_all(node, builder, small
 
 def test_orphans_are_bounded_in_count_too(node, monkeypatch):
     """Tiny orphans fit the byte bounds by the thousand; each would make every add walk them all."""
-    monkeypatch.setattr(node_module, "MAX_ORPHANS", 10)
+    monkeypatch.setattr(node.orphans, "limit", 10)
     service = NodeService(node)
     flood = [junk_orphan(n, 300) for n in range(25)]
     for block in flood:

@@ -62,7 +62,7 @@ def test_new_blocks_are_relayed_once(two_services):
             block = builder.block("b1")
             a.submit_block(block)
             wait_until(lambda: b.tip().hash == block.hash, what="relay of b1")
-            assert a.seen(block.hash)  # remembered: it will not be relayed a second time
+            assert not a.first_sighting(block.hash)  # remembered: it will not be relayed a second time
         finally:
             manager.stop()
 

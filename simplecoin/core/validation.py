@@ -171,10 +171,6 @@ def check_tx_signatures(tx: Transaction, genesis_hash: bytes) -> None:
 
 def check_block(block: Block, params: NetworkParams) -> None:
     """Rules a block must meet on its own (Bitcoin: CheckBlock)."""
-    # Bitcoin: CBlock::fChecked. The service checks a block before its signatures and the node again under
-    # its lock; the verdict depends only on the block and the params, so a pass is remembered on the object.
-    if block.__dict__.get("_checked_with") is params:
-        return
     header = block.header
     problem = check_proof_of_work(block.hash, header.bits, params.pow_limit)
     if problem:
@@ -208,7 +204,6 @@ def check_block(block: Block, params: NetworkParams) -> None:
                         "bad-txns-inputs-duplicate", f"{txin.prevout} is spent twice in the block"
                     )
                 spent.add(key)
-    block.__dict__["_checked_with"] = params
 
 
 def check_header_contextual(

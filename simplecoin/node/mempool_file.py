@@ -23,7 +23,6 @@ from typing import Protocol
 from simplecoin.core.encoding import Reader, Writer
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d
-from simplecoin.core.mempool import Mempool
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Transaction
 
@@ -99,14 +98,14 @@ def save(path: Path, txs: Iterable[Transaction], params: NetworkParams) -> None:
         os.close(directory)
 
 
-def dump(path: Path, pool: Mempool, params: NetworkParams) -> None:
-    """Save the pool at shutdown (parents first); a failure is a warning, never a reason to skip closing."""
+def dump(path: Path, txs: list[Transaction], params: NetworkParams) -> None:
+    """Save the pool's `txs` (parents first) at shutdown; a failure is a warning, never a reason to skip closing."""
     try:
-        save(path, (entry.tx for entry in pool.in_dependency_order()), params)
+        save(path, txs, params)
     except OSError as e:
         log.warning("could not save the mempool to %s: %s", path, e)
         return
-    log.info("saved %d mempool transactions to %s", len(pool), path)
+    log.info("saved %d mempool transactions to %s", len(txs), path)
 
 
 def read(path: Path, params: NetworkParams) -> list[Transaction]:
@@ -149,12 +148,12 @@ def load(
     return accepted
 
 
-class _PoolOwner(Protocol):
-    """What the loader needs of a Node: its pool and its normal acceptance."""
+class _Pool(Protocol):
+    """What the loader needs of the `NodeService`: normal acceptance without relay, and the pool parents first."""
 
-    mempool: Mempool
+    def restore_tx(self, tx: Transaction) -> object: ...
 
-    def submit_tx(self, tx: Transaction) -> object: ...
+    def pending_txs(self) -> list[Transaction]: ...
 
 
 class MempoolLoader(threading.Thread):
@@ -163,31 +162,27 @@ class MempoolLoader(threading.Thread):
     Bitcoin: LoadMempool runs in a thread after start-up, and DumpMempool is skipped if the load never finished
     (m_load_tried). Here too: checking a full pool's signatures takes many seconds, during which the API should
     answer; and a shutdown before the load finished must not overwrite the file with the part loaded so far.
-    Each transaction is submitted under the node lock, one at a time, and without relay events, so peers are
-    not flooded with what they most likely have already.
+    Each transaction goes through the service's `restore_tx`, one at a time: the checks of any submitted tx
+    (signatures outside the node lock), without relay events, so peers are not flooded with what they most
+    likely have already.
     """
 
-    def __init__(self, path: Path, params: NetworkParams, node: _PoolOwner, lock: threading.RLock) -> None:
+    def __init__(self, path: Path, params: NetworkParams, service: _Pool) -> None:
         super().__init__(name="mempool-load", daemon=True)
-        self.path, self.params, self.node, self.lock = path, params, node, lock
+        self.path, self.params, self.service = path, params, service
         self.stopping = threading.Event()
         self.finished = threading.Event()
 
     def run(self) -> None:
-        if load(self.path, self.params, self._submit, self.stopping) is not None:
+        if load(self.path, self.params, self.service.restore_tx, self.stopping) is not None:
             self.finished.set()
-
-    def _submit(self, tx: Transaction) -> object:
-        with self.lock:
-            return self.node.submit_tx(tx)
 
     def stop_and_save(self, timeout: float = 10.0) -> None:
         """Stop loading, and save the pool if the saved one was fully loaded (call before the store closes)."""
         self.stopping.set()
         if self.is_alive():
             self.join(timeout)
-        with self.lock:
-            if not self.finished.is_set():
-                log.warning("the saved mempool was not fully loaded; keeping %s as it is", self.path)
-                return
-            dump(self.path, self.node.mempool, self.params)
+        if not self.finished.is_set():
+            log.warning("the saved mempool was not fully loaded; keeping %s as it is", self.path)
+            return
+        dump(self.path, self.service.pending_txs(), self.params)

@@ -2,25 +2,31 @@
 
 This is the I/O shell around the pure core: it reads the clock (passed in as `clock`) and the store, and
 hands their values to the consensus functions. It does not talk to the network; whoever calls it does.
+Split by responsibility: chain state, reorgs and acceptance here; orphans in `orphans.py`; the signature cache
+and recent rejects in `verdicts.py`; a tx's input lookup in `prefetch.py`; read-only answers for the API and
+peers in `lookups.py`.
+
+A block or tx goes through each check once. In-process callers use `submit_block` / `submit_tx`, which run
+them all under the caller's lock. `NodeService` runs the same checks in stages so that signatures are
+verified without its lock: `block_to_verify` / `tx_to_verify` (recent rejects, whether we want it), the
+signatures, then `add_block` / `accept_tx` (which repeats the tx's cheap checks: see its docstring).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
-from simplecoin.core.coins import Coin
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
-from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
-from simplecoin.core.params import MAX_HEADERS_RESULTS, NetworkParams
+from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import block_work
-from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
+from simplecoin.core.primitives import Block, Transaction
 from simplecoin.core.validation import (
     check_block,
     check_header_contextual,
@@ -28,24 +34,12 @@ from simplecoin.core.validation import (
     check_tx_inputs,
     connect_block,
 )
-from simplecoin.node.store import HistoryRow, Store
+from simplecoin.node.orphans import OrphanBlocks
+from simplecoin.node.prefetch import InputLookups
+from simplecoin.node.store import Store
+from simplecoin.node.verdicts import RecentRejects, SignatureCache
 
 log = logging.getLogger(__name__)
-
-# Orphan blocks (parent not yet known) wait in memory. Bounded by bytes, in all and per source, since one
-# source could otherwise fill the pool with 1 MB blocks; the oldest go first (of that source, if it is over).
-MAX_ORPHAN_BYTES = 8_000_000
-MAX_ORPHAN_BYTES_PER_SOURCE = 2_000_000
-# And by count: adding an orphan, refreshing /status and a parent's arrival walk the pool under the node lock,
-# so 8 MB of tiny orphans (~26,000) would make each of them slow. Oldest first, as for bytes.
-MAX_ORPHANS = 100
-SIGNATURE_CACHE_SIZE = 200_000  # txids whose signatures were verified (Bitcoin: the script cache)
-RECENT_REJECTS_SIZE = 50_000  # txs and blocks refused for a bad signature (Bitcoin: m_recent_rejects)
-MAX_REMEMBERED_LOOKUPS = 64  # txs between their first cheap checks and their submit (one per busy request)
-
-
-class NotFound(SimpleCoinError):
-    """Raised when a block, transaction or address the caller asked for is not known."""
 
 
 class InternalError(SimpleCoinError):
@@ -63,92 +57,6 @@ class BlockOutcome:
     # unrequested block whose chain has less work than ours: it could not become the tip, so it is dropped)
     status: str
     reorg: ReorgResult = field(default_factory=ReorgResult)
-
-
-@dataclass(frozen=True)
-class TxLookup:
-    """Where a transaction is: pending, or confirmed in an active-chain block."""
-
-    tx: Transaction
-    block_hash: bytes | None  # None: pending in the mempool
-    height: int | None
-    position: int | None
-    confirmations: int
-    fee: int | None  # known for pending transactions
-
-
-@dataclass(frozen=True)
-class MerkleProof:
-    """What proves a confirmed transaction is in its block without the block (SPV)."""
-
-    header: BlockHeader
-    height: int
-    index: int
-    branch: list[bytes]
-
-
-@dataclass(frozen=True)
-class AddressInfo:
-    """One address: confirmed balance, coins and history (a page), and its pending transactions."""
-
-    balance: int
-    pending_received: int
-    pending_sent: int
-    utxos: dict[OutPoint, Coin]
-    history: list[HistoryRow]
-    pending: list[MempoolEntry]
-
-
-# An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
-# this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
-MAX_ADDRESS_PAGE_TX_BYTES = 2_000_000
-FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose fee rates the estimate reads
-
-
-@dataclass(frozen=True)
-class ProvenTx:
-    """A confirmed tx of an address's history with what a light wallet needs to check it (SPV)."""
-
-    tx: Transaction
-    height: int
-    position: int
-    block_hash: bytes
-    branch: list[bytes]
-
-
-@dataclass(frozen=True)
-class AddressPage:
-    """A page of an address's history, newest first, each tx with its merkle proof; the parents of the inputs
-    that spend the address's coins (so a wallet can check what it spent); pending txs on the first page."""
-
-    txs: list[ProvenTx]
-    parents: dict[bytes, Transaction]
-    pending: list[MempoolEntry]
-    next_offset: int | None  # None: this was the last page
-    tip_height: int
-
-
-@dataclass(frozen=True)
-class FeeEstimate:
-    """A fee rate (base units per byte) likely to be mined soon, and the figures it was taken from."""
-
-    fee_rate: int
-    min_relay: int  # the node's policy minimum
-    mempool_min: int  # the rolling minimum after evictions, per byte rounded up (0: none)
-    mempool: int  # what the pending txs pay: their median, or the next block's cut-off when over a block
-    blocks: int  # median fee rate of the recent blocks that had txs besides the coinbase (0: none)
-    pending_bytes: int
-
-
-class _Prefetched:
-    """A CoinView answering from coins looked up in advance, and from the store for anything else."""
-
-    def __init__(self, store: Store, coins: dict[tuple[bytes, int], Coin | None]) -> None:
-        self.store, self.coins = store, coins
-
-    def get_coin(self, outpoint: OutPoint) -> Coin | None:
-        key = (outpoint.txid, outpoint.index)
-        return self.coins[key] if key in self.coins else self.store.get_coin(outpoint)
 
 
 class Node:
@@ -169,12 +77,10 @@ class Node:
             self.index.add(self.index.make_entry(stored.header, stored.status, stored.seq))
         self.active: list[bytes] = store.active_chain()
         self.mempool = Mempool(params, policy)
-        self.orphans: OrderedDict[bytes, tuple[Block, str]] = OrderedDict()  # hash -> (block, source)
-        self._verified: OrderedDict[bytes, None] = OrderedDict()
-        self._rejected: OrderedDict[bytes, ValidationError] = OrderedDict()
-        # Coins a tx's inputs were looked up as by `inputs_look_valid`, with the tip they were read at: its
-        # `submit_tx` soon after reuses them if the tip is the same (the store changes only with the tip).
-        self._input_coins: OrderedDict[bytes, tuple[bytes, dict[tuple[bytes, int], Coin | None]]] = OrderedDict()
+        self.orphans = OrphanBlocks()
+        self._verified = SignatureCache()
+        self.recent_rejects = RecentRejects()
+        self._inputs = InputLookups(store)  # read by `inputs_look_valid`, used again by `accept_tx`
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
@@ -198,163 +104,47 @@ class Node:
             self._mtp = (tip.hash, self.index.median_time_past(tip))
         return self._mtp[1]
 
-    def entry(self, block_hash: bytes) -> IndexEntry:
-        if block_hash not in self.index:
-            raise NotFound(f"no block {hash_hex(block_hash)}")
-        return self.index[block_hash]
-
-    def hash_at(self, height: int) -> bytes:
-        if not 0 <= height <= self.height:
-            raise NotFound(f"no block at height {height} (the tip is at {self.height})")
-        return self.active[height]
-
     def is_active(self, entry: IndexEntry) -> bool:
         return entry.height <= self.height and self.active[entry.height] == entry.hash
 
-    def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
-        """A stored block, its index entry, and whether it is on the active chain."""
-        entry = self.entry(block_hash)
-        block = self.store.get_block(block_hash)
-        assert block is not None, "indexed blocks are stored"
-        return block, entry, self.is_active(entry)
-
-    def tx(self, txid: bytes) -> TxLookup:
-        pending = self.mempool.entries.get(txid)
-        if pending is not None:
-            return TxLookup(pending.tx, None, None, None, 0, pending.fee)
-        block, height, position = self._confirmed(txid, "in the active chain or the mempool")
-        return TxLookup(block.txs[position], block.hash, height, position, self.height - height + 1, None)
-
-    def merkle_proof(self, txid: bytes) -> MerkleProof:
-        block, height, position = self._confirmed(txid, "in the active chain")
-        return MerkleProof(block.header, height, position, merkle_branch([tx.txid for tx in block.txs], position))
-
-    def _confirmed(self, txid: bytes, where: str) -> tuple[Block, int, int]:
-        """The active-chain block holding `txid`, its height and the tx's position."""
-        location = self.store.tx_location(txid)
-        if location is None:
-            raise NotFound(f"no transaction {hash_hex(txid)} {where}")
-        height, position = location
-        block = self.store.get_block(self.active[height])
-        assert block is not None, "active-chain blocks are stored"
-        return block, height, position
-
-    def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
-        """Balance, coins and a page of history from the store; what the mempool adds and takes."""
-        pending, received, sent = self.mempool.activity(pubkey_hash, self.store, self.height + 1)
-        return AddressInfo(
-            balance=self.store.balance(pubkey_hash),
-            pending_received=received,
-            pending_sent=sent,
-            utxos=self.store.utxos(pubkey_hash),
-            history=self.store.history(pubkey_hash, limit, offset),
-            pending=pending,
-        )
-
-    def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
-        """A history page with tx bytes and merkle proofs: one request per page for a light wallet, not two
-        per tx (Electrum: blockchain.scripthash.get_history + transaction.get_merkle, batched)."""
-        rows = self.store.history(pubkey_hash, limit + 1, offset)
-        more = len(rows) > limit
-        blocks: dict[int, Block] = {}
-        proven: list[ProvenTx] = []
-        parents: dict[bytes, Transaction] = {}
-        size = 0
-        for row in rows[:limit]:
-            if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
-                more = True
-                break
-            block = blocks.get(row.height)
-            if block is None:
-                block = blocks[row.height] = self.block(self.active[row.height])[0]
-            tx = block.txs[row.position]
-            branch = merkle_branch([t.txid for t in block.txs], row.position)
-            proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
-            size += tx.size
-            if row.sent:
-                size += self._add_parents(tx, pubkey_hash, parents)
-        pending = []
-        if offset == 0:
-            pending, _, _ = self.mempool.activity(pubkey_hash, self.store, self.height + 1)
-            for entry in pending:
-                self._add_parents(entry.tx, pubkey_hash, parents)
-        next_offset = offset + len(proven) if more else None
-        return AddressPage(proven, parents, pending, next_offset, self.height)
-
-    def _add_parents(self, tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction]) -> int:
-        """Add the txs whose outputs `tx` spends from `pubkey_hash`; return the bytes added."""
-        added = 0
-        for txin in tx.inputs:
-            if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
-                continue
-            try:
-                parent = self.tx(txin.prevout.txid).tx
-            except NotFound:
-                continue
-            parents[txin.prevout.txid] = parent
-            added += parent.size
-        return added
-
-    def fee_estimate(self) -> FeeEstimate:
-        """A fee rate likely to be mined soon; docs/api.md (GET /fee-estimate) gives the method.
-
-        Bitcoin Core's estimatesmartfee tracks how long txs of each fee rate waited; this is the simpler
-        mempool-and-recent-blocks rule light wallets use when the node keeps no such statistics.
-        """
-        policy_min = self.mempool.policy.min_fee_rate
-        rolling = -(-self.mempool.min_fee_per_kb(int(self.clock())) // 1000)  # per byte, rounded up
-        entries = list(self.mempool.entries.values())
-        pending_bytes = sum(e.tx.size for e in entries)
-        pending_rate = 0
-        if pending_bytes > self.params.max_block_size - COINBASE_RESERVE:
-            chosen = self.mempool.select(self.params.max_block_size - COINBASE_RESERVE)
-            pending_rate = min(-(-e.fee // e.tx.size) for e in chosen) + 1 if chosen else 0  # beat the cut-off
-        elif entries:
-            rates = sorted(-(-e.fee // e.tx.size) for e in entries)
-            pending_rate = rates[len(rates) // 2]
-        block_rates = []
-        for height in range(self.height, max(self.height - FEE_ESTIMATE_BLOCKS, 0), -1):
-            block = self.block(self.active[height])[0]
-            paid_bytes = sum(t.size for t in block.txs[1:])
-            if paid_bytes:
-                fees = sum(o.amount for o in block.txs[0].outputs) - self.params.subsidy(height)
-                block_rates.append(max(fees, 0) // paid_bytes)
-        block_rates.sort()
-        blocks_rate = block_rates[len(block_rates) // 2] if block_rates else 0
-        rate = max(policy_min, rolling, pending_rate, blocks_rate)
-        return FeeEstimate(rate, policy_min, rolling, pending_rate, blocks_rate, pending_bytes)
-
-    def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
-        """Active-chain headers after the first locator hash on it, at most `limit` (Bitcoin: getheaders)."""
-        start = 0
-        for block_hash in locator:
-            entry = self.index.entries.get(block_hash)
-            if entry is not None and self.is_active(entry):
-                start = entry.height + 1
-                break
-        end = min(start + min(limit, MAX_HEADERS_RESULTS), self.height + 1)
-        return [self.index[self.active[h]].header for h in range(start, end)]
+    def orphan_bytes(self) -> int:
+        return self.orphans.total_bytes()
 
     # -- blocks ------------------------------------------------------------------------------------------------
 
     def submit_block(self, block: Block, source: str = "", requested: bool = True) -> BlockOutcome:
-        """Validate and store a block, then follow the most-work chain. Raises BlockValidationError.
+        """Check a block, store it and follow the most-work chain, all at once. Raises BlockValidationError."""
+        if block.hash not in self.index:
+            self.recent_rejects.check(block.hash)
+            check_block(block, self.params)
+        return self.add_block(block, source, requested)
 
-        An unrequested block is stored only if its chain has at least the work of our tip and the network's
-        minimum chain work (Bitcoin: AcceptBlock's fHasMoreOrSameWork, nMinimumChainWork): anything less
-        could not become the tip, and storing it would let anyone fill the disk with cheap side branches.
-        The service passes `requested=False` for blocks pushed to us; blocks the sync asked for (after the
-        headers' work), our own and those of in-process callers count as requested.
+    def block_to_verify(self, block: Block, requested: bool) -> list[Transaction]:
+        """For a block that passed `check_block`: raise if it was refused before; else the transactions whose
+        signatures are worth checking (outside the lock) before `add_block` (none if it would not get to them)."""
+        self.recent_rejects.check(block.hash)
+        return self._verified.unverified(block.txs[1:]) if self._wants(block, requested) else []
+
+    def add_block(
+        self, block: Block, source: str = "", requested: bool = True, verified: Iterable[bytes] = ()
+    ) -> BlockOutcome:
+        """Store a block that passed `check_block` and follow the most-work chain. Raises BlockValidationError.
+
+        `verified`: txids whose signatures the caller has just checked. An unrequested block is stored only if
+        its chain has at least the work of our tip and the network's minimum chain work (Bitcoin: AcceptBlock's
+        fHasMoreOrSameWork, nMinimumChainWork): anything less could not become the tip, and storing it would
+        let anyone fill the disk with cheap side branches. The service passes `requested=False` for blocks
+        pushed to us; blocks the sync asked for (after the headers' work), our own and those of in-process
+        callers count as requested.
         """
+        self._verified.add(verified)
         if block.hash in self.index:
             if self.index[block.hash].status == BlockStatus.INVALID:
                 raise BlockValidationError("duplicate-invalid", f"block {block.header.hash_hex()} is known invalid")
             return BlockOutcome("duplicate")
-        self.check_rejected(block.hash)
-        check_block(block, self.params)
         parent = self.index.entries.get(block.header.prev_hash)
         if parent is None:
-            self._add_orphan(block, source)
+            self.orphans.add(block, source)
             return BlockOutcome("orphan")
         if not requested and not self._enough_work(parent, block):
             return BlockOutcome("not-stored")
@@ -370,9 +160,9 @@ class Node:
         work = parent.chain_work + block_work(block.header.bits)
         return work >= max(self.tip.chain_work, self.params.min_chain_work)
 
-    def wants(self, block: Block, requested: bool = True) -> bool:
-        """Whether `submit_block` would get as far as checking the block's signatures (no duplicate, ...)."""
-        if block.hash in self.index or block.hash in self._rejected:
+    def _wants(self, block: Block, requested: bool) -> bool:
+        """Whether `add_block` would get as far as checking the block's signatures (no duplicate, ...)."""
+        if block.hash in self.index:
             return False
         parent = self.index.entries.get(block.header.prev_hash)
         if parent is None:
@@ -381,30 +171,9 @@ class Node:
             return False
         return parent.status != BlockStatus.INVALID and parent.hash not in self.index.excluded
 
-    # -- signatures: checked by the service outside its lock; results remembered here ---------------------------
-
-    def unverified(self, txs: Iterable[Transaction]) -> list[Transaction]:
-        """The transactions whose signatures have not been verified yet."""
-        return [tx for tx in txs if tx.txid not in self._verified]
-
-    def signatures_verified(self, txids: Iterable[bytes]) -> None:
-        for txid in txids:
-            self._verified[txid] = None
-            self._verified.move_to_end(txid)
-        while len(self._verified) > SIGNATURE_CACHE_SIZE:
-            self._verified.popitem(last=False)
-
     def remember_rejected(self, item_hash: bytes, error: ValidationError) -> None:
         """A tx or block refused for a bad signature: its hash commits to the signature, so it stays refused."""
-        self._rejected[item_hash] = error
-        while len(self._rejected) > RECENT_REJECTS_SIZE:
-            self._rejected.popitem(last=False)
-
-    def check_rejected(self, item_hash: bytes) -> None:
-        """Raise the remembered error of a tx or block refused before, at no cost."""
-        error = self._rejected.get(item_hash)
-        if error is not None:
-            raise type(error)(error.reason, f"{error.detail} (refused before)")
+        self.recent_rejects[item_hash] = error
 
     def _accept_block(self, block: Block) -> ReorgResult:
         """Check the header in context, store the block and activate the best chain.
@@ -427,35 +196,12 @@ class Node:
         self.index.add(entry)
         return self.activate_best_chain(block)
 
-    def _add_orphan(self, block: Block, source: str) -> None:
-        self.orphans[block.hash] = (block, source)
-        self._trim_orphans(lambda src: src == source, MAX_ORPHAN_BYTES_PER_SOURCE)
-        self._trim_orphans(lambda src: True, MAX_ORPHAN_BYTES)
-        while len(self.orphans) > MAX_ORPHANS:
-            self.orphans.popitem(last=False)
-        log.info("orphan block %s: parent %s unknown", block.header.hash_hex(), hash_hex(block.header.prev_hash))
-
-    def _trim_orphans(self, counts: Callable[[str], bool], limit: int) -> None:
-        """Drop the oldest orphans among those whose source `counts` until theirs are at most `limit` bytes."""
-        mine = [(h, block.size) for h, (block, src) in self.orphans.items() if counts(src)]
-        total = sum(size for _, size in mine)
-        for block_hash, size in mine:
-            if total <= limit:
-                break
-            del self.orphans[block_hash]
-            total -= size
-
-    def orphan_bytes(self) -> int:
-        return sum(block.size for block, _ in self.orphans.values())
-
     def _connect_orphans(self, parent_hash: bytes) -> ReorgResult:
         """Accept orphans whose parent just arrived, and theirs in turn."""
         result = ReorgResult()
         parents = [parent_hash]
         while parents:
-            parent = parents.pop()
-            for orphan in [b for b, _ in self.orphans.values() if b.header.prev_hash == parent]:
-                del self.orphans[orphan.hash]
+            for orphan in self.orphans.take_children(parents.pop()):
                 try:
                     reorg = self._accept_block(orphan)
                 except ValidationError as e:
@@ -527,17 +273,33 @@ class Node:
     # -- transactions ------------------------------------------------------------------------------------------
 
     def submit_tx(self, tx: Transaction) -> MempoolEntry:
-        """Add a transaction to the mempool. Raises TxValidationError with the reason."""
-        self.check_rejected(tx.txid)
+        """Check a transaction and add it to the mempool, all at once. Raises TxValidationError with the reason."""
+        self.recent_rejects.check(tx.txid)
+        return self.accept_tx(tx)
+
+    def tx_to_verify(self, tx: Transaction) -> list[Transaction]:
+        """Raise if `tx` was refused before; else `[tx]` if its signatures are worth checking (outside the lock)
+        before `accept_tx`: not checked yet, and the cheap checks pass (if not, `accept_tx` says which)."""
+        self.recent_rejects.check(tx.txid)
+        return self._verified.unverified([tx]) if self.inputs_look_valid(tx) else []
+
+    def accept_tx(self, tx: Transaction, verified: Iterable[bytes] = ()) -> MempoolEntry:
+        """Add a transaction to the mempool (Bitcoin: AcceptToMemoryPool). Raises TxValidationError.
+
+        `verified`: txids whose signatures the caller has just checked; the pool checks those of any other tx.
+        The pool's cheap checks run here under the lock even after `tx_to_verify`: the tip and the pool may have
+        changed while the lock was free.
+        """
+        self._verified.add(verified)
         entry = self.mempool.accept(
             tx,
-            self._inputs_view(tx),
+            self._inputs.view(tx, self.tip.hash),
             self.height + 1,
             self.median_time_past(),
             now=int(self.clock()),
             check_signatures=tx.txid not in self._verified,
         )
-        self.signatures_verified([tx.txid])
+        self._verified.add([tx.txid])
         return entry
 
     def inputs_look_valid(self, tx: Transaction) -> bool:
@@ -545,21 +307,12 @@ class Node:
         height = self.height + 1
         try:
             check_transaction(tx, self.params)
-            view = self._inputs_view(tx)
-            self._input_coins[tx.txid] = (self.tip.hash, view.coins)
-            while len(self._input_coins) > MAX_REMEMBERED_LOOKUPS:
-                self._input_coins.popitem(last=False)
+            view = self._inputs.view(tx, self.tip.hash)
+            self._inputs.keep(tx, self.tip.hash, view)
             check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)
         except TxValidationError:
             return False
         return True
-
-    def _inputs_view(self, tx: Transaction) -> _Prefetched:
-        """The store with `tx`'s inputs looked up in a few queries, not one each (690 inputs: 20 ms -> 3 ms)."""
-        tip_hash, coins = self._input_coins.pop(tx.txid, (b"", None))
-        if coins is None or tip_hash != self.tip.hash:
-            coins = self.store.get_coins([txin.prevout for txin in tx.inputs])
-        return _Prefetched(self.store, coins)
 
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""

@@ -1,7 +1,11 @@
 """The node as the server process shares it: one lock around the node, and events for whoever listens.
 
-The API's threads, the peer threads and the mining pump all go through a `NodeService`; it is the only
-thing that touches the `Node`, always under its lock.
+The API's threads, the peer threads, the mining pump and the mempool loader all go through a `NodeService`;
+it is the only thing that calls the `Node` (and its `Lookups`), always under its lock, and only through their
+methods. A block or tx is checked once, in this order: context-free checks, recent rejects, whether we want
+it, signatures (outside the lock), then connect (`submit_block`, `submit_tx`). One repeat is deliberate: the
+cheap checks that decide whether a tx's signatures are worth checking run again in the pool's acceptance,
+since the tip and the pool may change while the lock is free.
 """
 
 from __future__ import annotations
@@ -9,18 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
+from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.errors import BlockValidationError, TxValidationError, ValidationError
 from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
-from simplecoin.node.node import AddressInfo, AddressPage, BlockOutcome, FeeEstimate, MerkleProof, Node, TxLookup
+from simplecoin.node.lookups import AddressInfo, AddressPage, FeeEstimate, Lookups, MerkleProof, TxLookup
+from simplecoin.node.node import BlockOutcome, Node
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,11 @@ class NodeService:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self.lookups = Lookups(node)
         self.params = node.params
         self.lock = threading.RLock()
         self._listeners: list[Callable[[Event], None]] = []
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._relayed: BoundedDict[bytes, None] = BoundedDict(SEEN_LIMIT)
         self.hashrate = 0.0
         self._verify_slots = threading.BoundedSemaphore(VERIFY_THREADS)
         with self.lock:
@@ -62,15 +67,13 @@ class NodeService:
         for listener in self._listeners:
             listener(event)
 
-    def seen(self, item_hash: bytes) -> bool:
-        """Whether this hash was relayed already; marks it seen."""
+    def first_sighting(self, item_hash: bytes) -> bool:
+        """Mark this hash as relayed; True if it was not already (so it is relayed once)."""
         with self.lock:
-            if item_hash in self._seen:
-                return True
-            self._seen[item_hash] = None
-            while len(self._seen) > SEEN_LIMIT:
-                self._seen.popitem(last=False)
-            return False
+            if item_hash in self._relayed:
+                return False
+            self._relayed[item_hash] = None
+            return True
 
     # -- changes --------------------------------------------------------------------------------------------
 
@@ -80,61 +83,60 @@ class NodeService:
     # node remembers what passed (its signature cache) and what failed (its recent rejects).
 
     def submit_block(self, block: Block, source: str = "", requested: bool = False) -> BlockOutcome:
+        """Check a block, store it, follow the most-work chain; relay it if it joined our active chain.
+
+        `requested=False` (a block pushed to us) is stored only if its chain could become the tip (`Node.add_block`).
+        """
         check_block(block, self.params)  # context-free: proof of work first, before anything costs more
         with self.lock:
-            self.node.check_rejected(block.hash)
-            pending = self.node.unverified(block.txs[1:]) if self.node.wants(block, requested) else []
+            unverified = self.node.block_to_verify(block, requested)  # recent rejects; whether we want it
         try:
-            self._verify_signatures(pending)
+            self._check_signatures(unverified)
         except TxValidationError as e:
-            error = BlockValidationError(e.reason, e.detail)
-            with self.lock:
-                self.node.remember_rejected(block.hash, error)
-            raise error from e
+            raise self._refused(block.hash, BlockValidationError(e.reason, e.detail)) from e
         with self.lock:
             old_tip = self.node.tip.hash
-            outcome = self.node.submit_block(block, source, requested)
+            outcome = self.node.add_block(block, source, requested, verified=[tx.txid for tx in unverified])
             tip_changed = self.node.tip.hash != old_tip
-            on_active_chain = block.hash in self.node.index and self.node.is_active(self.node.index[block.hash])
-            pool = self.node.mempool.entries
-            returned = [pool[txid].tx for txid in outcome.reorg.returned if txid in pool]
+            on_active_chain = self.lookups.on_active_chain(block.hash)
+            returned = self.lookups.pending(outcome.reorg.returned)
             self._refresh_status()
         # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
         # would hand every peer the same junk.
-        if outcome.status == "accepted" and on_active_chain and not self.seen(block.hash):
+        if outcome.status == "accepted" and on_active_chain and self.first_sighting(block.hash):
             self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
         for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
-            self.seen(tx.txid)  # the other branch may never have had them
+            self.first_sighting(tx.txid)  # the other branch may never have had them
             self._emit(Event("tx", tx.txid, tx.serialize(), ""))
         return outcome
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
-        # The lock is taken twice on the way in, not four times: the signature cache, the pool and the relay filter
-        # share the second section. Under 4 busy clients each wait for the lock cost more than what it guarded.
-        with self.lock:
-            self.node.check_rejected(tx.txid)
-            pending = self.node.unverified([tx]) if self.node.inputs_look_valid(tx) else []
-        try:
-            self._check_signatures(pending)
-        except TxValidationError as e:
-            with self.lock:
-                self.node.remember_rejected(tx.txid, e)
-            raise
-        with self.lock:
-            self.node.signatures_verified(t.txid for t in pending)
-            entry = self.node.submit_tx(tx)  # the cheap checks again: the pool may have changed meanwhile
-            self._refresh_status()
-            fresh = not self.seen(tx.txid)
+        """Check a tx and add it to the pool; relay it if it is new to us."""
+        entry, fresh = self._accept_tx(tx, relay=True)
         if fresh:
             self._emit(Event("tx", tx.txid, tx.serialize(), source))
         return entry
 
-    def _verify_signatures(self, txs: list[Transaction]) -> None:
-        """Check every signature of `txs` without the lock; remember those that pass. TxValidationError if not."""
-        self._check_signatures(txs)
-        if txs:
-            with self.lock:
-                self.node.signatures_verified(tx.txid for tx in txs)
+    def restore_tx(self, tx: Transaction) -> MempoolEntry:
+        """Re-validate a tx saved across a restart (`mempool.dat`): the checks of `submit_tx`, but not relayed,
+        since peers most likely have it already."""
+        return self._accept_tx(tx, relay=False)[0]
+
+    def _accept_tx(self, tx: Transaction, relay: bool) -> tuple[MempoolEntry, bool]:
+        """Add `tx` to the pool; return its entry and whether it is to be relayed (first sighting)."""
+        # The lock is taken twice, not four times: the signature cache, the pool and the relay filter share the
+        # second section. Under 4 busy clients each wait for the lock cost more than what it guarded.
+        with self.lock:
+            unverified = self.node.tx_to_verify(tx)  # recent rejects; the cheap checks, once the inputs are read
+        try:
+            self._check_signatures(unverified)
+        except TxValidationError as e:
+            self._refused(tx.txid, e)
+            raise
+        with self.lock:
+            entry = self.node.accept_tx(tx, verified=[t.txid for t in unverified])
+            self._refresh_status()
+            return entry, relay and self.first_sighting(tx.txid)
 
     def _check_signatures(self, txs: list[Transaction]) -> None:
         """Check every signature of `txs` (call without the lock). TxValidationError for the first bad one.
@@ -148,9 +150,20 @@ class NodeService:
             for tx in txs:
                 check_tx_signatures(tx, self.params.genesis_hash)
 
+    def _refused(self, item_hash: bytes, error: ValidationError) -> ValidationError:
+        """Have the node remember a block or tx refused for a bad signature; return the error to raise."""
+        with self.lock:
+            self.node.remember_rejected(item_hash, error)
+        return error
+
     def block_template(self, pubkey_hash: bytes, extra: bytes) -> Block:
         with self.lock:
             return self.node.block_template(pubkey_hash, extra)
+
+    def pending_txs(self) -> list[Transaction]:
+        """The pool's transactions, parents first (what `mempool.dat` saves)."""
+        with self.lock:
+            return self.lookups.pending_in_dependency_order()
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -172,124 +185,90 @@ class NodeService:
 
     def _refresh_status(self) -> None:
         """Take the state /status shows (lock held by the caller)."""
-        tip = self.node.tip
-        self._status = {
-            "network": self.params.name,
-            "genesis": self.params.genesis_hash_hex,
-            "height": tip.height,
-            "tip": tip.header.hash_hex(),
-            "bits": tip.header.bits,
-            "chain_work": tip.chain_work,
-            "median_time_past": self.node.median_time_past(),
-            "mempool": len(self.node.mempool),
-            "mempool_bytes": self.node.mempool.total_bytes,
-            "orphans": len(self.node.orphans),
-            "orphan_bytes": self.node.orphan_bytes(),
-        }
+        self._status = self.lookups.status()
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
-            return self.node.entry(block_hash)
+            return self.lookups.entry(block_hash)
 
     def hash_at(self, height: int) -> bytes:
         with self.lock:
-            return self.node.hash_at(height)
+            return self.lookups.hash_at(height)
 
     def block(self, block_hash: bytes) -> tuple[Block, IndexEntry, bool]:
         """A stored block, its index entry, and whether it is on the active chain."""
         with self.lock:
-            return self.node.block(block_hash)
+            return self.lookups.block(block_hash)
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""
         with self.lock:
-            start = min(start, self.node.height)
-            return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
+            return self.lookups.recent(start, limit)
 
     def tx(self, txid: bytes) -> TxLookup:
         with self.lock:
-            return self.node.tx(txid)
+            return self.lookups.tx(txid)
 
     def mempool_entries(self) -> list[MempoolEntry]:
         """Pending transactions, highest fee rate first (what a miner would take first)."""
         with self.lock:
-            entries = list(self.node.mempool.entries.values())
-        return sorted(entries, key=lambda e: (-Fraction(e.fee, e.tx.size), e.tx.txid))
+            return self.lookups.mempool_entries()
 
     def merkle_proof(self, txid: bytes) -> MerkleProof:
         with self.lock:
-            return self.node.merkle_proof(txid)
+            return self.lookups.merkle_proof(txid)
 
     def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
         with self.lock:
-            return self.node.address(pubkey_hash, offset, limit)
+            return self.lookups.address(pubkey_hash, offset, limit)
 
     def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
         with self.lock:
-            return self.node.address_page(pubkey_hash, offset, limit)
+            return self.lookups.address_page(pubkey_hash, offset, limit)
 
     def fee_estimate(self) -> FeeEstimate:
         with self.lock:
-            return self.node.fee_estimate()
+            return self.lookups.fee_estimate()
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
         with self.lock:
-            return self.node.headers_after(locator, limit)
+            return self.lookups.headers_after(locator, limit)
 
     def locator(self) -> list[bytes]:
         with self.lock:
-            return self.node.index.locator(self.node.tip)
+            return self.lookups.locator()
 
     # -- for the peer layer: announce-then-fetch and headers presync -----------------------------------------
 
     def lacks(self, kind: str, item_hash: bytes) -> bool:
         """Whether an announced block or tx is one we have not got (nor refused before): worth fetching."""
         with self.lock:
-            if kind == "block":
-                return item_hash not in self.node.index and item_hash not in self.node.orphans
-            if item_hash in self.node.mempool:
-                return False
-            try:
-                self.node.check_rejected(item_hash)
-            except ValidationError:
-                return False
-            return True
+            return self.lookups.lacks(kind, item_hash)
 
     def relayable(self, kind: str, item_hash: bytes) -> bytes | None:
-        """The bytes of a block on our active chain or a tx in our mempool; None for anything else.
-
-        Bitcoin relays only what it would mine on: a side-branch block or a tx evicted since it was announced
-        is not handed to anyone (a stored side branch once got an honest relayer banned as the victim's
-        "duplicate-invalid").
-        """
+        """The bytes of a block on our active chain or a tx in our mempool; None for anything else."""
         with self.lock:
-            if kind == "block":
-                entry = self.node.index.entries.get(item_hash)
-                if entry is None or not self.node.is_active(entry):
-                    return None
-                return self.node.block(item_hash)[0].serialize()
-            mempool_entry = self.node.mempool.entries.get(item_hash)
-            return mempool_entry.tx.serialize() if mempool_entry is not None else None
+            return self.lookups.relayable(kind, item_hash)
 
     def header_context(self, prev_hash: bytes) -> IndexEntry | None:
         """Our index entry for a header chain's parent (None if unknown): where a peer's headers attach."""
         with self.lock:
-            return self.node.index.entries.get(prev_hash)
+            return self.lookups.header_context(prev_hash)
 
     def ancestor(self, entry: IndexEntry, height: int) -> IndexEntry:
         with self.lock:
-            return self.node.index.ancestor(entry, height)
+            return self.lookups.ancestor(entry, height)
 
     def raw_block(self, block_hash: bytes) -> bytes:
         with self.lock:
-            return self.node.block(block_hash)[0].serialize()
+            return self.lookups.block(block_hash)[0].serialize()
 
     def header_view(self) -> HeaderView:
         """A view of our block index that a peer's headers are added to, leaving the index as it is (presync).
 
         Read it only through `check_headers`, which holds the lock the index needs."""
         with self.lock:
-            return HeaderView(self.node.index)
+            return self.lookups.header_view()
 
     def check_headers(
         self, view: HeaderView, headers: list[BlockHeader], now: int

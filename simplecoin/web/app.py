@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from simplecoin.core.errors import DecodeError, ValidationError
-from simplecoin.node.node import NotFound
+from simplecoin.node.lookups import NotFound
 from simplecoin.node.service import NodeService
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer

@@ -27,7 +27,7 @@ from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Transaction
-from simplecoin.node.node import NotFound
+from simplecoin.node.lookups import NotFound
 from simplecoin.node.service import NodeService
 from simplecoin.web.state import app_state
 

@@ -29,13 +29,14 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
+
+from simplecoin.bounded import BoundedDict
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +200,15 @@ class UploadBudget:
         # Bounded: at most max_peers IPs; past it the least recently seen IP is forgotten (LRU). Forgetting
         # only ever refills that IP's budget, and an attacker with that many addresses has that many budgets
         # anyway.
-        self.max_peers = max_peers
-        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.buckets: BoundedDict[str, _Bucket] = BoundedDict(max_peers)
         self.lock = threading.Lock()  # waitress serves requests on several threads
 
     def _bucket(self, ip: str, now: float) -> _Bucket:
         bucket = self.buckets.get(ip)
         if bucket is None:
             bucket = self.buckets[ip] = _Bucket(float(self.limit_bytes), now)
-            while len(self.buckets) > self.max_peers:
-                self.buckets.popitem(last=False)
         else:
-            self.buckets.move_to_end(ip)
+            self.buckets.touch(ip)
             bucket.tokens = min(float(self.limit_bytes), bucket.tokens + max(0.0, now - bucket.at) * self.rate)
             bucket.at = now
         return bucket
