@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import hashlib
 import importlib.metadata
 import io
@@ -71,11 +70,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ecdsa
-from common import load_average, ms, verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, load_average, ms, verdict  # first: it puts the repository on sys.path
 from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_der
 
@@ -169,35 +168,6 @@ def copy_store(src: Path, dst: Path) -> Path:
         if Path(str(src) + suffix).exists():
             shutil.copyfile(str(src) + suffix, str(dst) + suffix)
     return dst
-
-
-@dataclass
-class Samples:
-    """Repeated timings of one thing: wall time (time.perf_counter, the figure used) and this process' CPU time."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def add(self, fn: Callable[[], object]) -> None:
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        self.cpu.append(time.process_time() - cpu)
-        self.wall.append(time.perf_counter() - wall)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-    @property
-    def cpu_median(self) -> float:
-        return statistics.median(self.cpu)
-
-    def spread(self) -> str:
-        return f"median of {len(self.wall)}, range {min(self.wall) * 1e3:.1f}-{max(self.wall) * 1e3:.1f} ms"
-
-    def rate(self, n: int) -> float:
-        return n / self.median
 
 
 def profile(label: str, fn: Callable[[], object], top: int = 15) -> None:
@@ -787,6 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reps, submit_reps = (3, 1) if args.quick else (9, 3)
     lookup_reps, lookup_batches = (100, 15) if args.quick else (200, 41)  # many short batches: robust medians
 
+    run = Run()
     print("SimpleCoin core benchmark" + (" (--quick)" if args.quick else ""))
     print(
         f"python {sys.version.split()[0]}, ecdsa {ecdsa.__version__}, coincurve {_coincurve_version()},"
@@ -807,16 +778,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile("cold Node.submit_block", stores.submit())
             stores.close()
         if args.no_lookups:
-            print_summary(validation, None, verify_ok, cold_ok, overhead_ok, speedup_ok)
-            return 0
+            print_summary(run, validation, None, verify_ok, cold_ok, overhead_ok, speedup_ok)
+            return run.finish()
         lookups = bench_lookups(workdir, small, large, lookup_reps, lookup_batches, args.profile)
 
-    print_summary(validation, lookups, verify_ok, cold_ok, overhead_ok, speedup_ok)
-    return 0
+    print_summary(run, validation, lookups, verify_ok, cold_ok, overhead_ok, speedup_ok)
+    return run.finish()
 
 
 def print_summary(
-    v: ValidationResult, lk: LookupResult | None, verify_ok: bool, cold_ok: bool, overhead_ok: bool, speedup_ok: bool
+    run: Run,
+    v: ValidationResult,
+    lk: LookupResult | None,
+    verify_ok: bool,
+    cold_ok: bool,
+    overhead_ok: bool,
+    speedup_ok: bool,
 ) -> None:
     rows = [
         (
@@ -824,28 +801,28 @@ def print_summary(
             f"{v.node_checks.rate(v.n_tx):,.0f}/s vs {v.raw_checks.rate(v.n_tx):,.0f}/s",
             f"{v.verify_speedup:.1f} x (CPU {v.verify_speedup_cpu:.1f} x)",
             f">= {GOAL_VERIFY_SPEEDUP:.0f} x",
-            verdict(verify_ok),
+            run.judge("verification speed-up", verify_ok),
         ),
         (
             f"cold Node.submit_block, {v.n_tx} txs (CPU)",
             ms(v.submit_cold.cpu_median),
             f"wall {ms(v.submit_cold.median)}",
             f"<= {ms(v.cold_goal)}",
-            verdict(cold_ok),
+            run.judge("cold submit_block time", cold_ok),
         ),
         (
             "cold vs signature checks + writes (CPU)",
             f"{ms(v.submit_cold.cpu_median)} vs {ms(v.cold_checks.cpu_median + v.writes.cpu_median)}",
             f"overhead {v.cpu_overhead * 100:.1f} % (wall {v.overhead * 100:.1f} %)",
             f"<= {GOAL_OVERHEAD * 100:.0f} %",
-            verdict(overhead_ok),
+            run.judge("cold overhead", overhead_ok),
         ),
         (
             "warm vs cold validation",
             f"{ms(v.warm.median)} vs {ms(v.cold.median)}",
             f"{v.speedup:.1f} x faster",
             f">= {GOAL_WARM_SPEEDUP:.0f} x",
-            verdict(speedup_ok),
+            run.judge("warm speed-up", speedup_ok),
         ),
     ]
     if lk is not None:
@@ -855,7 +832,7 @@ def print_summary(
                 f"{lk.at_large.total * 1e6:.1f} us vs {lk.at_small.total * 1e6:.1f} us",
                 f"ratio {lk.ratio:.2f}",
                 f"<= {GOAL_LOOKUP_RATIO}",
-                verdict(lk.ratio <= GOAL_LOOKUP_RATIO),
+                run.judge("lookup ratio", lk.ratio <= GOAL_LOOKUP_RATIO),
             )
         )
     chains = "" if lk is None else f"; chains of {lk.at_small.blocks:,} and {lk.at_large.blocks:,} blocks"

@@ -91,6 +91,7 @@ from pathlib import Path
 
 import requests
 from common import (
+    Run,
     cpu_seconds,
     load_average,
     nice_of,
@@ -1006,6 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     parts = set(args.only or (1, 2, 3, 4))
+    run = Run()
 
     cores = os.cpu_count()
     print("SimpleCoin node benchmark" + (" (--quick: rough figures)" if args.quick else ""))
@@ -1083,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
     print("SUMMARY")
     print(f"   {'goal':<42} {'measured':>13} {'target':>15}  verdict")
     for name, measured, target, ok in rows:
-        print(f"   {name:<42} {measured:>13} {target:>15}  {verdict(ok)}")
+        print(f"   {name:<42} {measured:>13} {target:>15}  {run.judge(name, ok)}")
     if 4 in parts:
         print(
             f"   POST /tx: libsecp256k1 {fast.rate:,.0f} tx/s (load {fast.load}), "
@@ -1100,7 +1102,7 @@ def main(argv: list[str] | None = None) -> int:
             f"   in-process sync: libsecp256k1 {sync.blocks / sync.inproc_seconds:,.0f} blocks/s, "
             f"ecdsa fallback {sync.blocks / sync.fallback_seconds:,.0f} blocks/s"
         )
-    return 0
+    return run.finish()
 
 
 if __name__ == "__main__":
