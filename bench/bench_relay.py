@@ -57,7 +57,7 @@ def slow_answers() -> dict:
 
 def measure(slow_peers_attached: bool, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds from N1 to N8 for ROUNDS blocks and ROUNDS transactions, on a fresh line of nodes."""
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="bench_relay_") as tmp, contextlib.ExitStack() as stack:
         slow_peers = (
             [stack.enter_context(FakePeer(f"127.{201 + i}.0.1", slow_answers())) for i in range(NODES)]
             if slow_peers_attached
