@@ -28,11 +28,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+if TYPE_CHECKING:
+    from tests.framework.nodes import NodeProcess
+
+WORKER_NICE = 10  # a node's mining processes run at this nice (worker.run's default)
 STOP_SECONDS = 3.0  # how long a process gets at each step of the stop ladder
 BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above this per core at the start: the figures are not clean
 
@@ -121,8 +126,8 @@ def decide(goals: Sequence[Goal], busy: Sequence[str]) -> tuple[str, int]:
         return f"verdict: PASS (all {len(goals)} goals met)", PASS
     if busy and all(g.timed for g in goals if not g.met):
         why = "; ".join(busy)
-        return f"verdict: inconclusive: the machine was busy ({why}); missed: {', '.join(missed)}", PASS
-    return f"verdict: FAIL (missed: {', '.join(missed)})", FAIL
+        return f"verdict: inconclusive: the machine was busy ({why}); missed: {'; '.join(missed)}", PASS
+    return f"verdict: FAIL (missed: {'; '.join(missed)})", FAIL
 
 
 @dataclass
@@ -202,3 +207,24 @@ def stop_processes(processes: Sequence[BaseProcess]) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def node_processes(node: NodeProcess) -> tuple[list[int], list[int]]:
+    """(server pids, mining pids) of a running node: the mining processes are the children at nice 10."""
+    assert node.process is not None
+    from tests.framework.nodes import child_pids  # here: importing common must not import the framework
+
+    children = child_pids(node.process.pid)
+    miners = [pid for pid in children if nice_of(pid) == WORKER_NICE]
+    return [pid for pid in children if pid not in miners], miners
+
+
+def cores_used(pids: list[int], before: dict[int, float | None], seconds: float) -> float | None:
+    """Cores the processes `pids` used on average over `seconds`, from their CPU time `before`; None if unknown."""
+    total = 0.0
+    for pid in pids:
+        start, end = before.get(pid), cpu_seconds(pid)
+        if start is None or end is None:
+            return None
+        total += end - start
+    return total / seconds
