@@ -478,6 +478,14 @@ def show(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<68} {value:>12}{note}")
 
 
+def per_tx(label: str, s: Samples, n: int) -> None:
+    show(label, ms(s.median), f"  {s.median / n * 1e6:8.1f} us/tx   ({s.spread()})")
+
+
+def with_cpu(label: str, s: Samples) -> None:
+    show(label, ms(s.median), f"  CPU {ms(s.cpu_median)}  ({s.spread()})")
+
+
 def rate_line(label: str, s: Samples, n: int) -> None:
     show(
         label,
@@ -502,21 +510,9 @@ def report_validation(r: ValidationResult) -> None:
         f"   (by CPU time {r.verify_speedup_cpu:.1f} x; load {r.load})",
     )
     print(f"\n  [2] cold validation of the {n}-tx block")
-    show(
-        "cold Node.submit_block (fresh store, no signature cache)",
-        ms(r.submit_cold.median),
-        f"  {r.submit_cold.median / n * 1e6:8.1f} us/tx   ({r.submit_cold.spread()})",
-    )
-    show(
-        "  its signature checks with the node verifier (reference part)",
-        ms(r.cold_checks.median),
-        f"  CPU {ms(r.cold_checks.cpu_median)}  ({r.cold_checks.spread()})",
-    )
-    show(
-        "  its SQLite writes: Store.add_block + connect_block (reference part)",
-        ms(r.writes.median),
-        f"  CPU {ms(r.writes.cpu_median)}  ({r.writes.spread()})",
-    )
+    per_tx("cold Node.submit_block (fresh store, no signature cache)", r.submit_cold, n)
+    with_cpu("  its signature checks with the node verifier (reference part)", r.cold_checks)
+    with_cpu("  its SQLite writes: Store.add_block + connect_block (reference part)", r.writes)
     show(
         f"cold time goal (150 ms per 1,000 txs: {ms(r.cold_goal)}), by CPU time",
         ms(r.submit_cold.cpu_median),
@@ -534,16 +530,8 @@ def report_validation(r: ValidationResult) -> None:
         ms(r.submit_cold_fallback.median),
         f"  {r.submit_cold_fallback.median / r.submit_cold.median:.1f} x the libsecp256k1 figure",
     )
-    show(
-        "cold validation (check_block + connect_block, no signature cache)",
-        ms(r.cold.median),
-        f"  {r.cold.median / n * 1e6:8.1f} us/tx   ({r.cold.spread()})",
-    )
-    show(
-        "warm validation (check_block + connect_block, verified_txids = cache)",
-        ms(r.warm.median),
-        f"  {r.warm.median / n * 1e6:8.1f} us/tx   ({r.warm.spread()})",
-    )
+    per_tx("cold validation (check_block + connect_block, no signature cache)", r.cold, n)
+    per_tx("warm validation (check_block + connect_block, verified_txids = cache)", r.warm, n)
     show(
         "warm speed-up = cold / warm",
         f"{r.speedup:.1f} x",
