@@ -196,4 +196,4 @@ def test_wallet_benchmark_prints_every_figure():
     stdout = run_quick("bench_wallet.py", timeout=600, args=("--blocks", "1500", "--txs", "200"))
     assert_labels(stdout, ["history, newest 20, at 1,000 blocks:", "1. first history", "2. balance:"])
     assert_labels(stdout, ["history, all 200:", "3. history at 1,500 vs 1,000 blocks:"])
-    assert verdicts(stdout) >= 6
+    assert verdicts(stdout) == 5  # one per goal; the verdict line is checked by run_quick
