@@ -7,55 +7,15 @@ Run from the repository root:
 
 What is measured, and why:
 
-1. New tip -> every mining process on new work. Hashing on a stale tip is wasted work, so a node must hand
-   its mining processes a job on the new tip quickly. Measured end to end in one process tree: a
-   `NodeService` on a temporary MAIN store, the real `simplecoin.server.MiningPump` thread, and real
-   `simplecoin.node.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
-   hashing MAIN work. Each process runs `worker.run` on a proxy of its Pipe end whose `recv()` notes
-   time.monotonic() whenever a `Work` arrives and reports it over a separate multiprocessing Queue
-   (CLOCK_MONOTONIC is one clock for all processes on Linux). The proxy also raises the job's difficulty
-   (bits 0x1c00ffff): the loop costs the same per hash (a MAIN target and this one both have a zero top
-   byte, so the same hashes take the slow path), but no process ever solves a block, so the tip changes only
-   when the benchmark says so. Tip changes are real MAIN blocks, pre-mined on the genesis with
-   `worker.scan` (about 2^20 hashes each) before the processes start, submitted with
-   `NodeService.submit_block` while the processes hash. Latency = max over the processes of (when it received
-   its first Work on the new tip) - (just before submit_block). The first block is a warm-up.
-   Goal: <= 100 ms (median and max are printed; the verdict is on the max).
-
-2. `GET /status` under 16 concurrent keep-alive connections while the node mines: a real node
-   (`miner.py --network main`, one mining process per core, mining pause 0, so the mining processes really
-   hash all the time, at nice 10) is loaded from another process. `wrk` (Debian: `apt-get install wrk`) is
-   used when it is installed: it is C and costs the 2-core machine little. Otherwise (and always with
-   --quick) a Python asyncio load generator with 16 connections runs in this process; it needs a good
-   share of a core itself, so it understates the server, and the output says so. The node's reported
-   hash rate and the CPU used by its server and mining processes during the window are printed too.
+1. New tip -> every mining process on new work (`node_new_work.py`). Goal: <= 100 ms.
+2. `GET /status` under 16 concurrent keep-alive connections while the node mines (`node_status.py`).
    Goals: >= 1,500 requests/s and p99 latency <= 50 ms.
+3. Initial sync of a regtest chain from a peer (`node_sync.py`). Goal: libsecp256k1 >= 3x the ecdsa
+   fallback's blocks per second, both from this run.
+4. `POST /tx` acceptance from 4 clients (`node_post_tx.py`). Goal: libsecp256k1 >= 5x the ecdsa fallback's
+   rate, both from this run, beside the same server's ceiling with an app that does nothing.
 
-3. Initial sync. A regtest chain (2,000 blocks holding 5,000 signed transactions spending mature coinbases
-   and the outputs of earlier transactions) is built with tests.framework.builder.ChainBuilder and stored into node
-   A's data directory with `Node.submit_block` (an in-process replay with every check, timed, with the time
-   inside `signature_problem` summed by a thin wrapper). Then real non-mining nodes run: A on that data,
-   B empty with `--peer A`; the time until B's tip is A's is measured, and B's server CPU time. To see
-   what share of a sync is signature checking, the same sync is run a second time in this process (a
-   `NodeService` and `PeerManager` on a fresh store, syncing from A over HTTP) with the time inside
-   `simplecoin.core.validation.signature_problem` summed the same way. That in-process sync is run once on
-   each signature backend (`keys.use_verifier`: libsecp256k1, then the ecdsa fallback, a fresh store each).
-   Goal: libsecp256k1 >= 3x the ecdsa fallback's blocks per second, both from this run.
-
-4. `POST /tx` acceptance. A regtest store where MINER_KEY owns N confirmed outputs (fan-out transactions of
-   500 outputs, mined and buried), and N signed 1-input 2-output payments spending them, made in advance.
-   For each signature backend, a fresh copy of that store is served by a server process like a node's
-   (`NodeService` + `create_app` + the guarded waitress server with the node's settings, spawned, with
-   `keys.use_verifier(backend)`; no peers, no mining), and 4 client processes POST the payments (each its
-   own quarter, one keep-alive connection each) as fast as the answers come. Rate = payments accepted /
-   (start signal -> last answer); the server process' CPU per payment is printed too.
-   The clients use `http.client`, not `requests`: on 2 cores they share the machine with the server, and
-   `requests` cost them ~2 ms of CPU per POST, which capped even a server that does nothing at ~770/s.
-   The same-run ceiling: the same waitress server and clients with an app that reads the body and answers
-   a fixed JSON (no Flask, no node), and the same with a Flask app whose `/tx` only decodes the JSON and
-   the hex: what any `POST /tx` costs on this stack before the node does anything.
-   Goal: libsecp256k1 >= 5x the ecdsa fallback's rate, both from this run.
-
+Each part's module docstring says how it is measured.
 The 1-minute load average is printed before each measurement: other work on the machine slows everything.
 Run one part with `--only N` (repeatable).
 """

@@ -1,4 +1,20 @@
-"""Part 1 of bench_node.py: new tip -> every mining process on new work (see bench_node's docstring)."""
+"""Part 1 of bench_node.py (`--only 1`): new tip -> every mining process on new work.
+
+New tip -> every mining process on new work. Hashing on a stale tip is wasted work, so a node must hand
+its mining processes a job on the new tip quickly. Measured end to end in one process tree: a
+`NodeService` on a temporary MAIN store, the real `simplecoin.server.MiningPump` thread, and real
+`simplecoin.node.worker.run` processes (2 by default, nice 10 as in a node, started with the spawn context)
+hashing MAIN work. Each process runs `worker.run` on a proxy of its Pipe end whose `recv()` notes
+time.monotonic() whenever a `Work` arrives and reports it over a separate multiprocessing Queue
+(CLOCK_MONOTONIC is one clock for all processes on Linux). The proxy also raises the job's difficulty
+(bits 0x1c00ffff): the loop costs the same per hash (a MAIN target and this one both have a zero top
+byte, so the same hashes take the slow path), but no process ever solves a block, so the tip changes only
+when the benchmark says so. Tip changes are real MAIN blocks, pre-mined on the genesis with
+`worker.scan` (about 2^20 hashes each) before the processes start, submitted with
+`NodeService.submit_block` while the processes hash. Latency = max over the processes of (when it received
+its first Work on the new tip) - (just before submit_block). The first block is a warm-up.
+Goal: <= 100 ms (median and max are printed; the verdict is on the max).
+"""
 
 from __future__ import annotations
 
@@ -50,9 +66,6 @@ GOAL_NEW_WORK_MS = 100.0
 UNREACHABLE_BITS = 0x1C00FFFF  # a 2^-40 target: never met, and as cheap to test per hash as MAIN's
 PUMP_PAY_TO = hashlib.sha256(b"bench_node pump").digest()[:20]
 PREMINE_PAY_TO = hashlib.sha256(b"bench_node premine").digest()[:20]
-
-
-# -- 1. new tip -> new work ---------------------------------------------------------------------------------------
 
 
 class RecordingConnection:

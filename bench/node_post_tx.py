@@ -1,4 +1,19 @@
-"""Part 4 of bench_node.py: POST /tx on both signature backends beside the ceiling (see bench_node's docstring)."""
+"""Part 4 of bench_node.py (`--only 4`): POST /tx on both signature backends beside the ceiling.
+
+`POST /tx` acceptance. A regtest store where MINER_KEY owns N confirmed outputs (fan-out transactions of
+500 outputs, mined and buried), and N signed 1-input 2-output payments spending them, made in advance.
+For each signature backend, a fresh copy of that store is served by a server process like a node's
+(`NodeService` + `create_app` + the guarded waitress server with the node's settings, spawned, with
+`keys.use_verifier(backend)`; no peers, no mining), and 4 client processes POST the payments (each its
+own quarter, one keep-alive connection each) as fast as the answers come. Rate = payments accepted /
+(start signal -> last answer); the server process' CPU per payment is printed too.
+The clients use `http.client`, not `requests`: on 2 cores they share the machine with the server, and
+`requests` cost them ~2 ms of CPU per POST, which capped even a server that does nothing at ~770/s.
+The same-run ceiling: the same waitress server and clients with an app that reads the body and answers
+a fixed JSON (no Flask, no node), and the same with a Flask app whose `/tx` only decodes the JSON and
+the hex: what any `POST /tx` costs on this stack before the node does anything.
+Goal: libsecp256k1 >= 5x the ecdsa fallback's rate, both from this run.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +67,6 @@ if TYPE_CHECKING:
 GOAL_POST_TX_SPEEDUP = 5.0  # POST /tx acceptance, libsecp256k1 vs the ecdsa fallback
 POST_CLIENTS = 4
 FANOUT = 500  # outputs per fan-out transaction in part 4
-
-
-# -- 4. POST /tx -------------------------------------------------------------------------------------------------
 
 
 def prepare_payments(path: Path, count: int) -> list[bytes]:

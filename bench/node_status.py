@@ -1,4 +1,14 @@
-"""Part 2 of bench_node.py: GET /status under 16 connections while the node mines (see bench_node's docstring)."""
+"""Part 2 of bench_node.py (`--only 2`): GET /status under 16 connections while the node mines.
+
+`GET /status` under 16 concurrent keep-alive connections while the node mines: a real node
+(`miner.py --network main`, one mining process per core, mining pause 0, so the mining processes really
+hash all the time, at nice 10) is loaded from another process. `wrk` (Debian: `apt-get install wrk`) is
+used when it is installed: it is C and costs the 2-core machine little. Otherwise (and always with
+--quick) a Python asyncio load generator with 16 connections runs in this process; it needs a good
+share of a core itself, so it understates the server, and the output says so. The node's reported
+hash rate and the CPU used by its server and mining processes during the window are printed too.
+Goals: >= 1,500 requests/s and p99 latency <= 50 ms.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +41,6 @@ if TYPE_CHECKING:
 GOAL_STATUS_RPS = 1_500.0
 GOAL_STATUS_P99_MS = 50.0
 CONNECTIONS = 16
-
-
-# -- 2. GET /status under load --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
