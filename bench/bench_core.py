@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ecdsa
-from common import Run, Samples, load_average, ms, verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, load_average, ms, open_node, verdict  # first: it puts the repository on sys.path
 from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_der
 
@@ -158,8 +158,8 @@ def mine(node: Node, pay_to: bytes, txs: Sequence[Transaction] = (), fees: int =
     return block
 
 
-def open_node(path: Path) -> Node:
-    return Node(Store(path, PARAMS), PARAMS, clock=lambda: NOW)
+def open_at_now(path: Path) -> Node:
+    return open_node(path, PARAMS, lambda: NOW)
 
 
 def copy_store(src: Path, dst: Path) -> Path:
@@ -204,7 +204,7 @@ def setup_validation(workdir: Path, n_tx: int) -> ValidationSetup:
     miner = Wallet.from_label("miner")
     wallets = [Wallet.from_label(f"payer {i}") for i in range(n_tx)]
     path = workdir / "validation.db"
-    node = open_node(path)
+    node = open_at_now(path)
     coinbases = [mine(node, miner.pkh).txs[0] for _ in range(10)]
     source = coinbases[0]
     each = (source.outputs[0].amount - 100_000) // n_tx
@@ -336,7 +336,7 @@ class FreshStores:
 
     def node(self) -> Node:
         path = copy_store(self.setup.base_db, self.workdir / f"fresh-{next(self.counter)}.db")
-        node = open_node(path)
+        node = open_at_now(path)
         self.open.append((node, path))
         return node
 
@@ -377,7 +377,7 @@ def bench_validation(
     """Signature checks on both backends and the ecdsa reference; cold and warm validation of the block."""
     n_tx = len(setup.triples)
     triples = setup.triples
-    node = open_node(copy_store(setup.base_db, workdir / "measure.db"))
+    node = open_at_now(copy_store(setup.base_db, workdir / "measure.db"))
     assert node.height + 1 == setup.height
     mtp = node.median_time_past()
 
@@ -563,7 +563,7 @@ class ChainGrower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.node = open_node(path)
+        self.node = open_at_now(path)
         self.miner = Wallet.from_label("chain miner")
         self.watched = Wallet.from_label("watched address")
         self.sink = Wallet.from_label("shop")
@@ -603,7 +603,7 @@ class ChainGrower:
         """A copy of the store as it is now (the node is closed for the copy and reopened)."""
         self.node.close()
         copy_store(self.path, dst)
-        self.node = open_node(self.path)
+        self.node = open_at_now(self.path)
         return dst
 
 

@@ -50,7 +50,7 @@ from multiprocessing import Pipe, Process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from common import Run, cpu_ticks, stop_processes, verdict  # first: it puts the repository on sys.path
+from common import Run, cpu_ticks, open_node, stop_processes, verdict  # first: it puts the repository on sys.path
 
 from simplecoin.core.mining import (
     EXTRANONCE_SIZE,
@@ -64,7 +64,6 @@ from simplecoin.core.params import MAIN
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block
 from simplecoin.node.node import Node
-from simplecoin.node.store import Store
 from simplecoin.node.worker import run, scan
 
 GOAL_SCAN_VS_REFERENCE = 0.95
@@ -225,7 +224,7 @@ class Scaling:
 
 def bench_scaling(settings: Settings) -> Scaling:
     with tempfile.TemporaryDirectory(prefix="bench_mining_") as tmp:
-        node = Node(Store(Path(tmp) / "chain.db", MAIN), MAIN)
+        node = open_node(Path(tmp) / "chain.db", MAIN)
         try:
             jobs = Jobs(node)
             one, two, others = [], [], []

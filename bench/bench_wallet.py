@@ -30,14 +30,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import Run, Samples, show_load  # first: it puts the repository on sys.path
+from common import Run, Samples, open_service, show_load  # first: it puts the repository on sys.path
 
 from simplecoin.core.amounts import COIN
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint
-from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
 from simplecoin.wallet.client import LightWallet, NodeClient
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         def clock() -> float:
             return end_time
 
-        service = NodeService(Node(Store(root / "chain.db", REGTEST), REGTEST, clock=clock))
+        service = open_service(root / "chain.db", REGTEST, clock)
         cleanup.callback(service.close)  # before the directory goes
         print(f"building {REFERENCE_BLOCKS:,} blocks with {args.txs:,} payments to the wallet ...", flush=True)
         started = time.perf_counter()

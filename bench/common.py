@@ -35,6 +35,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
+    from simplecoin.core.params import NetworkParams
+    from simplecoin.node.node import Node
+    from simplecoin.node.service import NodeService
     from tests.framework.nodes import NodeProcess
 
 WORKER_NICE = 10  # a node's mining processes run at this nice (worker.run's default)
@@ -228,3 +231,21 @@ def cores_used(pids: list[int], before: dict[int, float | None], seconds: float)
             return None
         total += end - start
     return total / seconds
+
+
+# Opening a store in-process: the one place bench/ names the node's internal classes (imported when called).
+
+
+def open_node(path: Path, params: NetworkParams, clock: Callable[[], float] | None = None) -> Node:
+    """A `Node` on the SQLite store at `path` (made if missing); `clock` replaces the wall clock."""
+    from simplecoin.node.node import Node
+    from simplecoin.node.store import Store
+
+    return Node(Store(path, params), params) if clock is None else Node(Store(path, params), params, clock=clock)
+
+
+def open_service(path: Path, params: NetworkParams, clock: Callable[[], float] | None = None) -> NodeService:
+    """A `NodeService` (what the server process runs) over `open_node(path, params, clock)`."""
+    from simplecoin.node.service import NodeService
+
+    return NodeService(open_node(path, params, clock))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from common import (
     WORKER_NICE,
+    open_node,
     show_load,
     stop_processes,
     verdict,
@@ -51,9 +52,7 @@ from simplecoin.core.mining import (
 from simplecoin.core.params import MAIN
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block
-from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
 from simplecoin.node.worker import NONCE_SPACE, run, scan
 from simplecoin.server import (
     MiningPump,
@@ -99,7 +98,7 @@ def recording_worker(conn: Connection, worker: int, records: multiprocessing.que
 
 def premine(path: Path, count: int) -> tuple[list[Block], float, int]:
     """`count` real MAIN blocks on the genesis, mined with worker.scan: (blocks, seconds, hashes)."""
-    node = Node(Store(path, MAIN), MAIN)
+    node = open_node(path, MAIN)
     blocks, hashes = [], 0
     started = time.perf_counter()
     try:
@@ -159,7 +158,7 @@ def bench_new_work(settings: Settings) -> NewWorkResult:
             f"   pre-mined {len(blocks)} MAIN blocks with worker.scan in {premine_seconds:.1f} s "
             f"({premine_hashes:,} hashes)"
         )
-        node = Node(Store(Path(tmp) / "pump.db", MAIN), MAIN)
+        node = open_node(Path(tmp) / "pump.db", MAIN)
         service = NodeService(node)
         records = ctx.Queue()
         pipes = [ctx.Pipe() for _ in range(settings.workers)]

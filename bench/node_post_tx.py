@@ -35,6 +35,8 @@ import requests
 from common import (
     cpu_seconds,
     load_average,
+    open_node,
+    open_service,
     show_load,
     stop_processes,
 )  # first: it puts the repository on sys.path
@@ -43,9 +45,6 @@ from node_sync import SYNC_FEE, FastBuilder
 from simplecoin.core import keys
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint
-from simplecoin.node.node import Node
-from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
 from simplecoin.server import (
     CLEANUP_SECONDS,
     IDLE_SECONDS,
@@ -89,7 +88,7 @@ def prepare_payments(path: Path, count: int) -> list[bytes]:
         for i, out in enumerate(fanout.outputs):
             half = out.amount // 2
             payments.append(b.spend(OutPoint(fanout.txid, i), [(half, pkh), (out.amount - half - SYNC_FEE, pkh)]))
-    node = Node(Store(path, REGTEST), REGTEST)
+    node = open_node(path, REGTEST)
     try:
         for block in blocks:
             outcome = node.submit_block(block)
@@ -127,7 +126,7 @@ def serve_like_a_node(app, port: int) -> None:
 def tx_server(path: str, port: int, backend: str) -> None:
     """A server process like a node's (NodeService, the API, the guarded waitress server) on backend `backend`."""
     keys.use_verifier(backend)
-    service = NodeService(Node(Store(path, REGTEST), REGTEST))
+    service = open_service(path, REGTEST)
     try:
         serve_like_a_node(create_app(service), port)
     finally:

@@ -26,6 +26,8 @@ from common import (
     cores_used,
     cpu_seconds,
     node_processes,
+    open_node,
+    open_service,
     show_load,
 )  # first: it puts the repository on sys.path
 
@@ -33,10 +35,7 @@ import simplecoin.core.validation
 from simplecoin.core import keys
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint, Transaction
-from simplecoin.node.node import Node
 from simplecoin.node.peers import PeerManager
-from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
 from tests.framework.builder import MINER_KEY, ChainBuilder
 from tests.framework.nodes import NodeProcess, free_port, running_node, wait_until
 
@@ -157,7 +156,7 @@ def inprocess_sync(a_url: str, tip: bytes, path: Path, backend: str) -> tuple[fl
     """Sync a fresh store from node A in this process on signature backend `backend`: (seconds, in signatures)."""
     timer = SignatureTimer()
     keys.use_verifier(backend)
-    service = NodeService(Node(Store(path, REGTEST), REGTEST))
+    service = open_service(path, REGTEST)
     peers = PeerManager(service, f"http://127.0.0.1:{free_port()}", (a_url,), progress=False)
     try:
         started = time.perf_counter()
@@ -186,7 +185,7 @@ def bench_sync(settings: Settings) -> SyncResult:
         show_load("the in-process replay")
         (workdir / "a").mkdir()
         timer = SignatureTimer()
-        node = Node(Store(workdir / "a" / "chain.db", REGTEST), REGTEST)
+        node = open_node(workdir / "a" / "chain.db", REGTEST)
         try:
             started = time.perf_counter()
             with timer.active():
