@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import hashlib
 import importlib.metadata
 import io
@@ -71,11 +70,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ecdsa
-from common import load_average, ms, verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, load_average, ms, open_node, verdict  # first: it puts the repository on sys.path
 from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_der
 
@@ -159,8 +158,8 @@ def mine(node: Node, pay_to: bytes, txs: Sequence[Transaction] = (), fees: int =
     return block
 
 
-def open_node(path: Path) -> Node:
-    return Node(Store(path, PARAMS), PARAMS, clock=lambda: NOW)
+def open_at_now(path: Path) -> Node:
+    return open_node(path, PARAMS, lambda: NOW)
 
 
 def copy_store(src: Path, dst: Path) -> Path:
@@ -169,35 +168,6 @@ def copy_store(src: Path, dst: Path) -> Path:
         if Path(str(src) + suffix).exists():
             shutil.copyfile(str(src) + suffix, str(dst) + suffix)
     return dst
-
-
-@dataclass
-class Samples:
-    """Repeated timings of one thing: wall time (time.perf_counter, the figure used) and this process' CPU time."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-
-    def add(self, fn: Callable[[], object]) -> None:
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        self.cpu.append(time.process_time() - cpu)
-        self.wall.append(time.perf_counter() - wall)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-    @property
-    def cpu_median(self) -> float:
-        return statistics.median(self.cpu)
-
-    def spread(self) -> str:
-        return f"median of {len(self.wall)}, range {min(self.wall) * 1e3:.1f}-{max(self.wall) * 1e3:.1f} ms"
-
-    def rate(self, n: int) -> float:
-        return n / self.median
 
 
 def profile(label: str, fn: Callable[[], object], top: int = 15) -> None:
@@ -234,7 +204,7 @@ def setup_validation(workdir: Path, n_tx: int) -> ValidationSetup:
     miner = Wallet.from_label("miner")
     wallets = [Wallet.from_label(f"payer {i}") for i in range(n_tx)]
     path = workdir / "validation.db"
-    node = open_node(path)
+    node = open_at_now(path)
     coinbases = [mine(node, miner.pkh).txs[0] for _ in range(10)]
     source = coinbases[0]
     each = (source.outputs[0].amount - 100_000) // n_tx
@@ -366,7 +336,7 @@ class FreshStores:
 
     def node(self) -> Node:
         path = copy_store(self.setup.base_db, self.workdir / f"fresh-{next(self.counter)}.db")
-        node = open_node(path)
+        node = open_at_now(path)
         self.open.append((node, path))
         return node
 
@@ -407,7 +377,7 @@ def bench_validation(
     """Signature checks on both backends and the ecdsa reference; cold and warm validation of the block."""
     n_tx = len(setup.triples)
     triples = setup.triples
-    node = open_node(copy_store(setup.base_db, workdir / "measure.db"))
+    node = open_at_now(copy_store(setup.base_db, workdir / "measure.db"))
     assert node.height + 1 == setup.height
     mtp = node.median_time_past()
 
@@ -508,6 +478,14 @@ def show(label: str, value: str, note: str = "") -> None:
     print(f"  {label:<68} {value:>12}{note}")
 
 
+def per_tx(label: str, s: Samples, n: int) -> None:
+    show(label, ms(s.median), f"  {s.median / n * 1e6:8.1f} us/tx   ({s.spread()})")
+
+
+def with_cpu(label: str, s: Samples) -> None:
+    show(label, ms(s.median), f"  CPU {ms(s.cpu_median)}  ({s.spread()})")
+
+
 def rate_line(label: str, s: Samples, n: int) -> None:
     show(
         label,
@@ -532,21 +510,9 @@ def report_validation(r: ValidationResult) -> None:
         f"   (by CPU time {r.verify_speedup_cpu:.1f} x; load {r.load})",
     )
     print(f"\n  [2] cold validation of the {n}-tx block")
-    show(
-        "cold Node.submit_block (fresh store, no signature cache)",
-        ms(r.submit_cold.median),
-        f"  {r.submit_cold.median / n * 1e6:8.1f} us/tx   ({r.submit_cold.spread()})",
-    )
-    show(
-        "  its signature checks with the node verifier (reference part)",
-        ms(r.cold_checks.median),
-        f"  CPU {ms(r.cold_checks.cpu_median)}  ({r.cold_checks.spread()})",
-    )
-    show(
-        "  its SQLite writes: Store.add_block + connect_block (reference part)",
-        ms(r.writes.median),
-        f"  CPU {ms(r.writes.cpu_median)}  ({r.writes.spread()})",
-    )
+    per_tx("cold Node.submit_block (fresh store, no signature cache)", r.submit_cold, n)
+    with_cpu("  its signature checks with the node verifier (reference part)", r.cold_checks)
+    with_cpu("  its SQLite writes: Store.add_block + connect_block (reference part)", r.writes)
     show(
         f"cold time goal (150 ms per 1,000 txs: {ms(r.cold_goal)}), by CPU time",
         ms(r.submit_cold.cpu_median),
@@ -564,16 +530,8 @@ def report_validation(r: ValidationResult) -> None:
         ms(r.submit_cold_fallback.median),
         f"  {r.submit_cold_fallback.median / r.submit_cold.median:.1f} x the libsecp256k1 figure",
     )
-    show(
-        "cold validation (check_block + connect_block, no signature cache)",
-        ms(r.cold.median),
-        f"  {r.cold.median / n * 1e6:8.1f} us/tx   ({r.cold.spread()})",
-    )
-    show(
-        "warm validation (check_block + connect_block, verified_txids = cache)",
-        ms(r.warm.median),
-        f"  {r.warm.median / n * 1e6:8.1f} us/tx   ({r.warm.spread()})",
-    )
+    per_tx("cold validation (check_block + connect_block, no signature cache)", r.cold, n)
+    per_tx("warm validation (check_block + connect_block, verified_txids = cache)", r.warm, n)
     show(
         "warm speed-up = cold / warm",
         f"{r.speedup:.1f} x",
@@ -605,7 +563,7 @@ class ChainGrower:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.node = open_node(path)
+        self.node = open_at_now(path)
         self.miner = Wallet.from_label("chain miner")
         self.watched = Wallet.from_label("watched address")
         self.sink = Wallet.from_label("shop")
@@ -645,7 +603,7 @@ class ChainGrower:
         """A copy of the store as it is now (the node is closed for the copy and reopened)."""
         self.node.close()
         copy_store(self.path, dst)
-        self.node = open_node(self.path)
+        self.node = open_at_now(self.path)
         return dst
 
 
@@ -787,6 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reps, submit_reps = (3, 1) if args.quick else (9, 3)
     lookup_reps, lookup_batches = (100, 15) if args.quick else (200, 41)  # many short batches: robust medians
 
+    run = Run()
     print("SimpleCoin core benchmark" + (" (--quick)" if args.quick else ""))
     print(
         f"python {sys.version.split()[0]}, ecdsa {ecdsa.__version__}, coincurve {_coincurve_version()},"
@@ -807,16 +766,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile("cold Node.submit_block", stores.submit())
             stores.close()
         if args.no_lookups:
-            print_summary(validation, None, verify_ok, cold_ok, overhead_ok, speedup_ok)
-            return 0
+            print_summary(run, validation, None, verify_ok, cold_ok, overhead_ok, speedup_ok)
+            return run.finish()
         lookups = bench_lookups(workdir, small, large, lookup_reps, lookup_batches, args.profile)
 
-    print_summary(validation, lookups, verify_ok, cold_ok, overhead_ok, speedup_ok)
-    return 0
+    print_summary(run, validation, lookups, verify_ok, cold_ok, overhead_ok, speedup_ok)
+    return run.finish()
 
 
 def print_summary(
-    v: ValidationResult, lk: LookupResult | None, verify_ok: bool, cold_ok: bool, overhead_ok: bool, speedup_ok: bool
+    run: Run,
+    v: ValidationResult,
+    lk: LookupResult | None,
+    verify_ok: bool,
+    cold_ok: bool,
+    overhead_ok: bool,
+    speedup_ok: bool,
 ) -> None:
     rows = [
         (
@@ -824,28 +789,28 @@ def print_summary(
             f"{v.node_checks.rate(v.n_tx):,.0f}/s vs {v.raw_checks.rate(v.n_tx):,.0f}/s",
             f"{v.verify_speedup:.1f} x (CPU {v.verify_speedup_cpu:.1f} x)",
             f">= {GOAL_VERIFY_SPEEDUP:.0f} x",
-            verdict(verify_ok),
+            run.judge("verification speed-up", verify_ok),
         ),
         (
             f"cold Node.submit_block, {v.n_tx} txs (CPU)",
             ms(v.submit_cold.cpu_median),
             f"wall {ms(v.submit_cold.median)}",
             f"<= {ms(v.cold_goal)}",
-            verdict(cold_ok),
+            run.judge("cold submit_block time", cold_ok),
         ),
         (
             "cold vs signature checks + writes (CPU)",
             f"{ms(v.submit_cold.cpu_median)} vs {ms(v.cold_checks.cpu_median + v.writes.cpu_median)}",
             f"overhead {v.cpu_overhead * 100:.1f} % (wall {v.overhead * 100:.1f} %)",
             f"<= {GOAL_OVERHEAD * 100:.0f} %",
-            verdict(overhead_ok),
+            run.judge("cold overhead", overhead_ok),
         ),
         (
             "warm vs cold validation",
             f"{ms(v.warm.median)} vs {ms(v.cold.median)}",
             f"{v.speedup:.1f} x faster",
             f">= {GOAL_WARM_SPEEDUP:.0f} x",
-            verdict(speedup_ok),
+            run.judge("warm speed-up", speedup_ok),
         ),
     ]
     if lk is not None:
@@ -855,7 +820,7 @@ def print_summary(
                 f"{lk.at_large.total * 1e6:.1f} us vs {lk.at_small.total * 1e6:.1f} us",
                 f"ratio {lk.ratio:.2f}",
                 f"<= {GOAL_LOOKUP_RATIO}",
-                verdict(lk.ratio <= GOAL_LOOKUP_RATIO),
+                run.judge("lookup ratio", lk.ratio <= GOAL_LOOKUP_RATIO),
             )
         )
     chains = "" if lk is None else f"; chains of {lk.at_small.blocks:,} and {lk.at_large.blocks:,} blocks"

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import load_average, verdict  # first: it puts the repository on sys.path
+from common import Run, load_average  # first: it puts the repository on sys.path
 
 from simplecoin.core import keys
 from tests.framework.lockload import INPUTS, Result, measure, prepare
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 s of attack instead of 20 s")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else 20.0
+    run = Run()
     print(f"bench_lock: GET /status while {CLIENTS} clients post {INPUTS}-input txs with a bad last signature")
     print(f"   load average (1 min): {load_average()}; this process verifies with {keys.VERIFIER}")
     with tempfile.TemporaryDirectory(prefix="bench-lock-") as tmp:
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     print("SUMMARY")
     print(
         f"   p99 under attack {loaded.percentile(99) * 1e3:.1f} ms (idle {idle.percentile(99) * 1e3:.1f} ms)"
-        f"  goal <= {GOAL_P99_SECONDS * 1e3:.0f} ms  {verdict(ok)}"
+        f"  goal <= {GOAL_P99_SECONDS * 1e3:.0f} ms  {run.judge('p99 under attack', ok)}"
     )
-    return 0
+    return run.finish()
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 
-from common import verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, verdict  # first: it puts the repository on sys.path
 
 from simplecoin.core.coins import Coin
 from simplecoin.core.errors import TxValidationError
@@ -109,13 +108,8 @@ def old_select(pool: Mempool, max_bytes: int) -> list[MempoolEntry]:
 
 def timed(fn: Callable[[], object], reps: int) -> tuple[float, float, object]:
     """Median wall-clock and median CPU seconds (this process) of `reps` calls, and the last result."""
-    walls, cpus, result = [], [], None
-    for _ in range(reps):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - start_cpu)
-    return statistics.median(walls), statistics.median(cpus), result
+    samples = Samples.of(fn, reps)
+    return samples.median, samples.cpu_median, samples.last
 
 
 def check_order(pool: Mempool, chosen: list[MempoolEntry]) -> None:
@@ -130,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: a pool capped at 5 MB of memory")
     args = parser.parse_args(argv)
+    run = Run()
     max_usage = 5_000_000 if args.quick else DEFAULT_MAX_MEMPOOL_USAGE
     reps, old_reps = (3, 1) if args.quick else (7, 3)
     max_block = REGTEST.max_block_size - COINBASE_RESERVE
@@ -206,10 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("SUMMARY")
     print(
         f"   template selection {new_s * 1000:.1f} ms wall / {new_cpu * 1000:.1f} ms CPU"
-        f" (old {old_s * 1000:.1f} / {old_cpu * 1000:.1f} ms): {verdict(ok_select)}"
+        f" (old {old_s * 1000:.1f} / {old_cpu * 1000:.1f} ms): {run.judge('template selection', ok_select)}"
     )
-    print(f"   long chain refused at the 26th: {verdict(ok_attack)}")
-    return 0
+    print(f"   long chain refused at the 26th: {run.judge('long chain refused', ok_attack, timed=False)}")
+    return run.finish()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from multiprocessing import Pipe, Process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from common import cpu_ticks, stop_processes, verdict  # first: it puts the repository on sys.path
+from common import Run, cpu_ticks, open_node, stop_processes, verdict  # first: it puts the repository on sys.path
 
 from simplecoin.core.mining import (
     EXTRANONCE_SIZE,
@@ -64,7 +64,6 @@ from simplecoin.core.params import MAIN
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block
 from simplecoin.node.node import Node
-from simplecoin.node.store import Store
 from simplecoin.node.worker import run, scan
 
 GOAL_SCAN_VS_REFERENCE = 0.95
@@ -225,7 +224,7 @@ class Scaling:
 
 def bench_scaling(settings: Settings) -> Scaling:
     with tempfile.TemporaryDirectory(prefix="bench_mining_") as tmp:
-        node = Node(Store(Path(tmp) / "chain.db", MAIN), MAIN)
+        node = open_node(Path(tmp) / "chain.db", MAIN)
         try:
             jobs = Jobs(node)
             one, two, others = [], [], []
@@ -248,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows: a smoke run, rough figures")
     settings = QUICK if parser.parse_args(argv).quick else FULL
+    run = Run()
 
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   CPU used by the rest of the machine during the 2-process windows: {others} (0 = clean figure)")
     if result.others is not None and result.others > BUSY_MACHINE_CORES:
         print("   WARNING: the machine was not idle: the 2-process figure, and so the scaling, is understated")
+        run.busy(f"the rest of the machine used {result.others:.2f} cores during the 2-process windows")
     scaling_ok = scaling >= GOAL_SCALING
     print(f"   scaling = 2 workers / 1 worker: {scaling:.2f}x  goal >= {GOAL_SCALING:.1f}x  {verdict(scaling_ok)}")
     print()
@@ -297,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     print("SUMMARY")
     print(f"   {'goal':<34} {'measured':>9} {'target':>9}  verdict")
     for name, measured, target, ok in rows:
-        print(f"   {name:<34} {measured:>9} {target:>9}  {verdict(ok)}")
-    return 0
+        print(f"   {name:<34} {measured:>9} {target:>9}  {run.judge(name, ok)}")
+    return run.finish()
 
 
 if __name__ == "__main__":

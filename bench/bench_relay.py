@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_average, verdict  # first: it puts the repository on sys.path
+from common import Run, load_average  # first: it puts the repository on sys.path
 
 from tests.framework.client import mature_coinbases, reward_key, spend, submit
 from tests.framework.fakepeer import FakePeer, hello_answer, reply, slow
@@ -57,7 +57,7 @@ def slow_answers() -> dict:
 
 def measure(slow_peers_attached: bool, rounds: int) -> tuple[list[float], list[float]]:
     """Seconds from N1 to N8 for ROUNDS blocks and ROUNDS transactions, on a fresh line of nodes."""
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="bench_relay_") as tmp, contextlib.ExitStack() as stack:
         slow_peers = (
             [stack.enter_context(FakePeer(f"127.{201 + i}.0.1", slow_answers())) for i in range(NODES)]
             if slow_peers_attached
@@ -109,15 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="relay across 8 nodes with a slow peer on each")
     parser.add_argument("--quick", action="store_true", help="one block and one tx each way, for the smoke test")
     rounds = 1 if parser.parse_args(argv).quick else ROUNDS
+    run = Run()
     print(f"bench_relay: {NODES} nodes in a line (load {load_average()})")
     ref_blocks, ref_txs = measure(slow_peers_attached=False, rounds=rounds)
     print(f"   reference, same run, no slow peers: block {_seconds(ref_blocks)}; tx {_seconds(ref_txs)}")
     block_delays, tx_delays = measure(slow_peers_attached=True, rounds=rounds)
     print(f"   with one {SLOW_SECONDS:.0f} s peer attached to each node (load {load_average()}):")
     block_ok, tx_ok = max(block_delays) <= BLOCK_GOAL, max(tx_delays) <= TX_GOAL
-    print(f"1. block N1 -> N8: {_seconds(block_delays)} (goal <= {BLOCK_GOAL} s) {verdict(block_ok)}")
-    print(f"2. tx    N1 -> N8: {_seconds(tx_delays)} (goal <= {TX_GOAL} s) {verdict(tx_ok)}")
-    return 0 if block_ok and tx_ok else 1
+    print(f"1. block N1 -> N8: {_seconds(block_delays)} (goal <= {BLOCK_GOAL} s) {run.judge('block relay', block_ok)}")
+    print(f"2. tx    N1 -> N8: {_seconds(tx_delays)} (goal <= {TX_GOAL} s) {run.judge('tx relay', tx_ok)}")
+    return run.finish()
 
 
 def _seconds(delays: list[float]) -> str:

@@ -23,21 +23,19 @@ the header cache). The 1-minute load average is printed: other work on the machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import show_load, verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, open_service, show_load  # first: it puts the repository on sys.path
 
 from simplecoin.core.amounts import COIN
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint
-from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
-from simplecoin.node.store import Store
 from simplecoin.wallet.client import LightWallet, NodeClient
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.web.app import create_app
@@ -48,16 +46,6 @@ REFERENCE_BLOCKS = 1_000
 PER_BLOCK = 10
 PAGE = 20
 RUNS = 5
-
-
-def timed(call: Callable[[], object]) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = call()
-    return time.perf_counter() - started, result
-
-
-def median_of(call: Callable[[], object]) -> float:
-    return statistics.median(timed(call)[0] for _ in range(RUNS))
 
 
 def extend(service: NodeService, b: ChainBuilder, height: int, txs_for: Callable[[int], list]) -> None:
@@ -76,80 +64,83 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     if args.txs > (REFERENCE_BLOCKS - REGTEST.coinbase_maturity - 2) * PER_BLOCK:
         parser.error(f"--txs must fit in the first {REFERENCE_BLOCKS} blocks at {PER_BLOCK} per block")
-    root = Path(tempfile.mkdtemp(prefix="bench_wallet_"))
-    wallet = WalletFile.create(root / "wallet.json", REGTEST)
-    pay_to = wallet.keys[0].key.pubkey_hash
-    b = ChainBuilder(REGTEST)
-    end_time = REGTEST.genesis_time + (args.blocks + 10) * REGTEST.target_spacing
+    run = Run()
+    # Everything the run makes (about 40 MB at the full size) lives here and goes, also on Ctrl-C.
+    with tempfile.TemporaryDirectory(prefix="bench_wallet_") as tmp, contextlib.ExitStack() as cleanup:
+        root = Path(tmp)
+        wallet = WalletFile.create(root / "wallet.json", REGTEST)
+        pay_to = wallet.keys[0].key.pubkey_hash
+        b = ChainBuilder(REGTEST)
+        end_time = REGTEST.genesis_time + (args.blocks + 10) * REGTEST.target_spacing
 
-    def clock() -> float:
-        return end_time
+        def clock() -> float:
+            return end_time
 
-    service = NodeService(Node(Store(root / "chain.db", REGTEST), REGTEST, clock=clock))
-    print(f"building {REFERENCE_BLOCKS:,} blocks with {args.txs:,} payments to the wallet ...", flush=True)
-    started = time.perf_counter()
-    remaining = [args.txs]
-    change: list[tuple[OutPoint, int] | None] = [None]  # the miner's change: the next payment's input
-
-    def payments(height: int) -> list:
-        if height <= REGTEST.coinbase_maturity + 1 or not remaining[0]:
-            return []
-        txs = []
-        for _ in range(min(PER_BLOCK, remaining[0])):
-            source, funds = change[0] or (b.coinbase_outpoint("b1"), REGTEST.subsidy(1))
-            rest = funds - COIN // 1000 - 1_000
-            tx = b.spend(source, [(COIN // 1000, pay_to), (rest, b.key.pubkey_hash)])
-            change[0] = (OutPoint(tx.txid, 1), rest)
-            txs.append(tx)
-            remaining[0] -= 1
-        return txs
-
-    extend(service, b, REFERENCE_BLOCKS, payments)
-    print(f"   built in {time.perf_counter() - started:.1f} s", flush=True)
-    ok = True
-    with serving(create_app(service)) as url:
-
-        def light() -> LightWallet:
-            return LightWallet(wallet.path, REGTEST, NodeClient([url]), clock=clock)
-
-        show_load("the reference at 1,000 blocks")
-        light().history_page(PAGE)  # the header cache, made at 1,000 blocks
-        reference = median_of(lambda: light().history_page(PAGE))
-        print(f"   history, newest {PAGE}, at {REFERENCE_BLOCKS:,} blocks: {reference:.3f} s (median of {RUNS})")
-
-        print(f"extending to {args.blocks:,} blocks ...", flush=True)
+        service = open_service(root / "chain.db", REGTEST, clock)
+        cleanup.callback(service.close)  # before the directory goes
+        print(f"building {REFERENCE_BLOCKS:,} blocks with {args.txs:,} payments to the wallet ...", flush=True)
         started = time.perf_counter()
-        extend(service, b, args.blocks, lambda h: [])
+        remaining = [args.txs]
+        change: list[tuple[OutPoint, int] | None] = [None]  # the miner's change: the next payment's input
+
+        def payments(height: int) -> list:
+            if height <= REGTEST.coinbase_maturity + 1 or not remaining[0]:
+                return []
+            txs = []
+            for _ in range(min(PER_BLOCK, remaining[0])):
+                source, funds = change[0] or (b.coinbase_outpoint("b1"), REGTEST.subsidy(1))
+                rest = funds - COIN // 1000 - 1_000
+                tx = b.spend(source, [(COIN // 1000, pay_to), (rest, b.key.pubkey_hash)])
+                change[0] = (OutPoint(tx.txid, 1), rest)
+                txs.append(tx)
+                remaining[0] -= 1
+            return txs
+
+        extend(service, b, REFERENCE_BLOCKS, payments)
         print(f"   built in {time.perf_counter() - started:.1f} s", flush=True)
-        for cache in root.glob("wallet.json.headers*"):
-            cache.unlink()
+        with serving(create_app(service)) as url:
 
-        show_load("the first run")
-        first, page = timed(lambda: light().history_page(PAGE))
-        assert len(page.entries) == PAGE, page  # type: ignore[attr-defined]
-        print(
-            f"1. first history (all {args.blocks:,} headers fetched and verified): {first:.2f} s (goal <= 20 s) "
-            f"{verdict(first <= 20)}"
-        )
-        ok &= first <= 20
+            def light() -> LightWallet:
+                return LightWallet(wallet.path, REGTEST, NodeClient([url]), clock=clock)
 
-        show_load("the later runs")
-        balance = median_of(lambda: light().balances())
-        latest = median_of(lambda: light().history_page(PAGE))
-        full_time, full = timed(lambda: light().history_page(None))
-        assert len(full.entries) == args.txs, len(full.entries)  # type: ignore[attr-defined]
-        print(f"2. balance: {balance:.3f} s (goal <= 0.5 s) {verdict(balance <= 0.5)}")
-        print(f"   history, newest {PAGE}: {latest:.3f} s (goal <= 1 s) {verdict(latest <= 1)}")
-        print(f"   history, all {args.txs:,}: {full_time:.2f} s (goal <= 5 s) {verdict(full_time <= 5)}")
-        ratio = latest / reference
-        print(
-            f"3. history at {args.blocks:,} vs {REFERENCE_BLOCKS:,} blocks: {latest:.3f} / {reference:.3f} s = "
-            f"{ratio:.2f}x (goal <= 1.5x) {verdict(ratio <= 1.5)}"
-        )
-        ok &= balance <= 0.5 and latest <= 1 and full_time <= 5 and ratio <= 1.5
-    service.close()
-    print(f"overall: {verdict(ok)}")
-    return 0 if ok else 1
+            show_load("the reference at 1,000 blocks")
+            light().history_page(PAGE)  # the header cache, made at 1,000 blocks
+            reference = Samples.of(lambda: light().history_page(PAGE), RUNS).median
+            print(f"   history, newest {PAGE}, at {REFERENCE_BLOCKS:,} blocks: {reference:.3f} s (median of {RUNS})")
+
+            print(f"extending to {args.blocks:,} blocks ...", flush=True)
+            started = time.perf_counter()
+            extend(service, b, args.blocks, lambda h: [])
+            print(f"   built in {time.perf_counter() - started:.1f} s", flush=True)
+            for cache in root.glob("wallet.json.headers*"):
+                cache.unlink()
+
+            show_load("the first run")
+            first_run = Samples.of(lambda: light().history_page(PAGE), 1)
+            first, page = first_run.median, first_run.last
+            assert len(page.entries) == PAGE, page  # type: ignore[attr-defined]
+            print(
+                f"1. first history (all {args.blocks:,} headers fetched and verified): {first:.2f} s (goal <= 20 s) "
+                f"{run.judge('first history', first <= 20)}"
+            )
+
+            show_load("the later runs")
+            balance = Samples.of(lambda: light().balances(), RUNS).median
+            latest = Samples.of(lambda: light().history_page(PAGE), RUNS).median
+            full_run = Samples.of(lambda: light().history_page(None), 1)
+            full_time, full = full_run.median, full_run.last
+            assert len(full.entries) == args.txs, len(full.entries)  # type: ignore[attr-defined]
+            print(f"2. balance: {balance:.3f} s (goal <= 0.5 s) {run.judge('balance', balance <= 0.5)}")
+            page_ok, full_ok = run.judge("history, newest page", latest <= 1), run.judge("history, all", full_time <= 5)
+            print(f"   history, newest {PAGE}: {latest:.3f} s (goal <= 1 s) {page_ok}")
+            print(f"   history, all {args.txs:,}: {full_time:.2f} s (goal <= 5 s) {full_ok}")
+            ratio = latest / reference
+            print(
+                f"3. history at {args.blocks:,} vs {REFERENCE_BLOCKS:,} blocks: {latest:.3f} / {reference:.3f} s = "
+                f"{ratio:.2f}x (goal <= 1.5x) {run.judge('history ratio', ratio <= 1.5)}"
+            )
+
+    return run.finish()
 
 
 if __name__ == "__main__":

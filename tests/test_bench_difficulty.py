@@ -32,6 +32,9 @@ def test_bench_difficulty_prints_every_figure_for_both_rules():
         timeout=300,
     )
     assert done.returncode in (0, 1), done.stderr  # 1: a goal missed, which a 3-run smoke cannot judge
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("verdict: "), last  # the harness's verdict line (bench/common.py), its exit code
+    assert last.startswith("verdict: PASS") == (done.returncode == 0), last
     missing = [label for label in LABELS if label not in done.stdout]
     assert not missing, f"missing from the output: {missing}\n{done.stdout}"
     figures = {"drop100", "rise100", "steady", "leverage"}
