@@ -11,12 +11,14 @@ from collections import Counter
 
 import pytest
 
+from simplecoin.core import mempool as mempool_module
 from simplecoin.core import validation as validation_module
-from simplecoin.core.errors import BlockValidationError
+from simplecoin.core.errors import BlockValidationError, TxValidationError
 from simplecoin.node import node as node_module
 from simplecoin.node import service as service_module
 from simplecoin.node import verdicts as verdicts_module
 from simplecoin.node.service import Event, NodeService
+from tests.framework.builder import DEFAULT_FEE
 
 
 @pytest.fixture
@@ -92,3 +94,38 @@ def test_a_restored_tx_is_accepted_but_not_relayed(funded):
     service.submit_tx(submitted)
     assert [e.hash for e in events] == [submitted.txid]
     assert {tx.txid for tx in service.pending_txs()} == {restored.txid, submitted.txid}
+
+
+@pytest.fixture
+def cheap_checks(monkeypatch) -> Counter:
+    """Counts a tx's cheap checks (check_transaction, check_tx_inputs) wherever they are called from."""
+    calls: Counter = Counter()
+    for name in ("check_transaction", "check_tx_inputs"):
+        real = getattr(validation_module, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        for module in (node_module, mempool_module):
+            monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+def test_a_txs_cheap_checks_run_once_when_nothing_moved_in_between(funded, cheap_checks):
+    node, b = funded
+    tx = b.spend("m1")
+    NodeService(node).submit_tx(tx)
+    assert tx.txid in node.mempool
+    assert cheap_checks == {"check_transaction": 1, "check_tx_inputs": 1}
+
+
+def test_a_txs_cheap_checks_run_again_when_the_pool_changed_in_between(funded, cheap_checks):
+    """Between a tx's cheap checks and its acceptance another tx spent the same coin: checked again, refused."""
+    node, b = funded
+    tx, rival = b.spend("m1"), b.spend("m1", fee=DEFAULT_FEE + 1)
+    assert node.tx_to_verify(tx) == [tx]
+    node.submit_tx(rival)  # the pool changes while the lock would be free
+    with pytest.raises(TxValidationError, match="txn-mempool-conflict"):
+        node.accept_tx(tx, verified=[tx.txid])
+    assert cheap_checks["check_transaction"] == 3  # tx twice, rival once

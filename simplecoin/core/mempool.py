@@ -132,6 +132,7 @@ class Mempool:
         self.spenders: dict[OutPoint, bytes] = {}  # outpoint -> txid of the pool tx spending it
         self.links: dict[bytes, _Links] = {}  # one per entry
         self.total_bytes = 0  # serialized bytes (what GET /status reports)
+        self.changes = 0  # entries added or removed so far: a check made at one count still holds at the same count
         self.usage = 0  # estimated memory, what the cap counts
         # Lazy min-heap of (descendant score, txid, desc_fee, desc_size): an item is current only while its fee and
         # size equal the entry's; stale ones are skipped when popped. Bound: rebuilt when it passes 4x the entries.
@@ -156,24 +157,30 @@ class Mempool:
         *,
         now: int,
         check_signatures: bool = True,
+        checked_fee: int | None = None,
     ) -> MempoolEntry:
         """Add `tx` or raise TxValidationError with the reason (Bitcoin: AcceptToMemoryPool).
 
-        `now` (seconds) decays the rolling minimum fee; the pool reads no clock.
+        `now` (seconds) decays the rolling minimum fee; the pool reads no clock. `checked_fee`: the caller ran
+        `check_transaction` and `check_tx_inputs` (which found this fee) on this very chain and pool (`changes`
+        the same), so they are not run again.
         """
         txid = tx.txid
         if txid in self.entries:
             raise TxValidationError("txn-already-in-mempool", f"tx {hash_hex(txid)} is already pending")
         if tx.is_coinbase():
             raise TxValidationError("coinbase", "a coinbase is only valid in a block")
-        check_transaction(tx, self.params)
+        if checked_fee is None:
+            check_transaction(tx, self.params)
         if not is_final(tx, next_height, median_time_past):
             raise TxValidationError("bad-txns-nonfinal", f"tx {hash_hex(txid)} is locked until {tx.locktime}")
         for txin in tx.inputs:
             if txin.prevout in self.spenders:
                 other = hash_hex(self.spenders[txin.prevout])
                 raise TxValidationError("txn-mempool-conflict", f"{txin.prevout} is already spent by pending {other}")
-        fee, _ = check_tx_inputs(tx, self.view(chain, next_height), next_height, self.params)
+        fee = checked_fee
+        if fee is None:
+            fee, _ = check_tx_inputs(tx, self.view(chain, next_height), next_height, self.params)
         if fee < self.policy.min_fee_rate * tx.size:
             raise TxValidationError(
                 "min-relay-fee-not-met", f"fee {fee} < {self.policy.min_fee_rate} per byte x {tx.size} bytes"
@@ -345,6 +352,7 @@ class Mempool:
 
     def _add(self, entry: MempoolEntry, parents: set[bytes], ancestors: set[bytes]) -> None:
         txid, size, fee = entry.tx.txid, entry.tx.size, entry.fee
+        self.changes += 1
         self.entries[txid] = entry
         for txin in entry.tx.inputs:
             self.spenders[txin.prevout] = txid
@@ -373,6 +381,7 @@ class Mempool:
         """Drop one entry and take its share out of the package state of what stays (Bitcoin: removeUnchecked)."""
         entry = self.entries[txid]
         size, fee = entry.tx.size, entry.fee
+        self.changes += 1
         for a in self.ancestors(txid):
             up = self.links[a]
             up.desc_count -= 1

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
 from simplecoin.core.hashing import hash_hex
@@ -35,7 +36,7 @@ from simplecoin.core.validation import (
     connect_block,
 )
 from simplecoin.node.orphans import OrphanBlocks
-from simplecoin.node.prefetch import InputLookups
+from simplecoin.node.prefetch import MAX_REMEMBERED_LOOKUPS, InputLookups
 from simplecoin.node.store import Store
 from simplecoin.node.verdicts import RecentRejects, SignatureCache
 
@@ -81,6 +82,8 @@ class Node:
         self._verified = SignatureCache()
         self.recent_rejects = RecentRejects()
         self._inputs = InputLookups(store)  # read by `inputs_look_valid`, used again by `accept_tx`
+        # What `inputs_look_valid` found (tip, pool changes, fee): `accept_tx` does not check again if neither moved.
+        self._prechecked: BoundedDict[bytes, tuple[bytes, int, int]] = BoundedDict(MAX_REMEMBERED_LOOKUPS)
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
@@ -287,31 +290,37 @@ class Node:
         """Add a transaction to the mempool (Bitcoin: AcceptToMemoryPool). Raises TxValidationError.
 
         `verified`: txids whose signatures the caller has just checked; the pool checks those of any other tx.
-        The pool's cheap checks run here under the lock even after `tx_to_verify`: the tip and the pool may have
-        changed while the lock was free.
+        The cheap checks `tx_to_verify` ran are not run again unless the tip or the pool changed while the lock
+        was free (then they must be).
         """
         self._verified.add(verified)
+        tip, fee = self.tip.hash, None
+        prechecked = self._prechecked.pop(tx.txid, None)
+        if prechecked is not None and prechecked[:2] == (tip, self.mempool.changes):
+            fee = prechecked[2]  # checked by inputs_look_valid on this very chain and pool: not again
         entry = self.mempool.accept(
             tx,
-            self._inputs.view(tx, self.tip.hash),
+            self._inputs.view(tx, tip),
             self.height + 1,
             self.median_time_past(),
             now=int(self.clock()),
             check_signatures=tx.txid not in self._verified,
+            checked_fee=fee,
         )
         self._verified.add([tx.txid])
         return entry
 
     def inputs_look_valid(self, tx: Transaction) -> bool:
         """Whether `tx` passes the cheap checks before its signatures: worth verifying them at all."""
-        height = self.height + 1
+        height, tip = self.height + 1, self.tip.hash
         try:
             check_transaction(tx, self.params)
-            view = self._inputs.view(tx, self.tip.hash)
-            self._inputs.keep(tx, self.tip.hash, view)
-            check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)
+            view = self._inputs.view(tx, tip)
+            self._inputs.keep(tx, tip, view)
+            fee, _ = check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)
         except TxValidationError:
             return False
+        self._prechecked[tx.txid] = (tip, self.mempool.changes, fee)
         return True
 
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:

@@ -3,9 +3,9 @@
 The API's threads, the peer threads, the mining pump and the mempool loader all go through a `NodeService`;
 it is the only thing that calls the `Node` (and its `Lookups`), always under its lock, and only through their
 methods. A block or tx is checked once, in this order: context-free checks, recent rejects, whether we want
-it, signatures (outside the lock), then connect (`submit_block`, `submit_tx`). One repeat is deliberate: the
-cheap checks that decide whether a tx's signatures are worth checking run again in the pool's acceptance,
-since the tip and the pool may change while the lock is free.
+it, signatures (outside the lock), then connect (`submit_block`, `submit_tx`). The cheap checks that decide
+whether a tx's signatures are worth checking run again in the pool's acceptance only if the tip or the pool
+changed while the lock was free.
 """
 
 from __future__ import annotations
