@@ -287,7 +287,7 @@ def test_the_cap_counts_the_memory_the_pool_really_uses(builder, inputs, outputs
         tracemalloc.stop()
     assert len(pool) == count
     assert 0.9 * real <= pool.usage <= 1.3 * real, (real // count, pool.usage // count)
-    assert pool.usage >= 4 * pool.total_bytes  # what the old byte cap missed
+    assert pool.usage >= 3 * pool.total_bytes  # what the old byte cap missed (3.7x for 20-in-1-out, the least)
 
 
 @pytest.mark.slow

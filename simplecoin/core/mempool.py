@@ -52,14 +52,16 @@ MAX_CONSECUTIVE_FAILURES = 1_000
 NEARLY_FULL_MARGIN = 1_000  # bytes
 
 # What entry_usage charges, fitted to tracemalloc measurements on CPython 3.11 of everything the pool retains per
-# transaction (the Transaction with its cached serializations and txid, inputs, outputs, the MempoolEntry, the
-# dict slots, spenders, package links, heap items). Measured: a 179-byte payment 2,090 bytes (11.7x its size),
-# 1-in-50-out 11,803 (7.6x), 20-in-1-out 13,705 (4.8x). tests/test_mempool_policy.py re-measures and checks the
+# transaction (the Transaction with its cached serialization and txid, inputs, outputs, the MempoolEntry, the
+# dict slots, spenders, package links, heap items). Measured: a 180-byte payment 2,048 bytes (11.4x its size),
+# 1-in-50-out 10,366 (6.7x), 20-in-1-out 10,689 (3.7x). tests/test_mempool_policy.py re-measures and checks the
 # estimate stays within 0.9x..1.3x of the real figure for each shape.
-ENTRY_USAGE_BASE = 1_300  # per entry whatever its shape
-INPUT_USAGE = 350  # per input: TxIn, OutPoint, key and signature objects, a spenders slot
-OUTPUT_USAGE = 150  # per output: TxOut and its pubkey hash
-BYTE_USAGE = 2  # per serialized byte: the cached signed and unsigned serializations hold most bytes twice
+ENTRY_USAGE_BASE = 1_400  # per entry whatever its shape
+INPUT_USAGE = 330  # per input: TxIn, OutPoint, key and signature objects, a spenders slot
+OUTPUT_USAGE = 125  # per output: TxOut and its pubkey hash
+# Per serialized byte: the cached serialization. Until the fast decoder moved to core/txcodec_fast.py the unsigned
+# serialization was cached too and this was 2 (a 20-input tx retained 13,705 bytes).
+BYTE_USAGE = 1
 
 
 def entry_usage(tx: Transaction) -> int:
