@@ -35,7 +35,7 @@ from simplecoin.node.config import (
     check_port,
     read_config_file,
 )
-from simplecoin.server import FATAL_EXIT_CODE, serve
+from simplecoin.server import FATAL_EXIT_CODE, REFUSED_EXIT_CODE, serve
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")
@@ -189,8 +189,10 @@ def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
         dead = [p for p in processes if p.exitcode is not None]
         if dead and not stopping:
             for p in dead:
-                fatal = p is server and p.exitcode == FATAL_EXIT_CODE
-                why = " (one of its threads failed beyond restarting; see above)" if fatal else ""
+                why = {
+                    FATAL_EXIT_CODE: " (one of its threads failed beyond restarting; see above)",
+                    REFUSED_EXIT_CODE: " (it refused to start on this data directory; see above)",
+                }.get(p.exitcode, "") if p is server else ""
                 log.error(
                     "%s process (pid %d) died with exit code %s%s; stopping the node", p.name, p.pid, p.exitcode, why
                 )

@@ -43,6 +43,7 @@ HASHRATE_LOG_SECONDS = 60.0
 SERVER_THREADS = 8
 SWITCH_INTERVAL_SECONDS = 0.001  # how long a thread may hold the GIL while another waits (Python: 0.005)
 FATAL_EXIT_CODE = 3  # a thread failed beyond restarting; miner.py stops the node
+REFUSED_EXIT_CODE = 4  # the node refused to start on what its data directory holds (the log says what to do)
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,17 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         return time.time() + offset
 
     service = NodeService(Node(Store(config.data_dir / "chain.db", params), params, clock=wall_clock))
+    off_rule = service.first_height_off_the_difficulty_rule()
+    if off_rule is not None:  # a chain mined before the difficulty rule: never run on it, say what to do
+        service.close()
+        log.critical(
+            "this %s chain breaks the difficulty rule from height %d (it was mined before aserti3-2d, "
+            "docs/protocol.md section 5): move %s aside and start again to sync the chain that follows the rule",
+            params.name,
+            off_rule,
+            config.data_dir / "chain.db",
+        )
+        raise SystemExit(REFUSED_EXIT_CODE)
     fatal: list[str] = []  # at most one entry per supervised thread: each fails fatally once, then ends
 
     def on_fatal(name: str, error: BaseException) -> None:

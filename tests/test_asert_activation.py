@@ -183,17 +183,18 @@ def test_a_temporary_index_over_a_chainmap_of_the_nodes_entries():
     assert b[names[-1]].hash not in node_index.entries  # the node's own index is untouched
 
 
-def test_follows_asert_activation_tells_an_old_rule_chain_apart():
+def test_the_first_height_off_the_rule_tells_an_old_rule_chain_apart():
     old = ChainBuilder(OLD_RULE)
     old_names = fast_chain(old, 6)
     new = ChainBuilder(EASY_MAIN)
     new_names = fast_chain(new, 6)
-    for builder, names, follows in ((old, old_names, False), (new, new_names, True)):
+    for builder, names, off_at in ((old, old_names, ACTIVATION), (new, new_names, None)):
         index = BlockIndex(EASY_MAIN)
         for name in ["genesis", *names]:
             index.add(index.make_entry(builder[name].header, BlockStatus.VALID))
-        assert index.follows_asert_activation(index[builder[names[-1]].hash]) is follows
-        assert index.follows_asert_activation(index[builder[names[ACTIVATION - 2]].hash])  # below: nothing to ask
+        assert index.first_height_off_the_difficulty_rule(index[builder[names[-1]].hash]) == off_at
+        below = index[builder[names[ACTIVATION - 2]].hash]
+        assert index.first_height_off_the_difficulty_rule(below) is None  # below: nothing to ask
 
 
 # -- the future-time limit -----------------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_a_restarted_node_finds_each_blocks_anchor_again(tmp_path):
         assert node.tip.hash == b[names[-1]].hash
         assert node.tip.hash in node.index.anchors
         assert node.index.next_bits(node.tip) == before == b.index.next_bits(b.index[node.tip.hash])
-        assert node.index.follows_asert_activation(node.tip)
+        assert node.index.first_height_off_the_difficulty_rule(node.tip) is None
     finally:
         node.close()
 

@@ -267,14 +267,22 @@ class BlockIndex:
         timespan = prev.header.time - first.header.time
         return retarget(prev.header.bits, timespan, params.retarget_timespan, params.pow_limit)
 
-    def follows_asert_activation(self, tip: IndexEntry) -> bool:
-        """Whether the chain ending in `tip` carries aserti3-2d's bits at the activation height (True if it is
-        not that high): a chain made before the rule existed does not, and must be mined again from below it."""
+    def first_height_off_the_difficulty_rule(self, tip: IndexEntry) -> int | None:
+        """The lowest height at or above the ASERT activation where the chain ending in `tip` carries bits other
+        than `next_bits` demands; None if it follows the rule (or is not that high). A chain mined before the rule
+        existed breaks it there. Walks the chain above the activation once (O(its length); `next_bits` is O(1))."""
         activation = self.params.asert_activation_height
         if activation is None or self.params.no_retargeting or tip.height < activation:
-            return True
-        first = self.ancestor(tip, activation)
-        return first.header.bits == self.next_bits(self.entries[first.prev_hash])
+            return None
+        path = [tip]
+        while path[-1].height > activation:
+            path.append(self.entries[path[-1].prev_hash])
+        parent = self.entries[path[-1].prev_hash]
+        for entry in reversed(path):
+            if entry.header.bits != self.next_bits(parent):
+                return entry.height
+            parent = entry
+        return None
 
     def find_fork(self, a: IndexEntry, b: IndexEntry) -> IndexEntry:
         """The last block two chains share (Bitcoin: LastCommonAncestor)."""

@@ -303,6 +303,10 @@ class Lookups:
             "orphan_bytes": self.node.orphan_bytes(),
         }
 
+    def first_height_off_the_difficulty_rule(self) -> int | None:
+        """Where the active chain first breaks the difficulty rule (a chain mined before it); None if nowhere."""
+        return self.node.index.first_height_off_the_difficulty_rule(self.node.tip)
+
     def on_active_chain(self, block_hash: bytes) -> bool:
         entry = self.node.index.entries.get(block_hash)
         return entry is not None and self.node.is_active(entry)

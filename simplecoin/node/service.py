@@ -288,6 +288,11 @@ class NodeService:
                     break
             return entries, view.locator(entries[-1]) if entries else [], refused
 
+    def first_height_off_the_difficulty_rule(self) -> int | None:
+        """Where our active chain first breaks the difficulty rule (mined before it existed); None if nowhere."""
+        with self.lock:
+            return self.lookups.first_height_off_the_difficulty_rule()
+
     def close(self) -> None:
         with self.lock:
             self.node.close()
