@@ -20,6 +20,7 @@ from simplecoin.core.pow import bits_to_target
 NONCE_SPACE = 1 << 32
 CHUNK_SECONDS = 0.01  # how long one scan runs before the pipe is checked again
 REPORT_SECONDS = 1.0
+BURST_SECONDS = 0.1  # with max_hashrate: hashes that may be saved up while waiting, in seconds of the rate
 
 
 def scan(prefix: bytes, target: int, start: int, count: int) -> int | None:
@@ -54,14 +55,11 @@ def run(conn: Connection, nice: int = 10, max_hashrate: float | None = None) -> 
     work: Work | None = None
     chunk = 10_000
     hashes, since = 0, time.monotonic()
-    budget_start, budget_used = since, 0  # hashes done on this work since budget_start, for max_hashrate
+    # max_hashrate is a token bucket: hashes are paid for as time passes, at most BURST_SECONDS' worth saved up,
+    # whatever the jobs (a per-job budget let a fast chain, with a new job every few ms, hash unthrottled).
+    tokens, paid_at = 0.0, since
     try:
         while True:
-            if max_hashrate is not None and work is not None:
-                chunk = max(1, min(chunk, int(max_hashrate * CHUNK_SECONDS)))
-                wait = budget_start + budget_used / max_hashrate - time.monotonic()
-                if wait > 0:
-                    conn.poll(wait)  # new work (or stop) ends the wait at once
             if work is None or conn.poll():
                 message = conn.recv()
                 # Only the newest job counts. Solving each queued one in turn answered every stale job with a
@@ -75,14 +73,21 @@ def run(conn: Connection, nice: int = 10, max_hashrate: float | None = None) -> 
                     work = None
                     continue
                 work, counter, nonce = message, 0, 0
-                budget_start, budget_used = time.monotonic(), 0
                 target = bits_to_target(work.bits)
                 prefix = work_header_prefix(work, work.worker_nonce + counter.to_bytes(COUNTER_NONCE_SIZE, "little"))
+            if max_hashrate is not None:
+                chunk = max(1, min(chunk, int(max_hashrate * CHUNK_SECONDS)))
+                now = time.monotonic()
+                tokens = min(tokens + (now - paid_at) * max_hashrate, max_hashrate * BURST_SECONDS)
+                paid_at = now
+                if tokens < chunk:  # wait until the chunk is paid for; a message ends the wait at once
+                    conn.poll((chunk - tokens) / max_hashrate)
+                    continue
+                tokens -= chunk
             started = time.monotonic()
             found = scan(prefix, target, nonce, chunk)
             tried = (found - nonce + 1) if found is not None else min(chunk, NONCE_SPACE - nonce)
             hashes += tried
-            budget_used += tried
             elapsed = time.monotonic() - started
             chunk = max(1_000, min(1_000_000, int(chunk * CHUNK_SECONDS / max(elapsed, 1e-6))))
             if found is not None:
