@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from simplecoin.core.errors import BlockValidationError
-from simplecoin.core.params import REGTEST
+from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import Block
 from simplecoin.node.node import Node
 from simplecoin.node.p2p import sync
@@ -35,6 +35,7 @@ from simplecoin.node.store import Store
 from tests.conftest import NOW
 from tests.framework.builder import ChainBuilder, miss_target
 from tests.framework.fakepeer import FakePeer, chain_answers, reply
+from tests.test_asert_activation import easy
 
 RETARGETING = REGTEST.replace(no_retargeting=False, retarget_interval=8)
 
@@ -199,5 +200,35 @@ def test_a_fork_longer_than_one_batch_is_asked_for_with_the_index_locator(tmp_pa
         assert service.tip().hash == theirs["x10"].hash
         assert len(asked) == 2
         assert asked[1][:5] == [theirs[f"x{i}"].header.hash_hex() for i in range(5, 0, -1)]
+    finally:
+        service.close()
+
+
+# -- across the ASERT activation: presync follows the rule the index follows, on both sides of the height ----------
+
+
+@pytest.mark.parametrize("old_bits_above", [False, True])
+def test_presync_and_the_index_agree_across_the_asert_activation(tmp_path, old_bits_above):
+    """
+    genesis - a1 - a2 (anchor) - a3 (first ASERT block) - ... - a8      blocks 1 s apart: ahead of the 30 s schedule
+                                  \\
+                                   x3 (the old rule's bits at height 3)  both refuse it, bad-diffbits
+    """
+    params = easy(MAIN)  # main's rule from height 3, with regtest's easy pow limit
+    assert params.asert_activation_height == 3
+    b = ChainBuilder(params)
+    blocks = [b.block(f"a{i}", time_delta=1) for i in range(1, 9)]
+    assert blocks[2].header.bits != blocks[1].header.bits  # a3 is ASERT's: harder, the chain being ahead
+    if old_bits_above:
+        blocks = [*blocks[:2], b.block("x3", parent="a2", time_delta=1, tweak=with_bits(blocks[1].header.bits))]
+    now = blocks[-1].header.time
+    service = NodeService(Node(Store(tmp_path / "chain.db", params), params, clock=lambda: now))
+    try:
+        reason, error, presync = presync_verdict(service, blocks, clock=lambda: now)
+        assert service.tip().height == 0
+        assert reason == index_verdict(service, blocks) == ("bad-diffbits" if old_bits_above else "accepted")
+        assert isinstance(error, Misbehaving) is old_bits_above
+        if not old_bits_above:
+            assert presync.missing == [block.hash for block in blocks]  # every header checked on the view
     finally:
         service.close()
