@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from multiprocessing import Pipe, Process
+from multiprocessing.connection import Connection
 
 import pytest
 
@@ -22,6 +25,25 @@ from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.node.worker import NONCE_SPACE, run, scan
+
+
+@contextlib.contextmanager
+def worker(parent: Connection, child: Connection, **kwargs) -> Iterator[Process]:
+    """A mining process on `child` (nice 0); on leaving, it is told to stop and must exit 0."""
+    process = Process(target=run, args=(child, 0), kwargs=kwargs, daemon=True)
+    process.start()
+    child.close()
+    try:
+        yield process
+        parent.send(None)
+        process.join(timeout=10)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+        parent.close()
+
 
 PREFIX = hashlib.sha256(b"header").digest() * 2 + bytes(range(12))  # 76 bytes, arbitrary
 PAY_TO = bytes(range(20))
@@ -106,10 +128,7 @@ def test_run_sends_a_solution_that_makes_a_valid_block_and_stops_when_told():
     template = make_block(REGTEST.genesis_hash, 1, REGTEST.pow_limit_bits, REGTEST.genesis_time + 30, PAY_TO,
                           REGTEST, extra=bytes(EXTRANONCE_SIZE))  # fmt: skip
     parent, child = Pipe()
-    process = Process(target=run, args=(child, 0), daemon=True)
-    process.start()
-    child.close()
-    try:
+    with worker(parent, child):
         parent.send(make_work(template, job_id=1, worker=2))
         assert parent.poll(10)
         solution = parent.recv()
@@ -121,15 +140,7 @@ def test_run_sends_a_solution_that_makes_a_valid_block_and_stops_when_told():
         assert solution.extranonce[:4] == (2).to_bytes(4, "little")
         block: Block = block_from_solution(template, solution)
         assert int.from_bytes(block.header.hash(), "little") <= bits_to_target(block.header.bits)
-        parent.send(None)
-        process.join(timeout=10)
-        assert not process.is_alive()
-        assert process.exitcode == 0
-    finally:
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=5)
-        parent.close()
+    # leaving `worker` sent the stop and checked the process exited 0
 
 
 @pytest.mark.parametrize("params", [MAIN, REGTEST])
@@ -149,10 +160,7 @@ def test_a_capped_worker_hashes_no_faster_than_its_cap_and_still_stops_at_once()
                           extra=bytes(EXTRANONCE_SIZE))  # fmt: skip
     cap = 2_000.0
     parent, child = Pipe()
-    process = Process(target=run, args=(child, 0), kwargs={"max_hashrate": cap}, daemon=True)
-    process.start()
-    child.close()
-    try:
+    with worker(parent, child, max_hashrate=cap):
         reports, job_id = [], 0
         while len(reports) < 3:  # a new job every 20 ms, as on a fast chain: the cap holds across jobs
             job_id += 1
@@ -164,14 +172,6 @@ def test_a_capped_worker_hashes_no_faster_than_its_cap_and_still_stops_at_once()
         hashes = sum(r.hashes for r in reports)
         seconds = sum(r.seconds for r in reports)
         assert 0 < hashes <= cap * seconds * 1.1 + 100, (hashes, seconds)
-        parent.send(None)
-        process.join(timeout=2)
-        assert process.exitcode == 0
-    finally:
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=5)
-        parent.close()
 
 
 def test_of_many_queued_jobs_only_the_newest_is_solved():
@@ -183,10 +183,7 @@ def test_of_many_queued_jobs_only_the_newest_is_solved():
     parent, child = Pipe()
     for job_id in range(1, 41):  # queued before the worker starts (few enough to fit the pipe): all waiting
         parent.send(make_work(template, job_id=job_id, worker=0))
-    process = Process(target=run, args=(child, 0), daemon=True)
-    process.start()
-    child.close()
-    try:
+    with worker(parent, child):
         assert parent.poll(10)
         message = parent.recv()
         while isinstance(message, HashReport):
@@ -195,11 +192,3 @@ def test_of_many_queued_jobs_only_the_newest_is_solved():
         assert isinstance(message, Solution)
         assert message.job_id == 40
         assert not parent.poll(0.5)  # and nothing for the 39 stale jobs
-        parent.send(None)
-        process.join(timeout=10)
-        assert process.exitcode == 0
-    finally:
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=5)
-        parent.close()
