@@ -15,6 +15,7 @@ import pytest
 
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry
 from simplecoin.core.errors import BlockValidationError
+from simplecoin.core.headerview import HeaderView
 from simplecoin.core.params import MAIN, NetworkParams
 from simplecoin.core.pow import asert_target, bits_to_target, retarget, target_to_bits
 from simplecoin.core.primitives import BlockHeader
@@ -181,6 +182,22 @@ def test_a_temporary_index_over_a_chainmap_of_the_nodes_entries():
         temporary.add(temporary.make_entry(b[name].header))
     assert walked.reads < 150  # one walk back to the anchor, then each block's anchor comes from its parent
     assert b[names[-1]].hash not in node_index.entries  # the node's own index is untouched
+
+
+def test_presyncs_header_view_does_not_walk_to_the_anchor():
+    """core/headerview.py shares the node index's anchors: without them, the first next_bits on each new view walked
+    back to the anchor height (O(chain), under the node's lock, at every presync of every peer)."""
+    b = ChainBuilder(EASY_MAIN)
+    names = fast_chain(b, 300)
+    node_index = BlockIndex(EASY_MAIN)
+    for name in ["genesis", *names]:
+        node_index.add(node_index.make_entry(b[name].header, BlockStatus.VALID))
+    node_index.entries = CountingEntries(node_index.entries)
+    view = HeaderView(node_index)
+    tip = node_index.entries[b[names[-1]].hash]
+    node_index.entries.reads = 0
+    assert view.next_bits(tip) == b.index.next_bits(b.index[tip.hash])
+    assert node_index.entries.reads <= 2  # 300 blocks above the anchor: none of them read
 
 
 def test_the_first_height_off_the_rule_tells_an_old_rule_chain_apart():
