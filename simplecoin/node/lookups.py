@@ -8,7 +8,6 @@ holds the node lock (`NodeService` does).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.coins import Coin
@@ -248,9 +247,8 @@ class Lookups:
         return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
 
     def mempool_entries(self) -> list[MempoolEntry]:
-        """Pending transactions, highest fee rate first (what a miner would take first)."""
-        entries = list(self.node.mempool.entries.values())
-        return sorted(entries, key=lambda e: (-Fraction(e.fee, e.tx.size), e.tx.txid))
+        """The pending transactions, in no particular order (the service sorts them without the lock)."""
+        return list(self.node.mempool.entries.values())
 
     # -- for the peer layer ---------------------------------------------------------------------------------
 
@@ -260,9 +258,6 @@ class Lookups:
     def header_context(self, prev_hash: bytes) -> IndexEntry | None:
         """Our index entry for a header chain's parent (None if unknown): where a peer's headers attach."""
         return self.node.index.entries.get(prev_hash)
-
-    def ancestor(self, entry: IndexEntry, height: int) -> IndexEntry:
-        return self.node.index.ancestor(entry, height)
 
     def header_view(self) -> HeaderView:
         """A view of the block index that a peer's headers are checked on and added to (presync)."""

@@ -9,7 +9,7 @@ peers in `lookups.py`.
 A block or tx goes through each check once. In-process callers use `submit_block` / `submit_tx`, which run
 them all under the caller's lock. `NodeService` runs the same checks in stages so that signatures are
 verified without its lock: `block_to_verify` / `tx_to_verify` (recent rejects, whether we want it), the
-signatures, then `add_block` / `accept_tx` (which repeats the tx's cheap checks: see its docstring).
+signatures, then `add_block` / `accept_tx` (a tx's cheap checks again only if the tip or the pool moved).
 """
 
 from __future__ import annotations
