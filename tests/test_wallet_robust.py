@@ -357,8 +357,13 @@ def test_a_payment_under_the_rolling_minimum_is_explained(tmp_path: Path):
             assert len(result.stderr.splitlines()) == 1
             assert "the node will not keep this payment" in result.stderr
             assert "higher --fee" in result.stderr
-            default = wallet_cli(
+            unasked = wallet_cli(
                 "--wallet", str(wallet.path), "--node", url, "--yes", "--json", "send", BOB_ADDRESS, "1"
+            )
+            assert unasked.returncode == 2, (unasked.stdout, unasked.stderr)  # over 10x the relay minimum: asked
+            assert "pass --fee RATE" in unasked.stderr  # again, and without a terminal, refused
+            default = wallet_cli(
+                "--wallet", str(wallet.path), "--node", url, "--json", "send", BOB_ADDRESS, "1", stdin="y\ny\n"
             )
             assert default.returncode == 0, default.stderr  # the default, the node's estimate, gets in
             wait_until(lambda: len(service.node.mempool) > 0, timeout=5)
