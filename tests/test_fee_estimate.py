@@ -1,4 +1,4 @@
-"""The fee estimate against a miner who pays himself (issue 21, item 2).
+"""The fee estimate against a miner who pays himself (issue 21, item 2); snapshots of the pool (item 3).
 
 A miner puts one self-paying 10,000-per-byte transaction in its own block, never relayed. The node never saw it
 waiting, so it says nothing about what a payment needs: the estimate must not move. The estimate comes from what
@@ -9,11 +9,17 @@ the node itself watched (`core/feeest.py`): transactions that waited in its memp
 
 from __future__ import annotations
 
+import math
+import threading
 from pathlib import Path
 
+import pytest
 import requests
 
+from simplecoin.core.amounts import format_coins
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import REGTEST
+from simplecoin.node import snapshots
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
@@ -54,3 +60,75 @@ def test_one_self_paying_block_does_not_move_the_estimate(tmp_path: Path):
             assert after["fee_rate"] == before["fee_rate"], (before, after)
     finally:
         service.close()
+
+
+# -- snapshots: read without the node lock for the pool's size ---------------------------------------------------
+
+
+@pytest.fixture
+def pooled(tmp_path: Path):
+    """A node at m15 with three pending spends of m1, m2, m3 paying 2, 3 and 4 per byte (about)."""
+    b = ChainBuilder(REGTEST)
+    b.chain([f"m{i}" for i in range(1, 16)])
+    service = NodeService(Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
+    for i in range(1, 16):
+        service.submit_block(b[f"m{i}"], requested=True)
+    for i in (1, 2, 3):
+        service.submit_tx(b.spend(f"m{i}", fee=(i + 1) * SPEND_SIZE))
+    yield service, b
+    service.close()
+
+
+def test_a_snapshot_serves_every_read_until_the_tip_or_the_pool_changes(pooled):
+    service, b = pooled
+    first = service.mempool_snapshot()
+    assert service.mempool_snapshot() is first
+    assert service.fee_estimate().pending_bytes == first.total_bytes
+    service.submit_tx(b.spend("m4", fee=SPEND_SIZE))
+    second = service.mempool_snapshot()
+    assert second is not first
+    assert (second.count, first.count) == (4, 3)
+    service.submit_block(b.block("m16"), requested=True)
+    assert service.mempool_snapshot() is not second
+
+
+def test_a_snapshot_is_sorted_and_summed_without_the_node_lock(pooled, monkeypatch):
+    service, _ = pooled
+    held_while_taking = []
+
+    def take(figures, block_bytes):
+        free = threading.Event()
+        other = threading.Thread(
+            target=lambda: service.lock.acquire(timeout=5) and (free.set(), service.lock.release())
+        )
+        other.start()
+        other.join()
+        held_while_taking.append(not free.is_set())
+        return real_take(figures, block_bytes)
+
+    real_take = snapshots.take
+    monkeypatch.setattr(snapshots, "take", take)
+    service.fee_estimate()
+    assert held_while_taking == [False]
+
+
+def test_the_page_lists_the_highest_fee_rates_and_totals_them_all(pooled, monkeypatch):
+    service, _ = pooled
+    monkeypatch.setattr(snapshots, "MAX_SHOWN", 2)
+    entries = sorted(service.node.mempool.entries.values(), key=lambda e: -e.fee)
+    html = create_app(service).test_client().get("/explorer/mempool").get_data(as_text=True)
+    assert '<span id="mempool-count">3</span> pending transactions' in html
+    assert '(the first <span id="mempool-shown">2</span> shown)' in html
+    assert [hash_hex(e.tx.txid) in html for e in entries] == [True, True, False]  # the lowest rate is left out
+    assert format_coins(sum(e.fee for e in entries)) in html
+
+
+def test_the_next_blocks_cut_off_counts_only_when_the_pool_holds_more_than_a_block(pooled):
+    service, _ = pooled
+    figures = service.lookups.pool_figures()
+    rates = sorted((e.fee / e.tx.size for e in figures.entries), reverse=True)
+    fits = snapshots.take(figures, block_bytes=10_000)
+    assert fits.next_block_rate == 0
+    two = snapshots.take(figures, block_bytes=2 * max(e.tx.size for e in figures.entries))
+    assert two.next_block_rate == math.ceil(rates[1]) + 1  # beats the second, the last that fits
+    assert snapshots.fee_estimate(two, 1, 0).fee_rate == two.next_block_rate
