@@ -19,14 +19,14 @@ import requests
 from simplecoin.core.amounts import format_coins
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import REGTEST
-from simplecoin.node import snapshots
+from simplecoin.node import mempool_file, snapshots
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import ChainBuilder
-from tests.framework.nodes import serving
+from tests.framework.nodes import serving, wait_until
 
 SPEND_SIZE = 190  # bytes of a one-input, one-output spend, about
 
@@ -132,3 +132,39 @@ def test_the_next_blocks_cut_off_counts_only_when_the_pool_holds_more_than_a_blo
     two = snapshots.take(figures, block_bytes=2 * max(e.tx.size for e in figures.entries))
     assert two.next_block_rate == math.ceil(rates[1]) + 1  # beats the second, the last that fits
     assert snapshots.fee_estimate(two, 1, 0).fee_rate == two.next_block_rate
+
+
+# -- across a restart -------------------------------------------------------------------------------------------
+
+
+def test_the_statistics_are_saved_next_to_the_mempool_and_read_back_on_start(tmp_path: Path):
+    def service_in(directory: Path) -> NodeService:
+        directory.mkdir()
+        return NodeService(Node(Store(directory / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
+
+    def run_loader(service: NodeService, path: Path) -> mempool_file.MempoolLoader:
+        loader = mempool_file.MempoolLoader(path, REGTEST, service)
+        loader.start()
+        wait_until(loader.finished.is_set, timeout=30)
+        return loader
+
+    path = tmp_path / mempool_file.FILE_NAME
+    first = service_in(tmp_path / "first")
+    try:
+        loader = run_loader(first, path)
+        estimator = first.node.fee_estimator
+        seen = [bytes([i]) * 32 for i in range(10)]
+        for txid in seen:
+            estimator.track(txid, 3 * SPEND_SIZE, SPEND_SIZE, 0)
+        estimator.block_connected(1, seen)
+        assert first.node.fee_estimator.estimate().fee_rate == 3
+        loader.stop_and_save()
+    finally:
+        first.close()
+    assert (tmp_path / mempool_file.FEE_FILE_NAME).exists()
+    second = service_in(tmp_path / "second")
+    try:
+        run_loader(second, path)
+        assert second.node.fee_estimator.estimate().fee_rate == 3
+    finally:
+        second.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from simplecoin.core.feeest import MAX_CONFIRMS, SUFFICIENT_TXS, FeeEstimator
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.feeest import MAX_CONFIRMS, SUFFICIENT_TXS, ConfirmedEstimate, FeeEstimator
+from simplecoin.core.hashing import sha256d
 
 SIZE = 200
 
@@ -123,3 +125,44 @@ def test_a_block_at_or_below_the_height_seen_is_not_counted_and_a_restart_forget
 def test_a_target_out_of_range_is_refused():
     with pytest.raises(ValueError, match="target 13 is not in"):
         FeeEstimator(0).estimate(MAX_CONFIRMS + 1)
+
+
+# -- on disk ------------------------------------------------------------------------------------------------------
+
+
+def estimator_with_data() -> FeeEstimator:
+    est = FeeEstimator(100)
+    ids = txids("a", 10)
+    watch(est, ids, 2, 100)
+    est.block_connected(101, ids)
+    return est
+
+
+def test_the_statistics_round_trip_and_what_is_pending_stays_out():
+    est = estimator_with_data()
+    watch(est, txids("p", 3), 5, 101)
+    restored = FeeEstimator(300)
+    restored.restore_stats(est.serialize_stats())
+    assert restored.estimate() == ConfirmedEstimate(2, 2, 10, 0)
+    assert (restored.height, restored.tracked) == (300, {})
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data[:-1], "expected"),
+        (lambda data: data[:40] + bytes([data[40] ^ 1]) + data[41:], "bad checksum"),
+        (lambda data: b"X" + data[1:-32] + sha256d(b"X" + data[1:-32]), "bad magic"),
+        (lambda data: data[:8] + (2).to_bytes(4, "little") + data[12:-32], "version"),
+    ],
+    ids=["truncated", "checksum", "magic", "version"],
+)
+def test_damaged_statistics_are_refused_and_change_nothing(damage, message):
+    data = estimator_with_data().serialize_stats()
+    damaged = damage(data)
+    if message == "version":
+        damaged += sha256d(damaged)
+    est = FeeEstimator(100)
+    with pytest.raises(DecodeError, match=message):
+        est.restore_stats(damaged)
+    assert est.estimate().samples == 0

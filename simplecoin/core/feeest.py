@@ -24,8 +24,13 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from simplecoin.core.encoding import Reader, Writer
+from simplecoin.core.errors import DecodeError
+from simplecoin.core.hashing import sha256d
 
 MIN_BUCKET_PER_KB = 1_000  # the relay minimum, 1 per byte (Bitcoin: MIN_BUCKET_FEERATE)
 MAX_BUCKET_PER_KB = 10_000_000  # 10,000 per byte; above it one last bucket (Bitcoin: MAX_BUCKET_FEERATE)
@@ -37,6 +42,11 @@ SUCCESS_THRESHOLD = 0.85  # share confirmed within the target (Bitcoin: SUCCESS_
 # little data" (Bitcoin: SUFFICIENT_FEETXS, scaled there by the decay; ours is small so regtest nodes answer).
 SUFFICIENT_TXS = 5.0
 DEFAULT_TARGET = 2  # blocks: what "mined soon" means for GET /fee-estimate (Bitcoin: estimatesmartfee 1 -> 2)
+
+# The statistics on disk across a restart (Bitcoin: fee_estimates.dat), integers little-endian:
+#     magic (8) | version u32 | buckets u32 | MAX_CONFIRMS u32 | the counts, float64 each | sha256d of the rest (32)
+STATS_MAGIC = b"SCFEEST\x00"
+STATS_VERSION = 1
 
 BucketCounts = list[float]
 
@@ -103,7 +113,7 @@ class FeeEstimator:
                 self.old_pending[bucket] += count
                 row[bucket] = 0
         self.height = height
-        for counts in (*self.confirmed, *self.failed, self.total, self.rate_sum):
+        for counts in self._stat_rows():
             for bucket in range(len(counts)):
                 counts[bucket] *= DECAY
         for txid in txids:
@@ -145,6 +155,44 @@ class FeeEstimator:
         if item is not None:
             self._pending_row(item[0])[item[1]] -= 1
         return item
+
+    # -- on disk ---------------------------------------------------------------------------------------------------
+
+    def serialize_stats(self) -> bytes:
+        """The decayed counts (not what is pending: the saved mempool is re-admitted, and tracked again, on start)."""
+        rows = self._stat_rows()
+        counts = [count for row in rows for count in row]
+        w = Writer().raw(STATS_MAGIC).u32(STATS_VERSION).u32(len(BUCKET_BOUNDS)).u32(MAX_CONFIRMS)
+        body = w.raw(struct.pack(f"<{len(counts)}d", *counts)).getvalue()
+        return body + sha256d(body)
+
+    def restore_stats(self, data: bytes) -> None:
+        """Take the counts `serialize_stats` wrote; DecodeError (nothing changed) for anything else."""
+        rows = len(self._stat_rows())
+        n = len(BUCKET_BOUNDS)
+        expected = len(STATS_MAGIC) + 12 + 8 * rows * n + 32
+        if len(data) != expected:
+            raise DecodeError(f"fee statistics of {len(data)} bytes, expected {expected}")
+        body, checksum = data[:-32], data[-32:]
+        if sha256d(body) != checksum:
+            raise DecodeError("fee statistics with a bad checksum")
+        r = Reader(body)
+        if r.raw(len(STATS_MAGIC)) != STATS_MAGIC:
+            raise DecodeError("not fee statistics (bad magic)")
+        layout = (r.u32(), r.u32(), r.u32())
+        if layout != (STATS_VERSION, n, MAX_CONFIRMS):
+            raise DecodeError(
+                f"fee statistics of version, buckets, targets {layout}; expected {STATS_VERSION, n, MAX_CONFIRMS}"
+            )
+        values = struct.unpack(f"<{rows * n}d", r.raw(8 * rows * n))
+        r.end()
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise DecodeError("fee statistics with a negative or infinite count")
+        for i, row in enumerate(self._stat_rows()):
+            row[:] = values[i * n : (i + 1) * n]
+
+    def _stat_rows(self) -> list[BucketCounts]:
+        return [*self.confirmed, *self.failed, self.total, self.rate_sum]
 
     # -- the answer ---------------------------------------------------------------------------------------------
 

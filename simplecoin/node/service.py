@@ -170,6 +170,16 @@ class NodeService:
         with self.lock:
             return self.lookups.pending_in_dependency_order()
 
+    def fee_stats(self) -> bytes:
+        """The fee estimator's counts (what `fee_estimates.dat` saves)."""
+        with self.lock:
+            return self.node.fee_estimator.serialize_stats()
+
+    def restore_fee_stats(self, data: bytes) -> None:
+        """Take saved fee-estimator counts back; DecodeError (and nothing changed) if they do not decode."""
+        with self.lock:
+            self.node.fee_estimator.restore_stats(data)
+
     # -- reads ----------------------------------------------------------------------------------------------
 
     def tip(self) -> IndexEntry:
