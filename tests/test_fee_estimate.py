@@ -37,13 +37,19 @@ def estimate(url: str) -> dict:
     return answer.json()
 
 
+def node_at(directory: Path, b: ChainBuilder, blocks: int) -> NodeService:
+    """An in-process node in `directory` with blocks m1 .. m<blocks> of `b`."""
+    b.chain([f"m{i}" for i in range(1, blocks + 1)], parent="genesis")
+    service = NodeService(Node(Store(directory / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
+    for i in range(1, blocks + 1):
+        service.submit_block(b[f"m{i}"], requested=True)
+    return service
+
+
 def test_one_self_paying_block_does_not_move_the_estimate(tmp_path: Path):
     b = ChainBuilder(REGTEST)
-    b.chain([f"m{i}" for i in range(1, 31)])
-    service = NodeService(Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
+    service = node_at(tmp_path, b, 30)
     try:
-        for i in range(1, 31):
-            service.submit_block(b[f"m{i}"], requested=True)
         with serving(create_app(service)) as url:
             honest = [b.spend(f"m{i}", fee=2 * SPEND_SIZE) for i in range(1, 11)]
             for tx in honest:
@@ -69,10 +75,7 @@ def test_one_self_paying_block_does_not_move_the_estimate(tmp_path: Path):
 def pooled(tmp_path: Path):
     """A node at m15 with three pending spends of m1, m2, m3 paying 2, 3 and 4 per byte (about)."""
     b = ChainBuilder(REGTEST)
-    b.chain([f"m{i}" for i in range(1, 16)])
-    service = NodeService(Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
-    for i in range(1, 16):
-        service.submit_block(b[f"m{i}"], requested=True)
+    service = node_at(tmp_path, b, 15)
     for i in (1, 2, 3):
         service.submit_tx(b.spend(f"m{i}", fee=(i + 1) * SPEND_SIZE))
     yield service, b
@@ -140,7 +143,7 @@ def test_the_next_blocks_cut_off_counts_only_when_the_pool_holds_more_than_a_blo
 def test_the_statistics_are_saved_next_to_the_mempool_and_read_back_on_start(tmp_path: Path):
     def service_in(directory: Path) -> NodeService:
         directory.mkdir()
-        return NodeService(Node(Store(directory / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
+        return node_at(directory, ChainBuilder(REGTEST), 0)
 
     def run_loader(service: NodeService, path: Path) -> mempool_file.MempoolLoader:
         loader = mempool_file.MempoolLoader(path, REGTEST, service)
@@ -168,3 +171,48 @@ def test_the_statistics_are_saved_next_to_the_mempool_and_read_back_on_start(tmp
         assert second.node.fee_estimator.estimate().fee_rate == 3
     finally:
         second.close()
+
+
+# -- the node feeds the estimator ---------------------------------------------------------------------------------
+
+
+def test_a_reorg_restarts_what_is_watched_from_the_new_tip(tmp_path: Path):
+    """
+    m1 .. m15 - f16 (5 txs seen in the pool, mined)
+             \\
+              r16 - r17 (more work: f16's txs come back to the pool)
+    """
+    b = ChainBuilder(REGTEST)
+    service = node_at(tmp_path, b, 15)
+    try:
+        paying = [b.spend(f"m{i}", fee=2 * SPEND_SIZE) for i in range(1, 6)]
+        for tx in paying:
+            service.submit_tx(tx)
+        estimator = service.node.fee_estimator
+        assert set(estimator.tracked) == {tx.txid for tx in paying}
+        service.submit_block(b.block("f16", txs=paying), requested=True)
+        assert (estimator.estimate().samples, estimator.tracked) == (5, {})
+        b.block("r16", parent="m15")
+        b.block("r17")
+        service.submit_block(b["r16"], requested=True)
+        service.submit_block(b["r17"], requested=True)
+        assert service.node.tip.hash == b["r17"].hash
+        assert estimator.estimate().samples == 5  # the reorg's blocks are not counted
+        assert set(estimator.tracked) == set(service.node.mempool.entries) == {tx.txid for tx in paying}
+        assert {height for height, _, _ in estimator.tracked.values()} == {17}
+    finally:
+        service.close()
+
+
+def test_what_the_pool_evicts_is_no_longer_watched(tmp_path: Path):
+    b = ChainBuilder(REGTEST)
+    service = node_at(tmp_path, b, 15)
+    try:
+        service.submit_tx(b.spend("m1", fee=2 * SPEND_SIZE))
+        first = b.spend("m2", fee=2 * SPEND_SIZE)
+        service.submit_tx(first)
+        service.node.mempool.remove_with_descendants(first.txid)  # as an eviction does, without telling the node
+        service.submit_block(b.block("m16"), requested=True)
+        assert len(service.node.fee_estimator.tracked) == len(service.node.mempool) == 1
+    finally:
+        service.close()
