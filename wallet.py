@@ -37,6 +37,7 @@ from simplecoin.core.spv import SpvError
 from simplecoin.wallet import hd
 from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, Payment, WalletError
 from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError
+from simplecoin.wallet.payment import HIGH_FEE_FACTOR
 
 EXIT_REFUSED, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_LIED, EXIT_WALLET = 1, 2, 3, 4, 5
 DEFAULT_NODE = "http://127.0.0.1:5000"
@@ -141,6 +142,7 @@ class App:
         self.json: bool = args.json
         self.encrypt: bool = args.encrypt
         self.yes: bool = args.yes
+        self.interactive: bool = sys.stdin.isatty()  # someone to ask again about a high fee, even with --yes
         self.limit: int | None = None if args.all else args.limit
         self.ask = ask
         self.out = out
@@ -302,18 +304,33 @@ class App:
         )
         return (
             f"send {format_coins(p.amount)} to {p.to_address}\n"
-            f"  fee     {format_coins(p.fee)} ({p.fee_rate} per byte, {p.fee_source}; --fee RATE to choose)\n"
+            f"  fee     {format_coins(p.fee)} ({share(p.fee, p.amount)} of the amount; {p.fee_rate} per byte, "
+            f"{p.fee_source}; --fee RATE to choose)\n"
             f"{change}"
             f"  spendable balance after: {format_coins(p.balance_after)}"
         )
 
     def send(self, address: str, amount_text: str, yes: bool) -> None:
         light, _, payment = self.prepare(address, amount_text)
-        if not yes:
+        high = payment.fee_is_high
+        if high and yes and not self.interactive:
+            raise Failure(
+                f"not sent: the fee would be {format_coins(payment.fee)} ({share(payment.fee, payment.amount)} of the "
+                f"amount, {payment.fee_rate} per byte, over {HIGH_FEE_FACTOR}x the relay minimum); pass --fee RATE "
+                "to pay a rate you chose",
+                EXIT_INPUT,
+            )
+        if not yes or high:
             self.out(self.confirm_text(payment))
-            if not ask_yes_no(self.ask, "send it? [y/n] "):
-                self.emit({"sent": False}, "not sent")
-                return
+        if not yes and not ask_yes_no(self.ask, "send it? [y/n] "):
+            self.emit({"sent": False}, "not sent")
+            return
+        if high and not ask_yes_no(
+            self.ask,
+            f"the fee rate is over {HIGH_FEE_FACTOR}x the relay minimum: pay {format_coins(payment.fee)}? [y/n] ",
+        ):
+            self.emit({"sent": False}, "not sent")
+            return
         try:
             results = light.send(payment)
         except NodeError as e:
@@ -391,6 +408,14 @@ class App:
                 )
                 return
         raise Failure(f"{address} is not an address of this wallet", EXIT_INPUT)
+
+
+def share(part: int, whole: int) -> str:
+    """`part` as a percentage of `whole`, two decimals, rounded down ("2.09 %"; "< 0.01 %" for less)."""
+    hundredths = part * 10_000 // whole
+    if hundredths == 0 and part > 0:
+        return "< 0.01 %"
+    return f"{hundredths // 100}.{hundredths % 100:02d} %"
 
 
 def ask_yes_no(ask: Callable[[str], str], prompt: str) -> bool:

@@ -312,7 +312,9 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     positions = [out.index(message) for message in told]
     assert positions == sorted(positions), out
     console_txid = re.search(r"send it\? \[y/n\] sent ([0-9a-f]{64})\n", out).group(1)
-    fee_line = r"^  fee     (\d+)\.(\d{8}) \((\d+) per byte, node estimate; --fee RATE to choose\)$"
+    fee_line = (
+        r"^  fee     (\d+)\.(\d{8}) \([<\d. ]+ % of the amount; (\d+) per byte, node estimate; --fee RATE to choose\)$"
+    )
     console_fee = int(re.search(fee_line, out, re.MULTILINE).expand(r"\1\2"))  # the default: the node's estimate
     assert out.endswith("> ")  # back at the menu, then 'q'
 
@@ -425,7 +427,8 @@ def test_console_on_a_terminal_and_ctrl_c(net: Net):
 
 CONFIRMATION = re.compile(
     r"send (?P<amount>\d+\.\d{8}) to (?P<to>\S+)\n"
-    r"  fee     (?P<fee>\d+\.\d{8}) \((?P<rate>\d+) per byte, (?P<source>[^;]+); --fee RATE to choose\)\n"
+    r"  fee     (?P<fee>\d+\.\d{8}) \((?P<share>[<\d. ]+) % of the amount; (?P<rate>\d+) per byte, (?P<source>[^;]+); "
+    r"--fee RATE to choose\)\n"
     r"  change  (?P<change>\d+\.\d{8}) to a new address of yours, (?P<change_to>\S+)\n"
     r"  spendable balance after: (?P<after>\d+\.\d{8})\n"
 )

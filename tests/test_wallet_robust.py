@@ -4,7 +4,7 @@
   "no node could be reached" (exit 3) or "untrustworthy node" (exit 4) in one line, never a traceback.
 - Two `wallet.py new` processes at once on one (encrypted) wallet file: every address either printed is in it.
 - A header cache changed on disk is detected and verified again, never trusted.
-- The fee estimate follows the mempool; a payment under the mempool's rolling minimum is explained.
+- The fee estimate follows what the node saw confirm; a payment under the mempool's rolling minimum is explained.
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def test_a_reorg_rewrites_the_cache_from_the_fork(chain_service, wallet_file: Pa
 # -- fees -----------------------------------------------------------------------------------------------------------
 
 
-def test_the_fee_estimate_follows_the_mempool(tmp_path: Path):
+def test_the_fee_estimate_follows_what_confirmed(tmp_path: Path):
     b = ChainBuilder(REGTEST)
     b.chain([f"m{i}" for i in range(1, 25)])
     service = NodeService(Node(Store(tmp_path / "chain.db", REGTEST), REGTEST, clock=lambda: NOW))
@@ -320,12 +320,16 @@ def test_the_fee_estimate_follows_the_mempool(tmp_path: Path):
             light = LightWallet(tmp_path / "w.json", REGTEST, NodeClient([url]), clock=lambda: NOW)
             before = light.fee_estimate().rate
             assert before == 1  # empty mempool, blocks without fees: the relay minimum
-            for i in range(1, 11):
-                service.submit_tx(b.spend(f"m{i}", fee=50_000))  # ~190 bytes: about 260 per byte
-            after = light.fee_estimate().rate
-            assert after > 100 * before
-            service.submit_block(b.block("fees", txs=[b.spend(f"m{i}", fee=50_000) for i in range(11, 14)]))
-            assert light.fee_estimate().rate > 100  # mined: the recent blocks remember what was paid
+            paying = [b.spend(f"m{i}", fee=50_000) for i in range(1, 11)]  # ~190 bytes: about 260 per byte
+            for tx in paying:
+                service.submit_tx(tx)
+            # Pending, less than a block: the relay minimum gets into the next block. The old rule took the pool's
+            # median here, so one overpaying payment raised what the next one was told to pay (issue 21).
+            assert light.fee_estimate().rate == before
+            service.submit_block(b.block("fees", txs=paying))
+            assert light.fee_estimate().rate > 100 * before  # seen waiting, then mined: what confirmed is known
+            service.submit_block(b.block("unseen", txs=[b.spend(f"m{i}", fee=190) for i in range(11, 16)]))
+            assert light.fee_estimate().rate > 100 * before  # txs never seen pending say nothing either way
     finally:
         service.close()
 
@@ -353,8 +357,13 @@ def test_a_payment_under_the_rolling_minimum_is_explained(tmp_path: Path):
             assert len(result.stderr.splitlines()) == 1
             assert "the node will not keep this payment" in result.stderr
             assert "higher --fee" in result.stderr
-            default = wallet_cli(
+            unasked = wallet_cli(
                 "--wallet", str(wallet.path), "--node", url, "--yes", "--json", "send", BOB_ADDRESS, "1"
+            )
+            assert unasked.returncode == 2, (unasked.stdout, unasked.stderr)  # over 10x the relay minimum: asked
+            assert "pass --fee RATE" in unasked.stderr  # again, and without a terminal, refused
+            default = wallet_cli(
+                "--wallet", str(wallet.path), "--node", url, "--json", "send", BOB_ADDRESS, "1", stdin="y\ny\n"
             )
             assert default.returncode == 0, default.stderr  # the default, the node's estimate, gets in
             wait_until(lambda: len(service.node.mempool) > 0, timeout=5)

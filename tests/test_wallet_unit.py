@@ -19,9 +19,9 @@ from simplecoin.core.primitives import OutPoint
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
-from simplecoin.wallet.client import LightWallet, NodeClient, NodeError, WalletError
+from simplecoin.wallet.client import FeeRate, LightWallet, NodeClient, NodeError, WalletError
 from simplecoin.wallet.keyfile import WalletFile
-from simplecoin.wallet.payment import _estimated_size
+from simplecoin.wallet.payment import HIGH_FEE_FACTOR, RELAY_MIN_FEE_RATE, _estimated_size
 from simplecoin.web.app import create_app
 from tests.framework.builder import BOB, ChainBuilder
 
@@ -325,3 +325,79 @@ def test_a_bad_address_is_refused(setup: Setup, address):
     with pytest.raises(WalletError, match="is not a regtest address"):
         setup.light.make_payment(setup.wallet, address, COIN, fee_rate=2)
     assert setup.client.requests == []  # refused before asking the node anything
+
+
+# -- a high fee is asked about again (issue 21) -------------------------------------------------------------------
+
+
+class Prompter:
+    """Answers the wallet's questions from a list, and remembers what it was asked and shown."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+        self.shown: list[str] = []
+
+    def ask(self, prompt: str) -> str:
+        self.asked.append(prompt)
+        return self.answers.pop(0)
+
+
+def app_sending(setup: Setup, monkeypatch, prompter: Prompter, *flags: str, rate: int, interactive: bool):
+    """wallet.py's App for `send BOB 1 <flags>`, on the in-process node, the node's estimate being `rate`."""
+    import wallet
+
+    args = wallet.parse_args(
+        ["--network", "regtest", "--wallet", str(setup.wallet.path), *flags, "send", BOB_ADDRESS, "1"]
+    )
+    app = wallet.App(args, prompter.ask, prompter.shown.append)
+    app.interactive = interactive
+    monkeypatch.setattr(app, "light", lambda: setup.light)
+    monkeypatch.setattr(setup.light, "fee_estimate", lambda: FeeRate(rate, 0))
+    sent: list[bytes] = []
+    monkeypatch.setattr(setup.client, "send_tx", lambda raw: sent.append(raw) or [("http://in-process", "")])
+    return app, sent
+
+
+def test_a_fee_rate_over_10x_the_relay_minimum_is_asked_about_again_even_with_yes(setup: Setup, monkeypatch):
+    prompter = Prompter("n")
+    app, sent = app_sending(setup, monkeypatch, prompter, "--yes", rate=11 * RELAY_MIN_FEE_RATE, interactive=True)
+    app.send(BOB_ADDRESS, "1", yes=True)
+    assert sent == []
+    assert prompter.asked == [f"the fee rate is over {HIGH_FEE_FACTOR}x the relay minimum: pay 0.00002299? [y/n] "]
+    assert (
+        "  fee     0.00002299 (< 0.01 % of the amount; 11 per byte, node estimate; --fee RATE to choose)"
+        in (prompter.shown[0])
+    )
+    prompter.answers.append("y")
+    app.send(BOB_ADDRESS, "1", yes=True)
+    assert len(sent) == 1
+
+
+def test_without_a_terminal_a_high_fee_with_yes_is_refused_in_one_line(setup: Setup, monkeypatch):
+    import wallet
+
+    # The issue's case: 1 coin at a 10,000-per-byte estimate (one input, two outputs: 209 bytes) paid 0.0209 coin.
+    app, sent = app_sending(setup, monkeypatch, Prompter(), "--yes", rate=10_000, interactive=False)
+    with pytest.raises(wallet.Failure, match=r"not sent: the fee would be 0\.02090000 \(2\.09 % of") as refused:
+        app.send(BOB_ADDRESS, "1", yes=True)
+    assert "pass --fee RATE" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert refused.value.code == wallet.EXIT_INPUT
+    assert sent == []
+
+
+def test_a_rate_given_with_fee_is_not_asked_about(setup: Setup, monkeypatch):
+    prompter = Prompter()  # any question would fail: there are no answers
+    app, sent = app_sending(setup, monkeypatch, prompter, "--yes", "--fee", "10000", rate=1, interactive=False)
+    app.send(BOB_ADDRESS, "1", yes=True)
+    assert (prompter.asked, len(sent)) == ([], 1)
+
+
+def test_the_relay_minimum_times_10_is_not_asked_about(setup: Setup, monkeypatch):
+    prompter = Prompter()
+    app, sent = app_sending(
+        setup, monkeypatch, prompter, "--yes", rate=HIGH_FEE_FACTOR * RELAY_MIN_FEE_RATE, interactive=False
+    )
+    app.send(BOB_ADDRESS, "1", yes=True)
+    assert (prompter.asked, len(sent)) == ([], 1)

@@ -1,5 +1,6 @@
-"""Reads for the API, the explorer and peers: where a tx is, merkle proofs, an address's coins and history, a
-fee estimate, headers after a locator, what we have and may relay, the figures of /status.
+"""Reads for the API, the explorer and peers: where a tx is, merkle proofs, an address's coins and history, what a
+snapshot of the pool and the fee estimate are taken from, headers after a locator, what we have and may relay,
+the figures of /status.
 
 Split from `Node` by responsibility: these only read its chain, pool and store, and change nothing. The caller
 holds the node lock (`NodeService` does).
@@ -15,10 +16,10 @@ from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
-from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
+from simplecoin.node.snapshots import PoolFigures, SnapshotKey
 from simplecoin.node.store import HistoryRow
 
 
@@ -29,7 +30,7 @@ class NotFound(SimpleCoinError):
 # An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
 MAX_ADDRESS_PAGE_TX_BYTES = 2_000_000
-FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose fee rates the estimate reads
+FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose median fee rate GET /fee-estimate shows (not what it answers)
 
 
 @dataclass(frozen=True)
@@ -89,23 +90,12 @@ class AddressPage:
     tip_height: int
 
 
-@dataclass(frozen=True)
-class FeeEstimate:
-    """A fee rate (base units per byte) likely to be mined soon, and the figures it was taken from."""
-
-    fee_rate: int
-    min_relay: int  # the node's policy minimum
-    mempool_min: int  # the rolling minimum after evictions, per byte rounded up (0: none)
-    mempool: int  # what the pending txs pay: their median, or the next block's cut-off when over a block
-    blocks: int  # median fee rate of the recent blocks that had txs besides the coinbase (0: none)
-    pending_bytes: int
-
-
 class Lookups:
     """Read-only answers about one node's chain, pool and store (call with the node lock held)."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._blocks_rate: tuple[bytes, int] = (b"", 0)  # (tip hash, its recent blocks' median fee rate)
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         if block_hash not in self.node.index:
@@ -201,23 +191,29 @@ class Lookups:
             added += parent.size
         return added
 
-    def fee_estimate(self) -> FeeEstimate:
-        """A fee rate likely to be mined soon; docs/api.md (GET /fee-estimate) gives the method.
+    def pool_key(self) -> SnapshotKey:
+        """What a snapshot of the pool is valid for: the tip and the pool's count of changes."""
+        return self.node.tip.hash, id(self.node.mempool), self.node.mempool.changes
 
-        Bitcoin Core's estimatesmartfee tracks how long txs of each fee rate waited; this is the simpler
-        mempool-and-recent-blocks rule light wallets use when the node keeps no such statistics.
-        """
-        policy_min = self.node.mempool.policy.min_fee_rate
-        rolling = -(-self.node.mempool.min_fee_per_kb(int(self.node.clock())) // 1000)  # per byte, rounded up
-        entries = list(self.node.mempool.entries.values())
-        pending_bytes = sum(e.tx.size for e in entries)
-        pending_rate = 0
-        if pending_bytes > self.node.params.max_block_size - COINBASE_RESERVE:
-            chosen = self.node.mempool.select(self.node.params.max_block_size - COINBASE_RESERVE)
-            pending_rate = min(-(-e.fee // e.tx.size) for e in chosen) + 1 if chosen else 0  # beat the cut-off
-        elif entries:
-            rates = sorted(-(-e.fee // e.tx.size) for e in entries)
-            pending_rate = rates[len(rates) // 2]
+    def fee_floors(self) -> tuple[int, int]:
+        """The relay minimum and the rolling minimum after evictions, per byte rounded up (0: none)."""
+        rolling = -(-self.node.mempool.min_fee_per_kb(int(self.node.clock())) // 1000)
+        return self.node.mempool.policy.min_fee_rate, rolling
+
+    def pool_figures(self) -> PoolFigures:
+        """What a snapshot of the pool is taken from (`node/snapshots.py`): O(1) but for copying a list."""
+        return PoolFigures(
+            self.pool_key(),
+            list(self.node.mempool.entries.values()),
+            self.node.fee_estimator.estimate(),
+            self._recent_blocks_rate(),
+        )
+
+    def _recent_blocks_rate(self) -> int:
+        """Median fee rate of the last 6 blocks that had txs besides the coinbase (0: none); read once per tip."""
+        tip = self.node.tip.hash
+        if self._blocks_rate[0] == tip:
+            return self._blocks_rate[1]
         block_rates = []
         for height in range(self.node.height, max(self.node.height - FEE_ESTIMATE_BLOCKS, 0), -1):
             block = self.block(self.node.active[height])[0]
@@ -226,9 +222,9 @@ class Lookups:
                 fees = sum(o.amount for o in block.txs[0].outputs) - self.node.params.subsidy(height)
                 block_rates.append(max(fees, 0) // paid_bytes)
         block_rates.sort()
-        blocks_rate = block_rates[len(block_rates) // 2] if block_rates else 0
-        rate = max(policy_min, rolling, pending_rate, blocks_rate)
-        return FeeEstimate(rate, policy_min, rolling, pending_rate, blocks_rate, pending_bytes)
+        rate = block_rates[len(block_rates) // 2] if block_rates else 0
+        self._blocks_rate = (tip, rate)
+        return rate
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
         """Active-chain headers after the first locator hash on it, at most `limit` (Bitcoin: getheaders)."""
@@ -245,10 +241,6 @@ class Lookups:
         """Active-chain entries from height `start` down, at most `limit`."""
         start = min(start, self.node.height)
         return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
-
-    def mempool_entries(self) -> list[MempoolEntry]:
-        """The pending transactions, in no particular order (the service sorts them without the lock)."""
-        return list(self.node.mempool.entries.values())
 
     # -- for the peer layer ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The mempool on disk across a restart (Bitcoin: mempool.dat, DumpMempool / LoadMempool).
+"""The mempool on disk across a restart (Bitcoin: mempool.dat, DumpMempool / LoadMempool), and next to it the
+fee estimator's statistics (Bitcoin: fee_estimates.dat; its format is `FeeEstimator.serialize_stats`).
 
 Format, integers little-endian:
 
@@ -29,6 +30,8 @@ from simplecoin.core.primitives import Transaction
 log = logging.getLogger(__name__)
 
 FILE_NAME = "mempool.dat"
+FEE_FILE_NAME = "fee_estimates.dat"  # in the same directory
+MAX_FEE_FILE_BYTES = 1_000_000  # the statistics take about 21 KB
 MAGIC = b"SCMEMPL\x00"
 VERSION = 1
 CHECKSUM_SIZE = 32
@@ -84,7 +87,11 @@ def decode(data: bytes, params: NetworkParams) -> list[Transaction]:
 
 def save(path: Path, txs: Iterable[Transaction], params: NetworkParams) -> None:
     """Write the pool atomically (temp file + fsync + rename + directory fsync). Raises OSError."""
-    data = encode(txs, params)
+    write_atomically(path, encode(txs, params))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old file or the new one. Raises OSError."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -148,12 +155,37 @@ def load(
     return accepted
 
 
+def read_fee_stats(path: Path, restore: Callable[[bytes], None]) -> None:
+    """Hand the saved fee statistics to `restore`; one warning if unusable, nothing if there are none."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FEE_FILE_BYTES + 1)
+        restore(data)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:  # DecodeError
+        log.warning("ignoring the saved fee statistics %s: %s", path, e)
+
+
+def dump_fee_stats(path: Path, data: bytes) -> None:
+    """Save the fee statistics at shutdown; a failure is a warning."""
+    try:
+        write_atomically(path, data)
+    except OSError as e:
+        log.warning("could not save the fee statistics to %s: %s", path, e)
+
+
 class _Pool(Protocol):
-    """What the loader needs of the `NodeService`: normal acceptance without relay, and the pool parents first."""
+    """What the loader needs of the `NodeService`: normal acceptance without relay, the pool parents first, and
+    the fee estimator's statistics out and in."""
 
     def restore_tx(self, tx: Transaction) -> object: ...
 
     def pending_txs(self) -> list[Transaction]: ...
+
+    def fee_stats(self) -> bytes: ...
+
+    def restore_fee_stats(self, data: bytes) -> None: ...
 
 
 class MempoolLoader(threading.Thread):
@@ -172,8 +204,12 @@ class MempoolLoader(threading.Thread):
         self.path, self.params, self.service = path, params, service
         self.stopping = threading.Event()
         self.finished = threading.Event()
+        self.fee_path = path.with_name(FEE_FILE_NAME)
+        self.fee_stats_read = threading.Event()  # read before the pool: saved at shutdown only once read
 
     def run(self) -> None:
+        read_fee_stats(self.fee_path, self.service.restore_fee_stats)
+        self.fee_stats_read.set()
         if load(self.path, self.params, self.service.restore_tx, self.stopping) is not None:
             self.finished.set()
 
@@ -182,6 +218,8 @@ class MempoolLoader(threading.Thread):
         self.stopping.set()
         if self.is_alive():
             self.join(timeout)
+        if self.fee_stats_read.is_set():
+            dump_fee_stats(self.fee_path, self.service.fee_stats())
         if not self.finished.is_set():
             log.warning("the saved mempool was not fully loaded; keeping %s as it is", self.path)
             return

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
+from simplecoin.core.feeest import FeeEstimator
 from simplecoin.core.hashing import hash_hex
 from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
@@ -85,6 +86,8 @@ class Node:
         # What `inputs_look_valid` found (tip, pool changes, fee): `accept_tx` does not check again if neither moved.
         self._prechecked: BoundedDict[bytes, tuple[bytes, int, int]] = BoundedDict(MAX_REMEMBERED_LOOKUPS)
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
+        # What the pool's txs waited for a block, by fee rate: GET /fee-estimate (fed in accept_tx, _update_mempool)
+        self.fee_estimator = FeeEstimator(self.height)
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
 
@@ -308,7 +311,15 @@ class Node:
             checked_fee=fee,
         )
         self._verified.add([tx.txid])
+        self._watch_fee(entry)
         return entry
+
+    def _watch_fee(self, entry: MempoolEntry) -> None:
+        """Have the fee estimator watch a tx that entered the pool; forget the evicted once they outnumber it."""
+        estimator = self.fee_estimator
+        estimator.track(entry.tx.txid, entry.fee, entry.tx.size, self.height)
+        if len(estimator.tracked) > 2 * len(self.mempool) + 64:  # evictions the estimator was not told of
+            estimator.forget_missing(self.mempool.__contains__)
 
     def inputs_look_valid(self, tx: Transaction) -> bool:
         """Whether `tx` passes the cheap checks before its signatures: worth verifying them at all."""
@@ -326,9 +337,13 @@ class Node:
     def _update_mempool(self, disconnected: list[Block], connected: list[Block]) -> list[bytes]:
         """Keep the pool valid for the new tip; return the txids that came back from disconnected blocks."""
         if not disconnected:
-            for block in connected:
+            first_height = self.height - len(connected) + 1
+            for height, block in enumerate(connected, first_height):
+                self.fee_estimator.block_connected(height, [tx.txid for tx in block.txs[1:]])
                 self.mempool.remove_for_block(block, int(self.clock()))
+            self.fee_estimator.forget_missing(self.mempool.__contains__)  # conflicts of the blocks: failures
             return []
+        self.fee_estimator.restart(self.height)  # what waited is re-admitted below, from the new tip
         # After a reorg, re-admit the transactions of the blocks that left (oldest first), then the old pool:
         # whatever is still valid against the new chain stays, the rest (mined, conflicting) is dropped.
         pending = [tx for block in reversed(disconnected) for tx in block.txs[1:]]

@@ -25,7 +25,7 @@ from simplecoin.wallet.headerfile import HeaderFile
 from simplecoin.wallet.history import HistoryEntry, HistoryPage, VerifiedHistory
 from simplecoin.wallet.keyfile import WalletFile, locked
 from simplecoin.wallet.nodeclient import NodeClient, NodeError, parse_txid
-from simplecoin.wallet.payment import DEFAULT_FEE_RATE, Payment, Spendable, WalletError, pay
+from simplecoin.wallet.payment import DEFAULT_FEE_RATE, FEE_SOURCE_FLAG, Payment, Spendable, WalletError, pay
 
 # What wallet.py and tests take from here; each lives in the module named above.
 __all__ = [
@@ -275,7 +275,7 @@ class LightWallet(VerifiedHistory):
                     raise
                 fee_rate, source = DEFAULT_FEE_RATE, "default: the node gives no estimate"
         else:
-            source = "--fee"
+            source = FEE_SOURCE_FLAG
         if fee_rate < 0:
             raise WalletError("the fee rate must not be negative")
         coins = self.spendable(wallet)

@@ -11,11 +11,18 @@ from dataclasses import dataclass, field
 from simplecoin.core.amounts import format_coins
 from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.keys import sign_input
+from simplecoin.core.mempool import MempoolPolicy
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut
 from simplecoin.wallet.keyfile import WalletFile, WalletKey
 
 DEFAULT_FEE_RATE = 2  # base units per byte, when the node gives no estimate: twice the minimum relay fee
+RELAY_MIN_FEE_RATE = MempoolPolicy().min_fee_rate  # base units per byte: the nodes' default minimum relay fee
+# A fee rate the user did not choose (--fee) above this many times the relay minimum is shown and asked about
+# again, even with --yes (issue 21: a 10,000-per-byte estimate once paid 0.0209 coin for 1 coin, silently). The
+# relay minimum is ours, not the node's: a node claiming a high minimum must not lift the bar.
+HIGH_FEE_FACTOR = 10
+FEE_SOURCE_FLAG = "--fee"  # Payment.fee_source when the user chose the rate
 
 
 class WalletError(SimpleCoinError):
@@ -43,9 +50,14 @@ class Payment:
     change_address: str
     balance_after: int
     fee_rate: int = DEFAULT_FEE_RATE
-    fee_source: str = ""  # "node estimate", "--fee", or "default"
+    fee_source: str = ""  # "node estimate", FEE_SOURCE_FLAG, or "default: ..."
     wallet: WalletFile | None = field(default=None, repr=False, compare=False)
     change_key: WalletKey | None = field(default=None, repr=False)  # saved in the wallet file by send()
+
+    @property
+    def fee_is_high(self) -> bool:
+        """Whether the fee rate, not chosen with --fee, is over HIGH_FEE_FACTOR x the relay minimum: ask again."""
+        return self.fee_source != FEE_SOURCE_FLAG and self.fee_rate > HIGH_FEE_FACTOR * RELAY_MIN_FEE_RATE
 
 
 def pay(

@@ -247,6 +247,10 @@ def fee_estimate():
         recent_blocks_fee_rate=estimate.blocks,
         pending_bytes=estimate.pending_bytes,
         unit="base units per byte",
+        source=estimate.source,
+        target_blocks=estimate.target,
+        confirmed_samples=estimate.samples,
+        watched_pending=estimate.watching,
     )
 
 

@@ -295,7 +295,7 @@ def address(address: str):
 
 @explorer.get("/explorer/mempool")
 def mempool():
-    entries = _service().mempool_entries()
+    snapshot = _service().mempool_snapshot()
     rows = [
         (
             display_hash(e.tx.txid),
@@ -304,10 +304,14 @@ def mempool():
             format_fee_rate(e.fee, e.tx.size),
             sum(o.amount for o in e.tx.outputs),
         )
-        for e in entries
+        for e in snapshot.top
     ]
     return render_template(
-        "mempool.html", rows=rows, total_bytes=sum(r[1] for r in rows), total_fees=sum(r[2] for r in rows)
+        "mempool.html",
+        rows=rows,
+        count=snapshot.count,
+        total_bytes=snapshot.total_bytes,
+        total_fees=snapshot.total_fees,
     )
 
 
