@@ -104,6 +104,35 @@ def test_unreachable_peer_backs_off_and_the_node_carries_on(two_services):
     assert b.tip().height == 0
 
 
+def test_a_hello_resets_no_backoff_earned_by_failing(two_services):
+    """Issue 21, row 7: a peer whose claimed work was false said hello every 0.5 s, and each hello made it due at
+    once (120 header batches in 30 s instead of 8). A hello, an inv or an orphan block now call a peer back early only
+    while it has no failure to its name; the backoff also outlives the peer's entry (dropped, then back)."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    address = PeerAddress("127.66.0.1", 5000)
+    assert manager.hello_from("127.66.0.1", hello)
+    peer = manager.peers[address]
+    assert peer in manager.table.due()  # a new inbound peer is called back at once (that verifies its address)
+    for _ in range(4):
+        manager.failed(peer, PeerError("claimed more work than its headers show"))
+    assert peer.next_try == clock[0] + 16.0
+    for _ in range(60):
+        manager.hello_from("127.66.0.1", hello)
+    manager.table.due_now("127.66.0.1")  # it pushed a block whose parent we lack
+    assert peer.next_try == clock[0] + 16.0
+    assert peer not in manager.table.due()
+    with manager.lock:
+        manager.table.drop(peer)  # e.g. evicted: its next hello makes a new entry, with the old backoff
+    manager.hello_from("127.66.0.1", hello)
+    again = manager.peers[address]
+    assert (again.failures, again.next_try) == (4, clock[0] + 16.0)
+    clock[0] += 16.0
+    assert again in manager.table.due()
+
+
 def test_ban_score_bans_and_refuses(two_services):
     _, b = two_services
     manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
