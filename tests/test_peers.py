@@ -15,6 +15,7 @@ from simplecoin.node.p2p import bans, relay
 from simplecoin.node.p2p.client import PeerError
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.table import MAX_INBOUND
+from simplecoin.node.p2p.txrequest import TX_REQUEST_TIMEOUT
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
@@ -131,6 +132,36 @@ def test_a_hello_resets_no_backoff_earned_by_failing(two_services):
     assert (again.failures, again.next_try) == (4, clock[0] + 16.0)
     clock[0] += 16.0
     assert again in manager.table.due()
+
+
+def test_a_tx_asked_of_one_announcer_that_does_not_send_it_is_asked_of_the_next(two_services):
+    """Issue 21, row 8, with a fake clock: the first announcer is asked in the answer to its inv and never sends;
+    after the timeout the next announcer's sender asks it (GET /tx/<txid>); a stranger's announcement waits 2 s."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    first, second = (manager.peers[manager.add(f"127.{i}.0.1:5000")] for i in (5, 6))
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    stranger = manager.table.hello_from("127.66.0.1", hello)
+    for peer in (first, second, stranger):
+        peer.connected = True
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"m{i}" for i in range(1, REGTEST.coinbase_maturity + 2)]):
+        b.submit_block(block)
+    tx = builder.spend("m1")
+    txid = tx.txid
+    assert manager.relay.wanted([], [txid], stranger) == {"blocks": [], "txs": []}  # not before 2 s
+    assert manager.relay.wanted([], [txid], first) == {"blocks": [], "txs": [txid]}
+    assert manager.relay.wanted([], [txid], second) == {"blocks": [], "txs": []}  # one request in flight
+    clock[0] += TX_REQUEST_TIMEOUT - 1
+    manager.relay.ask_due()
+    assert not second.sender.fetches
+    clock[0] += 1
+    manager.relay.ask_due()
+    assert list(second.sender.fetches) == [txid]  # an outbound peer before the stranger
+    assert not stranger.sender.fetches
+    b.submit_block(builder.block("t", txs=[tx]))  # a block brought it: no one is asked for it any more
+    assert len(manager.relay.txrequests) == 0
 
 
 def test_ban_score_bans_and_refuses(two_services):

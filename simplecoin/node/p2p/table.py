@@ -187,10 +187,11 @@ class PeerTable:
         if peer.sender is not None:
             peer.sender.stop()
 
-    def hello_from(self, remote_ip: str, data: dict) -> bool:
-        """Another node said hello: its connection's IP at its announced port becomes an inbound peer."""
+    def hello_from(self, remote_ip: str, data: dict) -> Peer | None:
+        """Another node said hello: its connection's IP at its announced port becomes an inbound peer (returned;
+        None if refused)."""
         if data.get("network") != self.params.name or data.get("genesis") != self.params.genesis_hash_hex:
-            return False
+            return None
         port = data.get("port")
         if not isinstance(port, int) and isinstance(data.get("url"), str):  # older nodes: only the port is used
             try:
@@ -198,16 +199,16 @@ class PeerTable:
             except BadAddress:
                 port = None
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            return False
+            return None
         ip = addrman.ip_or_none(remote_ip)
         if ip is None:
-            return False
+            return None
         address = PeerAddress(str(ip), port)
         if address == self.own:
-            return False
+            return None
         with self.lock:
             if self.identities.address_banned(address):
-                return False
+                return None
             peer = self.peers.get(address)
             if peer is None:
                 inbound = [p for p in self.peers.values() if p.inbound and not (p.manual or p.outbound)]
@@ -221,7 +222,7 @@ class PeerTable:
             self.on_new_peer(peer)
             self.addrman.add(address, address.host)
         self.wake.set()
-        return True
+        return peer
 
     def _evict_inbound(self, inbound: list[Peer]) -> None:
         """Make room for a new inbound peer (Bitcoin: AttemptToEvictConnection): from the network group with the
