@@ -118,6 +118,7 @@ def test_a_hello_resets_no_backoff_earned_by_failing(two_services):
     peer = manager.peers[address]
     assert peer in manager.table.due()  # a new inbound peer is called back at once (that verifies its address)
     for _ in range(4):
+        peer.connected = True  # it answered our hello, then its headers did not bear out its claim
         manager.failed(peer, PeerError("claimed more work than its headers show"))
     assert peer.next_try == clock[0] + 16.0
     for _ in range(60):
@@ -132,6 +133,21 @@ def test_a_hello_resets_no_backoff_earned_by_failing(two_services):
     assert (again.failures, again.next_try) == (4, clock[0] + 16.0)
     clock[0] += 16.0
     assert again in manager.table.due()
+
+
+def test_a_hello_calls_back_a_peer_that_was_only_unreachable(two_services):
+    """A failure to answer our hello is not earned: the peer's own hello shows it is up again (a restart)."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    peer = manager.table.hello_from("127.5.0.1", hello)
+    for _ in range(6):
+        manager.failed(peer, PeerError("cannot reach 127.5.0.1:5000: ConnectionError"))
+    assert peer.next_try == clock[0] + 64.0
+    manager.hello_from("127.5.0.1", hello)
+    assert peer in manager.table.due()
+    assert peer.failures == 6  # reset only by a visit that succeeds
 
 
 def test_a_tx_asked_of_one_announcer_that_does_not_send_it_is_asked_of_the_next(two_services):

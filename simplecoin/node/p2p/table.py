@@ -44,6 +44,10 @@ class Peer:
     connected: bool = False  # our own hello to it succeeded: its address is verified
     failures: int = 0
     next_try: float = 0.0
+    # Whether the last failure came after it answered our hello (it was up, and failed us: a false claim, a stall,
+    # junk): a backoff it earned, which nothing it says shortens. A failure to answer the hello is only its being
+    # unreachable, which its own hello disproves.
+    backoff_earned: bool = False
     height: int = -1  # from its hello: a hint, never trusted
     chain_work: int = 0  # from its hello: a hint, never trusted
     refused: str = ""  # "wrong-network": it runs another chain (its own words are not kept)
@@ -87,8 +91,8 @@ class PeerTable:
         self.bans = self.identities.bans
         self.scores = self.identities.scores
         self.on_new_peer: Callable[[Peer], None] = lambda peer: None  # under the lock: the relay gives it a sender
-        # A dropped peer's failures and next try, so that coming back (a hello makes a new entry) does not wipe a
-        # backoff it earned. Bounded: the oldest is forgotten, which only forgives one peer early.
+        # A dropped peer's failures and next try if it earned them, so that coming back (a hello makes a new entry)
+        # does not wipe its backoff. Bounded: the oldest is forgotten, which only forgives one peer early.
         self.backoffs: BoundedDict[PeerAddress, tuple[int, float]] = BoundedDict(MAX_REMEMBERED_BACKOFFS)
 
     # -- misbehaviour and bans ------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ class PeerTable:
             self.misbehaving(self.ban_key(peer), error.score, str(error))
         with self.lock:
             peer.failures += 1
+            peer.backoff_earned = peer.connected or isinstance(error, Misbehaving)
             peer.connected = False
             delay = min(MAX_BACKOFF, 2.0**peer.failures)
             peer.next_try = self.clock() + delay
@@ -171,18 +176,19 @@ class PeerTable:
         peer = self.peers[address] = Peer(address, outbound=outbound)
         if address in self.backoffs:
             peer.failures, peer.next_try = self.backoffs.pop(address)
+            peer.backoff_earned = True
         return peer
 
     def _call_back_soon(self, peer: Peer) -> None:
-        """Make a peer due at once (under the lock), unless it is backing off from a failure: only a visit that
-        succeeds resets that (manager._visit), never what the peer says (a hello, an inv, an orphan block)."""
-        if not peer.failures:
+        """Make a peer due at once (under the lock), unless it is backing off from a failure it earned: only a visit
+        that succeeds resets that (manager._visit), never what the peer says (a hello, an inv, an orphan block)."""
+        if not (peer.failures and peer.backoff_earned):
             peer.next_try = 0.0
 
     def drop(self, peer: Peer) -> None:
         """Forget a peer (under the lock): its sender stops, its address stays in the tables, its backoff too."""
         self.peers.pop(peer.address, None)
-        if peer.failures:
+        if peer.failures and peer.backoff_earned:
             self.backoffs[peer.address] = (peer.failures, peer.next_try)
         if peer.sender is not None:
             peer.sender.stop()
