@@ -12,7 +12,7 @@ from simplecoin.node import addrman
 from simplecoin.node.addrman import BadAddress, PeerAddress, parse_address
 from simplecoin.node.node import Node
 from simplecoin.node.p2p import bans, relay
-from simplecoin.node.p2p.client import PeerError
+from simplecoin.node.p2p.client import Misbehaving, PeerError
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.table import MAX_INBOUND
 from simplecoin.node.p2p.txrequest import TX_REQUEST_TIMEOUT
@@ -178,6 +178,27 @@ def test_a_tx_asked_of_one_announcer_that_does_not_send_it_is_asked_of_the_next(
     assert not stranger.sender.fetches
     b.submit_block(builder.block("t", txs=[tx]))  # a block brought it: no one is asked for it any more
     assert len(manager.relay.txrequests) == 0
+
+
+def test_a_tx_asked_for_must_be_the_one_asked_for(two_services):
+    _, b = two_services
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"m{i}" for i in range(1, REGTEST.coinbase_maturity + 2)]):
+        b.submit_block(block)
+    tx = builder.spend("m1")
+    fake = Flask("announcer")
+
+    @fake.get("/tx/<txid>")
+    def one_tx(txid):
+        return jsonify(hex=tx.serialize().hex())
+
+    with serving(fake) as url:
+        manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+        peer = manager.peers[manager.add(url)]
+        with pytest.raises(Misbehaving, match="other than the one asked for"):
+            manager.relay.fetch_txs(manager.new_client(), peer, [bytes([9]) * 32])
+        manager.relay.fetch_txs(manager.new_client(), peer, [tx.txid])
+    assert tx.txid in b.node.mempool
 
 
 def test_ban_score_bans_and_refuses(two_services):
