@@ -12,9 +12,10 @@ from simplecoin.node import addrman
 from simplecoin.node.addrman import BadAddress, PeerAddress, parse_address
 from simplecoin.node.node import Node
 from simplecoin.node.p2p import bans, relay
-from simplecoin.node.p2p.client import PeerError
+from simplecoin.node.p2p.client import Misbehaving, PeerError
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.table import MAX_INBOUND
+from simplecoin.node.p2p.txrequest import TX_REQUEST_TIMEOUT
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
@@ -102,6 +103,102 @@ def test_unreachable_peer_backs_off_and_the_node_carries_on(two_services):
     assert peer.next_try == clock[0] + 4.0  # 2^failures seconds
     assert not peer.connected
     assert b.tip().height == 0
+
+
+def test_a_hello_resets_no_backoff_earned_by_failing(two_services):
+    """Issue 21, row 7: a peer whose claimed work was false said hello every 0.5 s, and each hello made it due at
+    once (120 header batches in 30 s instead of 8). A hello, an inv or an orphan block now call a peer back early only
+    while it has no failure to its name; the backoff also outlives the peer's entry (dropped, then back)."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    address = PeerAddress("127.66.0.1", 5000)
+    assert manager.hello_from("127.66.0.1", hello)
+    peer = manager.peers[address]
+    assert peer in manager.table.due()  # a new inbound peer is called back at once (that verifies its address)
+    for _ in range(4):
+        peer.connected = True  # it answered our hello, then its headers did not bear out its claim
+        manager.failed(peer, PeerError("claimed more work than its headers show"))
+    assert peer.next_try == clock[0] + 16.0
+    for _ in range(60):
+        manager.hello_from("127.66.0.1", hello)
+    manager.table.due_now("127.66.0.1")  # it pushed a block whose parent we lack
+    assert peer.next_try == clock[0] + 16.0
+    assert peer not in manager.table.due()
+    with manager.lock:
+        manager.table.drop(peer)  # e.g. evicted: its next hello makes a new entry, with the old backoff
+    manager.hello_from("127.66.0.1", hello)
+    again = manager.peers[address]
+    assert (again.failures, again.next_try) == (4, clock[0] + 16.0)
+    clock[0] += 16.0
+    assert again in manager.table.due()
+
+
+def test_a_hello_calls_back_a_peer_that_was_only_unreachable(two_services):
+    """A failure to answer our hello is not earned: the peer's own hello shows it is up again (a restart)."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    peer = manager.table.hello_from("127.5.0.1", hello)
+    for _ in range(6):
+        manager.failed(peer, PeerError("cannot reach 127.5.0.1:5000: ConnectionError"))
+    assert peer.next_try == clock[0] + 64.0
+    manager.hello_from("127.5.0.1", hello)
+    assert peer in manager.table.due()
+    assert peer.failures == 6  # reset only by a visit that succeeds
+
+
+def test_a_tx_asked_of_one_announcer_that_does_not_send_it_is_asked_of_the_next(two_services):
+    """Issue 21, row 8, with a fake clock: the first announcer is asked in the answer to its inv and never sends;
+    after the timeout the next announcer's sender asks it (GET /tx/<txid>); a stranger's announcement waits 2 s."""
+    _, b = two_services
+    clock = [1000.0]
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: clock[0])
+    first, second = (manager.peers[manager.add(f"127.{i}.0.1:5000")] for i in (5, 6))
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    stranger = manager.table.hello_from("127.66.0.1", hello)
+    for peer in (first, second, stranger):
+        peer.connected = True
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"m{i}" for i in range(1, REGTEST.coinbase_maturity + 2)]):
+        b.submit_block(block)
+    tx = builder.spend("m1")
+    txid = tx.txid
+    assert manager.relay.wanted([], [txid], stranger) == {"blocks": [], "txs": []}  # not before 2 s
+    assert manager.relay.wanted([], [txid], first) == {"blocks": [], "txs": [txid]}
+    assert manager.relay.wanted([], [txid], second) == {"blocks": [], "txs": []}  # one request in flight
+    clock[0] += TX_REQUEST_TIMEOUT - 1
+    manager.relay.ask_due()
+    assert not second.sender.fetches
+    clock[0] += 1
+    manager.relay.ask_due()
+    assert list(second.sender.fetches) == [txid]  # an outbound peer before the stranger
+    assert not stranger.sender.fetches
+    b.submit_block(builder.block("t", txs=[tx]))  # a block brought it: no one is asked for it any more
+    assert len(manager.relay.txrequests) == 0
+
+
+def test_a_tx_asked_for_must_be_the_one_asked_for(two_services):
+    _, b = two_services
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"m{i}" for i in range(1, REGTEST.coinbase_maturity + 2)]):
+        b.submit_block(block)
+    tx = builder.spend("m1")
+    fake = Flask("announcer")
+
+    @fake.get("/tx/<txid>")
+    def one_tx(txid):
+        return jsonify(hex=tx.serialize().hex())
+
+    with serving(fake) as url:
+        manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+        peer = manager.peers[manager.add(url)]
+        with pytest.raises(Misbehaving, match="other than the one asked for"):
+            manager.relay.fetch_txs(manager.new_client(), peer, [bytes([9]) * 32])
+        manager.relay.fetch_txs(manager.new_client(), peer, [tx.txid])
+    assert tx.txid in b.node.mempool
 
 
 def test_ban_score_bans_and_refuses(two_services):

@@ -15,11 +15,13 @@ The protocol is in docs/protocol.md ("Peers"); the threat model in docs/security
   ours (`sync`).
 - Each peer has its own bounded send queue and sender thread (Bitcoin: per-peer vInventoryToSend), so a slow
   peer delays no one else. Relay announces hashes (`POST /p2p/inv`); the answer names the ones the peer lacks,
-  and only those are sent: a block crosses each link once (`relay`).
+  and only those are sent: a block crosses each link once (`relay`). A tx is asked of one announcer at a time,
+  the next one if it does not deliver (`txrequest`, Bitcoin's TxRequestTracker).
 - A failure talking to a peer is that peer's failure (backoff, maybe ban score), never a thread's: every loop
   catches per peer, per item (`manager`, `relay`).
 
 Modules, lowest first: `client` (outgoing calls, errors, the download in a thread), `bans` (identity, scores,
-what a bad block or tx costs), `table` (per-peer state, the table, misbehaviour, eviction, backoff), `relay`,
-`sync`, `manager` (composes them: the sync thread, start/stop, peers.json), `inbound` (requests from peers).
+what a bad block or tx costs), `table` (per-peer state, the table, misbehaviour, eviction, backoff), `txrequest`
+(whom to ask for a tx, pure), `relay`, `sync`, `manager` (composes them: the sync thread, start/stop, peers.json),
+`inbound` (requests from peers).
 """

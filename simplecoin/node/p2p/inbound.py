@@ -80,8 +80,8 @@ class Inbound:
         if self.peers is None:  # no peer layer (tests, tools): want whatever we lack
             announced = {Kind.BLOCK: blocks, Kind.TX: txs}
             return {k.inv_field: [h for h in hs if self.service.lacks(k.value, h)] for k, hs in announced.items()}
-        self.peers.hello_from(remote_ip, data)  # an inv also says it is up (same checks as a hello)
-        return self.peers.inv_from(blocks, txs)
+        announcer = self.peers.table.hello_from(remote_ip, data)  # an inv also says it is up (same checks)
+        return self.peers.relay.wanted(blocks, txs, announcer)
 
     def block(self, who: str, raw: bytes) -> tuple[Block, BlockOutcome]:
         """A block pushed to us; an invalid one scores (see bans.block_score) and its error is raised."""

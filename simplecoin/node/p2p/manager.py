@@ -100,7 +100,7 @@ class PeerManager:
         return self.table.identities.of_request(remote_ip, claimed)
 
     def hello_from(self, remote_ip: str, data: dict) -> bool:
-        return self.table.hello_from(remote_ip, data)
+        return self.table.hello_from(remote_ip, data) is not None
 
     def inv_from(self, blocks: list[bytes], txs: list[bytes]) -> dict[str, list[bytes]]:
         return self.relay.wanted(blocks, txs)
@@ -122,6 +122,7 @@ class PeerManager:
         self._supervisor = supervisor or Supervisor(on_fatal=lambda name, error: None)
         self.relay.start()
         self._supervisor.start("peer-sync", self._sync_loop)
+        self._supervisor.start("peer-txrequest", self.relay.request_loop)
 
     def stop(self) -> None:
         self._stop.set()

@@ -3,6 +3,10 @@
 Each peer has its own bounded send queue and sender thread (Bitcoin: per-peer vInventoryToSend), so a slow peer
 delays no one else. Relay announces hashes (`POST /p2p/inv`); the answer names the ones the peer lacks, and only
 those are sent: a block crosses each link once.
+
+A tx announced to us is asked of one announcer at a time (`txrequest.TxRequestTracker`): in the answer to its inv
+if it may be asked at once, otherwise later by its sender thread (`GET /tx/<txid>`), when the tracker says so: the
+next announcer once the one asked has not delivered in time.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import threading
 from collections.abc import Callable
 
 from simplecoin.bounded import BoundedDict
+from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.core.hashing import hash_hex
+from simplecoin.core.primitives import Block, Transaction
 from simplecoin.node.addrman import PeerAddress
-from simplecoin.node.p2p.client import PeerClient, PeerError, Refused, parse_peer_hash
+from simplecoin.node.p2p.bans import SCORE_INVALID, tx_score
+from simplecoin.node.p2p.client import Misbehaving, PeerClient, PeerError, Refused, parse_peer_hash
 from simplecoin.node.p2p.table import Peer, PeerTable
+from simplecoin.node.p2p.txrequest import MAX_PEER_TX_REQUEST_IN_FLIGHT, TxRequestTracker
 from simplecoin.node.service import Event, NodeService
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_QUEUE = 5_000  # announcements waiting per peer; past it the oldest is dropped (it will be re-synced)
 MAX_INV = 1_000  # hashes per kind in one inv (Bitcoin: MAX_INV_SZ, 50,000)
-ASKED_SECONDS = 10.0  # an item we asked one announcer for is not asked of another meanwhile (Bitcoin: GETDATA)
+ASKED_SECONDS = 10.0  # a block we asked one announcer for is not asked of another meanwhile (txs: txrequest.py)
 MAX_ASKED = 50_000  # remembered asks; past it the oldest goes
+REQUEST_TICK_SECONDS = 0.5  # how often the tracker is asked which tx requests are due (timeouts, delays over)
 
 
 class Kind(enum.Enum):
@@ -57,6 +66,8 @@ class Sender:
         self.peer = peer
         # Bounded: past MAX_SEND_QUEUE the oldest announcement is dropped; the peer catches up by headers sync.
         self.queue: collections.deque[tuple[Kind, bytes]] = collections.deque(maxlen=MAX_SEND_QUEUE)
+        # Txs to ask this peer for (GET /tx/<txid>); the tracker keeps at most this many in flight per peer.
+        self.fetches: collections.deque[bytes] = collections.deque(maxlen=MAX_PEER_TX_REQUEST_IN_FLIGHT)
         self.wake = threading.Condition()
         self.stopped = False
         self.thread = threading.Thread(target=self._run, name=f"peer-send {peer.address}", daemon=True)
@@ -64,6 +75,11 @@ class Sender:
     def push(self, kind: Kind | str, item_hash: bytes) -> None:
         with self.wake:
             self.queue.append((Kind(kind), item_hash))
+            self.wake.notify()
+
+    def fetch(self, txid: bytes) -> None:
+        with self.wake:
+            self.fetches.append(txid)
             self.wake.notify()
 
     def stop(self) -> None:
@@ -79,21 +95,29 @@ class Sender:
                     # Read without the table's lock (stop() is called under it, then takes ours): a stale value
                     # only shortens or lengthens one wait.
                     pause = max(0.0, self.peer.next_try - self.relay.table.clock()) if self.peer.failures else 0.0
-                    if self.queue and pause <= 0:
+                    if (self.queue or self.fetches) and pause <= 0:
                         break
                     self.wake.wait(timeout=pause or None)
                 if self.stopped:
                     return
                 batch = [self.queue.popleft() for _ in range(min(len(self.queue), MAX_INV))]
-            # Deliberately broad after PeerError: this thread alone talks to this peer, and an unexpected error in
-            # one batch must not silence the peer for good. Logged with its traceback.
-            try:
-                self.relay.announce(client, self.peer, batch)
-            except PeerError as e:
-                self.relay.table.failed(self.peer, e)
-            except Exception as e:
-                log.exception("relay to %s failed unexpectedly", self.peer.address)
-                self.relay.table.failed(self.peer, PeerError(f"unexpected {type(e).__name__}"))
+                fetches = list(self.fetches)
+                self.fetches.clear()
+            if fetches:  # first: each is a request in flight, timed
+                self._step(self.relay.fetch_txs, client, fetches)
+            if batch:
+                self._step(self.relay.announce, client, batch)
+
+    def _step(self, step: Callable[[PeerClient, Peer, list], None], client: PeerClient, items: list) -> None:
+        # Deliberately broad after PeerError: this thread alone talks to this peer, and an unexpected error in
+        # one batch must not silence the peer for good. Logged with its traceback.
+        try:
+            step(client, self.peer, items)
+        except PeerError as e:
+            self.relay.table.failed(self.peer, e)
+        except Exception as e:
+            log.exception("relay to %s failed unexpectedly", self.peer.address)
+            self.relay.table.failed(self.peer, PeerError(f"unexpected {type(e).__name__}"))
 
 
 class Relay:
@@ -106,8 +130,10 @@ class Relay:
         self.table = table
         self.own = own
         self.new_client = new_client
-        self.asked: BoundedDict[bytes, float] = BoundedDict(MAX_ASKED)  # hash -> until when it is asked of one peer
+        self.asked: BoundedDict[bytes, float] = BoundedDict(MAX_ASKED)  # block -> until when it is asked of one peer
+        self.txrequests: TxRequestTracker[PeerAddress] = TxRequestTracker()  # under the table's lock
         self.started = False
+        self.stopped = threading.Event()
         table.on_new_peer = self.ensure_sender
         service.subscribe(self.on_event)
 
@@ -128,6 +154,7 @@ class Relay:
             sender.thread.start()
 
     def stop(self) -> None:
+        self.stopped.set()
         with self.table.lock:
             for peer in self.table.peers.values():
                 if peer.sender is not None:
@@ -156,8 +183,15 @@ class Relay:
     # -- outgoing: announce, then send what was asked for ---------------------------------------------------
 
     def on_event(self, event: Event) -> None:
-        """A block joined our active chain or a tx our mempool: announce it to every peer (each its own queue)."""
+        """A block joined our active chain or a tx our mempool: announce it to every peer (each its own queue), and
+        ask no one any more for the txs we now have."""
+        if event.kind == Kind.TX.value:
+            txids = [event.hash]
+        else:
+            txids = [tx.txid for tx in Block.deserialize(event.raw).txs] if len(self.txrequests) else []
         with self.table.lock:
+            for txid in txids:
+                self.txrequests.forget(txid)
             senders = [
                 p.sender
                 for p in self.table.peers.values()
@@ -199,17 +233,90 @@ class Relay:
 
     # -- incoming: what of an announcement we want ----------------------------------------------------------
 
-    def wanted(self, blocks: list[bytes], txs: list[bytes]) -> dict[str, list[bytes]]:
-        """What of an announcement we want sent (Bitcoin: inv answered by getdata), by inv field."""
+    def wanted(self, blocks: list[bytes], txs: list[bytes], announcer: Peer | None = None) -> dict[str, list[bytes]]:
+        """What of an announcement we want sent (Bitcoin: inv answered by getdata), by inv field. Txs only from an
+        announcer in the table (the tracker asks the next one later, by its address)."""
         want: dict[str, list[bytes]] = {kind.inv_field: [] for kind in Kind}
         now = self.table.clock()
-        for kind, hashes in ((Kind.BLOCK, blocks), (Kind.TX, txs)):
-            for item_hash in hashes:
-                if not self.service.lacks(kind.value, item_hash):
+        for block_hash in blocks:
+            if not self.service.lacks(Kind.BLOCK.value, block_hash):
+                continue
+            with self.table.lock:
+                if self.asked.get(block_hash, 0.0) > now:  # another peer is sending it right now
                     continue
-                with self.table.lock:
-                    if self.asked.get(item_hash, 0.0) > now:  # another peer is sending it right now
-                        continue
-                    self.asked[item_hash] = now + ASKED_SECONDS
-                want[kind.inv_field].append(item_hash)
+                self.asked[block_hash] = now + ASKED_SECONDS
+            want[Kind.BLOCK.inv_field].append(block_hash)
+        lacking = [txid for txid in txs if self.service.lacks(Kind.TX.value, txid)]
+        if announcer is None or not lacking:
+            return want
+        with self.table.lock:
+            preferred = announcer.manual or announcer.outbound  # Bitcoin: outbound peers are preferred
+            for txid in lacking:
+                self.txrequests.announced(announcer.address, txid, preferred, now)
+            chosen = self.txrequests.requests(now, lacking)
+        want[Kind.TX.inv_field] = [txid for address, txid in chosen if address == announcer.address]
+        self._ask([(address, txid) for address, txid in chosen if address != announcer.address])
         return want
+
+    # -- tx requests after the announcement: the next announcer, in its sender thread ------------------------
+
+    def request_loop(self) -> None:
+        """The thread asking for txs whose request is due (a timeout, a stranger's delay over) until `stop`."""
+        while not self.stopped.wait(REQUEST_TICK_SECONDS):
+            self.ask_due()
+
+    def ask_due(self) -> None:
+        """Ask for the txs whose request is due now."""
+        now = self.table.clock()
+        with self.table.lock:
+            chosen = self.txrequests.requests(now)
+        self._ask(chosen)
+
+    def _ask(self, chosen: list[tuple[PeerAddress, bytes]]) -> None:
+        """Hand each request to its peer's sender (Bitcoin: getdata); given up if we have the tx by now, or the peer
+        is gone, banned, or not verified by our own hello (it gets no traffic, see `announce`)."""
+        for address, txid in chosen:
+            have = not self.service.lacks(Kind.TX.value, txid)
+            with self.table.lock:
+                peer = self.table.peers.get(address)
+                if have:
+                    self.txrequests.forget(txid)
+                    continue
+                if peer is None or peer.sender is None or self.table.banned(peer) or not peer.connected:
+                    self.txrequests.completed(address, txid)
+                    continue
+                sender = peer.sender
+            sender.fetch(txid)
+
+    def fetch_txs(self, client: PeerClient, peer: Peer, txids: list[bytes]) -> None:
+        """Ask `peer` for txs it announced (`GET /tx/<txid>`) and submit them. Whatever comes of it, those requests
+        are done: if we still lack a tx, the tracker asks its next announcer."""
+        source = self.table.ban_key(peer) or str(peer.address)
+        try:
+            for txid in txids:
+                if not self.service.lacks(Kind.TX.value, txid):
+                    continue
+                try:
+                    data = client.get(peer.address, f"/tx/{hash_hex(txid)}", {})
+                except Refused:  # it has none (Bitcoin: notfound)
+                    continue
+                self._submit_fetched(source, txid, data.get("hex"))
+        finally:
+            with self.table.lock:
+                for txid in txids:
+                    self.txrequests.completed(peer.address, txid)
+
+    def _submit_fetched(self, source: str, txid: bytes, text: object) -> None:
+        """Submit a tx a peer sent when asked; Misbehaving if no honest node would have sent it."""
+        try:
+            tx = Transaction.deserialize(bytes.fromhex(text))  # type: ignore[arg-type]
+        except (ValueError, TypeError, DecodeError) as e:
+            raise Misbehaving(SCORE_INVALID, "sent an undecodable tx") from e
+        if tx.txid != txid:
+            raise Misbehaving(SCORE_INVALID, "sent a tx other than the one asked for")
+        try:
+            self.service.submit_tx(tx, source=source)
+        except ValidationError as e:
+            if tx_score(e):
+                raise Misbehaving(tx_score(e), f"sent an invalid tx ({e})") from e
+            log.debug("%s sent tx %s, refused: %s", source, hash_hex(txid), e)

@@ -30,6 +30,7 @@ MAX_INBOUND = 16  # peers that said hello to us; past it the worst is evicted (s
 MAX_BACKOFF = 300.0
 MAX_AUTO_FAILURES = 3  # an automatic outbound peer failing this often in a row is dropped for another
 MAX_KNOWN_INVENTORY = 5_000  # hashes remembered per peer as ones it has (Bitcoin: the known-inventory filter)
+MAX_REMEMBERED_BACKOFFS = 1_000  # failing peers' backoffs kept after their entry goes; past it the oldest goes
 
 
 @dataclass
@@ -43,6 +44,10 @@ class Peer:
     connected: bool = False  # our own hello to it succeeded: its address is verified
     failures: int = 0
     next_try: float = 0.0
+    # Whether the last failure came after it answered our hello (it was up, and failed us: a false claim, a stall,
+    # junk): a backoff it earned, which nothing it says shortens. A failure to answer the hello is only its being
+    # unreachable, which its own hello disproves.
+    backoff_earned: bool = False
     height: int = -1  # from its hello: a hint, never trusted
     chain_work: int = 0  # from its hello: a hint, never trusted
     refused: str = ""  # "wrong-network": it runs another chain (its own words are not kept)
@@ -86,6 +91,9 @@ class PeerTable:
         self.bans = self.identities.bans
         self.scores = self.identities.scores
         self.on_new_peer: Callable[[Peer], None] = lambda peer: None  # under the lock: the relay gives it a sender
+        # A dropped peer's failures and next try if it earned them, so that coming back (a hello makes a new entry)
+        # does not wipe its backoff. Bounded: the oldest is forgotten, which only forgives one peer early.
+        self.backoffs: BoundedDict[PeerAddress, tuple[int, float]] = BoundedDict(MAX_REMEMBERED_BACKOFFS)
 
     # -- misbehaviour and bans ------------------------------------------------------------------------------
 
@@ -131,6 +139,7 @@ class PeerTable:
             self.misbehaving(self.ban_key(peer), error.score, str(error))
         with self.lock:
             peer.failures += 1
+            peer.backoff_earned = peer.connected or isinstance(error, Misbehaving)
             peer.connected = False
             delay = min(MAX_BACKOFF, 2.0**peer.failures)
             peer.next_try = self.clock() + delay
@@ -155,23 +164,40 @@ class PeerTable:
             if peer is None:
                 if sum(1 for p in self.peers.values() if p.manual) >= MAX_MANUAL:
                     raise BadAddress(f"already {MAX_MANUAL} peers added by hand")
-                peer = self.peers[address] = Peer(address)
+                peer = self._new_peer(address)
             peer.manual = True
             peer.next_try = 0.0
             self.on_new_peer(peer)
         self.wake.set()
         return address
 
+    def _new_peer(self, address: PeerAddress, outbound: bool = False) -> Peer:
+        """A new entry (under the lock), with the backoff its address earned before it was dropped, if any."""
+        peer = self.peers[address] = Peer(address, outbound=outbound)
+        if address in self.backoffs:
+            peer.failures, peer.next_try = self.backoffs.pop(address)
+            peer.backoff_earned = True
+        return peer
+
+    def _call_back_soon(self, peer: Peer) -> None:
+        """Make a peer due at once (under the lock), unless it is backing off from a failure it earned: only a visit
+        that succeeds resets that (manager._visit), never what the peer says (a hello, an inv, an orphan block)."""
+        if not (peer.failures and peer.backoff_earned):
+            peer.next_try = 0.0
+
     def drop(self, peer: Peer) -> None:
-        """Forget a peer (under the lock): its sender stops, its address stays in the tables."""
+        """Forget a peer (under the lock): its sender stops, its address stays in the tables, its backoff too."""
         self.peers.pop(peer.address, None)
+        if peer.failures and peer.backoff_earned:
+            self.backoffs[peer.address] = (peer.failures, peer.next_try)
         if peer.sender is not None:
             peer.sender.stop()
 
-    def hello_from(self, remote_ip: str, data: dict) -> bool:
-        """Another node said hello: its connection's IP at its announced port becomes an inbound peer."""
+    def hello_from(self, remote_ip: str, data: dict) -> Peer | None:
+        """Another node said hello: its connection's IP at its announced port becomes an inbound peer (returned;
+        None if refused)."""
         if data.get("network") != self.params.name or data.get("genesis") != self.params.genesis_hash_hex:
-            return False
+            return None
         port = data.get("port")
         if not isinstance(port, int) and isinstance(data.get("url"), str):  # older nodes: only the port is used
             try:
@@ -179,30 +205,30 @@ class PeerTable:
             except BadAddress:
                 port = None
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            return False
+            return None
         ip = addrman.ip_or_none(remote_ip)
         if ip is None:
-            return False
+            return None
         address = PeerAddress(str(ip), port)
         if address == self.own:
-            return False
+            return None
         with self.lock:
             if self.identities.address_banned(address):
-                return False
+                return None
             peer = self.peers.get(address)
             if peer is None:
                 inbound = [p for p in self.peers.values() if p.inbound and not (p.manual or p.outbound)]
                 if len(inbound) >= MAX_INBOUND:
                     self._evict_inbound(inbound)
-                peer = self.peers[address] = Peer(address)
+                peer = self._new_peer(address)
             peer.inbound = True
             peer.last_seen = self.clock()
             if not peer.connected:
-                peer.next_try = 0.0  # call it back now: that verifies the address before we share it
+                self._call_back_soon(peer)  # that verifies the address before we share it
             self.on_new_peer(peer)
             self.addrman.add(address, address.host)
         self.wake.set()
-        return True
+        return peer
 
     def _evict_inbound(self, inbound: list[Peer]) -> None:
         """Make room for a new inbound peer (Bitcoin: AttemptToEvictConnection): from the network group with the
@@ -223,7 +249,7 @@ class PeerTable:
             choice = self.addrman.select(groups, set(self.peers) | {self.own})
             if choice is None or self.identities.address_banned(choice):
                 return
-            peer = self.peers[choice] = Peer(choice, outbound=True)
+            peer = self._new_peer(choice, outbound=True)
             self.on_new_peer(peer)
 
     def due_now(self, who: str) -> None:
@@ -231,7 +257,7 @@ class PeerTable:
         with self.lock:
             for peer in self.peers.values():
                 if who in (addrman.identity(peer.address.host), str(peer.address)):
-                    peer.next_try = 0.0
+                    self._call_back_soon(peer)
         self.wake.set()
 
     def due(self) -> list[Peer]:
