@@ -285,6 +285,10 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         )
 
     def stop(signum, frame):
+        # Once: systemd (and `kill -- -PGID`) signals the whole group, and the supervisor then terminates us
+        # too. A second SystemExit raised inside the shutdown below aborted it: no peers.json, no mempool.dat,
+        # no WAL checkpoint. Later signals are ignored; the shutdown runs to its end.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise SystemExit(0)  # waitress' run() catches it and shuts its threads down
 
     signal.signal(signal.SIGTERM, stop)
