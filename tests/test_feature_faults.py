@@ -1,5 +1,10 @@
 """Faults of our own are visible and survivable (issue 21, rows 4-6).
 
+- The disk fills while a block connects: the block was set aside until a restart (its descendants too) with a
+  500 for the peer that sent it, and /status said every thread was "ok". Now the peer gets 503 (try later),
+  /status has the fault under `faults`, and the node is back on the best tip once space returns.
+- A stored block's bytes damaged on disk: a reorg over it answered the honest peer `400 bad-encoding` and
+  banned it. Now nobody is charged and the block is fetched again.
 - SIGTERM to the whole process group (systemd's default, `kill -- -PGID`) reaches the supervisor, the server
   and the mining processes, and the supervisor sends the server another: the second must not abort the
   shutdown (peers.json, mempool.dat, the WAL checkpoint and the "stopped" line are all still written).
@@ -13,7 +18,86 @@ import os
 import signal
 from pathlib import Path
 
+from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.service import NodeService
+from simplecoin.web.app import create_app
 from tests.framework.nodes import running_node, wait_until
+from tests.test_store_faults import damage, fill_disk, truncate
+
+PEER = {"REMOTE_ADDR": "10.0.0.7"}  # a peer's address: loopback may be treated as the operator
+
+
+def app_for(node):
+    service = NodeService(node)
+    peers = PeerManager(service, "http://127.0.0.1:1", progress=False)
+    return service, peers, create_app(service, peers).test_client()
+
+
+def push(client, block):
+    return client.post("/p2p/block", json={"hex": block.serialize().hex()}, environ_base=PEER)
+
+
+# -- the disk fills while a block connects ----------------------------------------------------------------------------
+
+
+def test_a_full_disk_answers_try_later_shows_in_status_and_recovers(node, builder) -> None:
+    # Today's code: 500 internal-error, /status has no fault, and b3 stays set aside after space returns.
+    service, _, client = app_for(node)
+    for block in builder.chain(["b1", "b2"]):
+        assert push(client, block).status_code == 200
+    b3 = builder.block("b3")
+    disk = fill_disk(node, ("utxo",))
+    disk.full = True
+
+    answer = push(client, b3)
+    assert answer.status_code == 503, answer.get_data(as_text=True)
+    assert answer.get_json()["reason"] == "store-unavailable"
+    assert answer.headers["Retry-After"]
+    fault = client.get("/status").get_json()["faults"]["chain.db"]
+    assert "database or disk is full" in fault
+    assert "connect a block" in fault
+
+    disk.full = False
+    service.resume()  # what the server's store-retry thread does every STORE_RETRY_SECONDS
+    status = client.get("/status").get_json()
+    assert status["tip"] == b3.header.hash_hex()
+    assert status["faults"] == {}
+
+
+def test_a_peers_json_that_cannot_be_written_shows_in_status(node, tmp_path: Path) -> None:
+    service = NodeService(node)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    peers = PeerManager(service, "http://127.0.0.1:1", progress=False, path=blocked / "peers.json")
+    peers.save()  # logged as before, and now in /status too
+    assert "peers.json" in service.faults()["peers.json"]
+    peers.path = tmp_path / "peers.json"
+    peers.save()
+    assert service.faults() == {}
+
+
+# -- damaged block bytes ----------------------------------------------------------------------------------------------
+
+
+def test_a_reorg_over_damaged_bytes_does_not_ban_the_honest_peer(node, builder) -> None:
+    """
+    genesis - b1 - b2            (active)
+                \
+                 b2x (damaged on our disk) - b3x   (pushed by an honest peer)
+    """
+    # Today's code: b3x is answered 400 bad-encoding, and the peer that sent it is banned (403 afterwards).
+    _, _, client = app_for(node)
+    for block in builder.chain(["b1", "b2"]):
+        assert push(client, block).status_code == 200
+    b2x, b3x = builder.chain(["b2x", "b3x"], parent="b1")
+    assert push(client, b2x).status_code == 200
+    damage(node.store, b2x.hash, truncate)
+
+    answer = push(client, b3x)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert node.tip.hash == builder["b2"].hash  # cannot reorg without b2x's bytes
+    assert push(client, b2x).get_json()["status"] == "accepted"  # not banned; its copy repairs ours
+    assert node.tip.hash == b3x.hash
 
 
 def test_two_sigterms_to_the_process_group_still_shut_down_cleanly(tmp_path: Path) -> None:
