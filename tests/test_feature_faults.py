@@ -18,10 +18,12 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
-from tests.framework.nodes import running_node, wait_until
+from tests.framework.nodes import REPO, running_node, wait_until
 from tests.test_store_faults import damage, fill_disk, truncate
 
 PEER = {"REMOTE_ADDR": "10.0.0.7"}  # a peer's address: loopback may be treated as the operator
@@ -74,6 +76,62 @@ def test_a_peers_json_that_cannot_be_written_shows_in_status(node, tmp_path: Pat
     peers.path = tmp_path / "peers.json"
     peers.save()
     assert service.faults() == {}
+
+
+# Runs in every Python process of the node (sitecustomize, through PYTHONPATH): while the file FAULT_ARM exists,
+# the store's writes named in FAULT_WRITES may not grow the chain database (SQLite's max_page_count: a write that
+# needs a new page fails with SQLITE_FULL, the error a full disk gives); removing the file frees the "disk".
+FULL_DISK = """
+import os, sys
+sys.path.insert(0, os.environ["FAULT_REPO"])
+from simplecoin.node import store
+
+def _limited(method):
+    def write(self, *args, **kwargs):
+        if not os.path.exists(os.environ["FAULT_ARM"]):
+            return method(self, *args, **kwargs)
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        self._db.execute(f"PRAGMA max_page_count = {pages}")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._db.execute("PRAGMA max_page_count = 4294967294")
+    return write
+
+for name in os.environ["FAULT_WRITES"].split():
+    setattr(store.Store, name, _limited(getattr(store.Store, name)))
+"""
+
+
+@pytest.mark.parametrize("writes", ["connect_block", "add_block set_status connect_block disconnect_block"])
+def test_a_node_whose_disk_fills_and_frees_is_back_on_its_tip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes: str
+) -> None:
+    # Today's code: the mined block whose connection hit the full disk is set aside until a restart, and so is
+    # every block built on it; /status has no fault and every thread says "ok".
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FULL_DISK)
+    monkeypatch.setenv("PYTHONPATH", str(inject))
+    monkeypatch.setenv("FAULT_REPO", str(REPO))
+    monkeypatch.setenv("FAULT_WRITES", writes)
+    arm = tmp_path / "disk-full"
+    monkeypatch.setenv("FAULT_ARM", str(arm))
+    with running_node(tmp_path / "a", mine=True, pause=0.05) as a:
+        wait_until(lambda: a.status()["height"] >= 2, what="mining")
+        arm.touch()
+        fault = wait_until(lambda: a.status()["faults"].get("chain.db"), what="the full disk in /status")
+        assert "database or disk is full" in str(fault)
+        assert "chain.db" in str(fault)
+        stuck = a.status()["height"]
+        arm.unlink()
+        wait_until(
+            lambda: (s := a.status())["height"] >= stuck + 3 and not s["faults"], timeout=30, what="mining again"
+        )
+        assert all(state == "ok" for state in a.status()["threads"].values())
+        log_text = a.run_log()
+        assert "database or disk is full" in log_text
+        assert "set aside until a restart" not in log_text
 
 
 # -- damaged block bytes ----------------------------------------------------------------------------------------------
