@@ -23,6 +23,7 @@ import pytest
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
+from tests.framework.fakepeer import FakePeer, chain_answers
 from tests.framework.nodes import REPO, running_node, wait_until
 from tests.test_store_faults import damage, fill_disk, truncate
 
@@ -175,3 +176,29 @@ def test_two_sigterms_to_the_process_group_still_shut_down_cleanly(tmp_path: Pat
         assert (a.data_dir / "mempool.dat").exists()
         wal = a.data_dir / "chain.db-wal"
         assert not wal.exists() or wal.stat().st_size == 0  # checkpointed when the store closed
+
+
+def test_the_sync_fetches_a_damaged_block_again_from_the_peer(node, builder) -> None:
+    """
+    genesis - b1 - b2                      (ours, active)
+                \\
+                 b2x (damaged on our disk) - b3x   (the peer's chain)
+    """
+    # Today's code: b3x's reorg fails with bad-encoding on every visit, and the node never reaches b3x.
+    for block in builder.chain(["b1", "b2"]):
+        node.submit_block(block)
+    b2x, b3x = builder.chain(["b2x", "b3x"], parent="b1")
+    node.submit_block(b2x)
+    damage(node.store, b2x.hash, truncate)
+    service = NodeService(node)
+    chain = [builder["b1"], b2x, b3x]
+    with FakePeer("127.0.0.1", chain_answers(chain, builder.index[b3x.hash].chain_work)) as fake:
+        manager = PeerManager(service, "http://127.0.0.1:1", (fake.url,), progress=False)
+        manager.start()
+        try:
+            wait_until(lambda: service.tip().hash == b3x.hash, what="the reorg once b2x is fetched again")
+        finally:
+            manager.stop()
+        assert fake.count("GET", "/p2p/blocks") >= 2  # b3x, then b2x again
+    assert node.damaged == {}
+    assert not manager.bans.until  # nobody banned for our damage
