@@ -5,6 +5,7 @@ same faults on real nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -180,6 +181,12 @@ def test_a_reorg_over_a_damaged_side_block_charges_nobody_and_fetches_it_again(
     assert node.index[b2x.hash].status != BlockStatus.INVALID
     assert node.index[b3x.hash].status != BlockStatus.INVALID
     assert Lookups(node).lacks("block", b2x.hash)  # so the sync asks peers for it again
+
+    forged = dataclasses.replace(b2x, txs=[builder.block("other", parent="b1").txs[0]])
+    assert forged.hash == b2x.hash  # the same header, other transactions (CVE-2012-2459's kind of twin)
+    with pytest.raises(ValidationError, match="bad-txnmrklroot"):
+        node.submit_block(forged)
+    assert b2x.hash in node.damaged
 
     assert node.submit_block(b2x).status == "accepted"  # a peer sends it again
     assert node.tip.hash == b3x.hash

@@ -121,7 +121,7 @@ class Node:
 
     def submit_block(self, block: Block, source: str = "", requested: bool = True) -> BlockOutcome:
         """Check a block, store it and follow the most-work chain, all at once. Raises BlockValidationError."""
-        if block.hash not in self.index:
+        if block.hash not in self.index or block.hash in self.damaged:  # a copy to repair ours is checked too
             self.recent_rejects.check(block.hash)
             check_block(block, self.params)
         return self.add_block(block, source, requested)
