@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from simplecoin.node import mempool_file
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
@@ -133,6 +134,15 @@ def test_a_node_whose_disk_fills_and_frees_is_back_on_its_tip(
         log_text = a.run_log()
         assert "database or disk is full" in log_text
         assert "set aside until a restart" not in log_text
+
+
+def test_a_mempool_dat_that_cannot_be_written_does_not_stop_the_shutdown(node, tmp_path: Path, caplog) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    loader = mempool_file.MempoolLoader(blocked / mempool_file.FILE_NAME, node.params, NodeService(node))
+    loader.run()  # nothing to restore: the load is finished
+    loader.stop_and_save()  # logged, not raised: the shutdown goes on to close the store
+    assert "could not save the mempool" in caplog.text
 
 
 # -- damaged block bytes ----------------------------------------------------------------------------------------------
