@@ -179,7 +179,7 @@ def test_two_sigterms_to_the_process_group_still_shut_down_cleanly(tmp_path: Pat
         assert group == a.process.pid  # its own group: the signal reaches nobody else
         os.killpg(group, signal.SIGTERM)
         os.killpg(group, signal.SIGTERM)
-        a.process.wait(timeout=30)
+        assert a.process.wait(timeout=30) == 0
         log_text = a.run_log()
         assert "server stopped at height" in log_text, log_text[-3000:]
         assert (a.data_dir / "peers.json").exists()

@@ -217,6 +217,25 @@ def test_a_damaged_block_of_our_branch_keeps_us_there_until_it_comes_again(node:
     assert node.tip.hash == b4x.hash
 
 
+def test_every_branch_held_back_by_a_damaged_block_comes_back_with_it(node: Node, builder: ChainBuilder) -> None:
+    """
+    genesis - b1 - b2 (active, damaged)
+                |\
+                | b2x - b3x   (first seen: the tip once b2 is repaired)
+                 \
+                  b2y - b3y
+    """
+    b = builder
+    for block in b.chain(["b1", "b2"]):
+        node.submit_block(block)
+    damage(node.store, b["b2"].hash, truncate)
+    for block in [*b.chain(["b2x", "b3x"], parent="b1"), *b.chain(["b2y", "b3y"], parent="b1")]:
+        node.submit_block(block)
+    assert node.tip.hash == b["b2"].hash
+    node.submit_block(b["b2"])
+    assert node.tip.hash == b["b3x"].hash
+
+
 def test_the_node_restarts_on_a_damaged_store(tmp_path, builder: ChainBuilder) -> None:
     path = tmp_path / "chain.db"
     first = Node(Store(path, REGTEST), REGTEST, clock=lambda: NOW)

@@ -86,9 +86,9 @@ class Node:
         # What `inputs_look_valid` found (tip, pool changes, fee): `accept_tx` does not check again if neither moved.
         self._prechecked: BoundedDict[bytes, tuple[bytes, int, int]] = BoundedDict(MAX_REMEMBERED_LOOKUPS)
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
-        # A stored block whose bytes came back damaged -> the block set aside (excluded) because of it, until a
+        # A stored block whose bytes came back damaged -> the blocks set aside (excluded) because of it, until a
         # peer sends the block again (`lookups.lacks` says we lack it). At most one entry per stored block.
-        self.damaged: dict[bytes, bytes] = {}
+        self.damaged: dict[bytes, set[bytes]] = {}
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
 
@@ -170,13 +170,14 @@ class Node:
     def _repair(self, block: Block) -> BlockOutcome:
         """A block whose stored bytes were damaged, sent again: store it over them and follow the best chain."""
         self.store.replace_block_data(block)
-        self.index.include(self.damaged.pop(block.hash))
+        for first in self.damaged.pop(block.hash):
+            self.index.include(first)
         log.info("block %s stored again over its damaged bytes", block.header.hash_hex())
         return BlockOutcome("accepted", self.activate_best_chain())
 
     def _waits_for_damaged(self, block_hash: bytes) -> bool:
         """Whether an excluded block was set aside for a damaged one (not for an error while connecting it)."""
-        waiting = set(self.damaged.values())
+        waiting = set().union(*self.damaged.values())
         entry = self.index[block_hash]
         while entry.hash in self.index.excluded:
             if entry.hash in waiting:
@@ -312,7 +313,7 @@ class Node:
     def _set_aside(self, damage: DamagedBlock, first: bytes) -> None:
         """Set `first` and its descendants aside until the damaged block is sent again; no peer is charged."""
         log.error("%s; set aside with the blocks built on it until a peer sends it again", damage)
-        self.damaged[damage.block_hash] = first
+        self.damaged.setdefault(damage.block_hash, set()).add(first)
         self.index.exclude(first)
 
     def _connect_tip(self, entry: IndexEntry, block: Block) -> None:
