@@ -90,6 +90,38 @@ def test_a_block_that_cannot_be_connected_for_a_full_disk_is_retried_not_set_asi
     assert not node.index.excluded
 
 
+def test_orphans_waiting_for_a_block_connect_once_the_store_can_write(node: Node, builder: ChainBuilder) -> None:
+    """
+    genesis - b1 - b2 (disk full while connecting) - b3 (arrived first: an orphan)
+    """
+    b1, b2, b3 = builder.chain(["b1", "b2", "b3"])
+    node.submit_block(b1)
+    assert node.submit_block(b3).status == "orphan"
+    disk = fill_disk(node, ("utxo",))
+    disk.full = True
+    with pytest.raises(StoreWriteError):
+        node.submit_block(b2)
+    disk.full = False
+    node.resume()
+    assert node.tip.hash == b3.hash
+
+
+def test_an_orphan_that_cannot_be_stored_does_not_fail_its_parent(node: Node, builder: ChainBuilder, monkeypatch):
+    b1, b2 = builder.chain(["b1", "b2"])
+    assert node.submit_block(b2).status == "orphan"
+    store_block = node.store.add_block
+
+    def add_block(block, *args):
+        if block.hash == b2.hash:
+            raise StoreWriteError("cannot store a block in chain.db: database or disk is full")
+        store_block(block, *args)
+
+    monkeypatch.setattr(node.store, "add_block", add_block)
+    assert node.submit_block(b1).status == "accepted"  # the parent's sender is not told about the orphan
+    assert node.tip.hash == b1.hash
+    assert b2.hash not in node.index  # so the sync asks for it again
+
+
 def test_a_block_that_cannot_be_stored_is_not_kept(node: Node, builder: ChainBuilder) -> None:
     disk = fill_disk(node, ("block_data",))
     disk.full = True

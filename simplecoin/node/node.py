@@ -186,8 +186,14 @@ class Node:
         return False
 
     def resume(self) -> ReorgResult:
-        """After a store write failed: try again to reach the best chain (nothing to do if none failed)."""
-        return self.activate_best_chain() if self.store.write_error is not None else ReorgResult()
+        """After a store write failed: try again to reach the best chain (nothing to do if none failed), and take
+        the orphans waiting for the blocks it connects (the failure kept `add_block` from taking them)."""
+        if self.store.write_error is None:
+            return ReorgResult()
+        result = self.activate_best_chain()
+        for block_hash in result.connected:
+            result = result.merged(self._connect_orphans(block_hash))
+        return result
 
     def _enough_work(self, parent: IndexEntry, block: Block) -> bool:
         work = parent.chain_work + block_work(block.header.bits)
@@ -239,6 +245,9 @@ class Node:
                     reorg = self._accept_block(orphan)
                 except ValidationError as e:
                     log.warning("orphan block %s is invalid: %s", orphan.header.hash_hex(), e)
+                    continue
+                except StoreWriteError as e:  # not stored: the sync fetches it again
+                    log.warning("orphan block %s could not be stored: %s", orphan.header.hash_hex(), e)
                     continue
                 result = result.merged(reorg)
                 if reorg.error_for(orphan.hash) is None:
