@@ -62,7 +62,8 @@ class NodeService:
             self._refresh_status()
         self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
         # Files other than the store that could not be written (peers.json): file name -> what failed.
-        # One entry per file the node writes, so a handful at most.
+        # One entry per file the node writes, so a handful at most. Replaced, never changed in place: `faults`
+        # reads it without the lock.
         self._file_faults: dict[str, str] = {}
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
@@ -178,15 +179,13 @@ class NodeService:
     def file_written(self, path: Path, error: OSError | None) -> None:
         """Note that writing the file at `path` failed (shown in /status by its name) or, with None, succeeded."""
         with self.lock:
-            if error is None:
-                self._file_faults.pop(path.name, None)
-            else:
-                self._file_faults[path.name] = f"cannot write {path}: {error}"
+            others = {name: fault for name, fault in self._file_faults.items() if name != path.name}
+            self._file_faults = others if error is None else {**others, path.name: f"cannot write {path}: {error}"}
 
     def faults(self) -> dict[str, str]:
         """What the node could not write, by file ({} when all is well): the store's last failed write until
         one succeeds, and other files' (`file_written`). Never waits for the lock, like `status`."""
-        found = dict(self._file_faults)
+        found = dict(self._file_faults)  # a dict replaced whole (`file_written`): copied safely without the lock
         store_error = self.node.store.write_error
         if store_error is not None:
             found[self.node.store.path.name] = store_error
