@@ -30,7 +30,7 @@ from simplecoin.node.config import Config, DataDirLock
 from simplecoin.node.node import Node
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import Event, NodeService
-from simplecoin.node.store import Store
+from simplecoin.node.store import Store, StoreFault
 from simplecoin.node.threads import Supervisor
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from simplecoin.web.limits import ConnectionRules, create_guarded_server
@@ -42,6 +42,7 @@ TEMPLATE_SECONDS = 10.0  # refresh work this often anyway: new mempool transacti
 HASHRATE_LOG_SECONDS = 60.0
 SERVER_THREADS = 8
 SWITCH_INTERVAL_SECONDS = 0.001  # how long a thread may hold the GIL while another waits (Python: 0.005)
+STORE_RETRY_SECONDS = 1.0  # after a failed store write, how often the node tries again to reach the best chain
 FATAL_EXIT_CODE = 3  # a thread failed beyond restarting; miner.py stops the node
 REFUSED_EXIT_CODE = 4  # the node refused to start on what its data directory holds (the log says what to do)
 
@@ -165,14 +166,14 @@ class MiningPump(threading.Thread):
                         log.info("mining resumed after %d rejected block(s)", self.rejected_since_accept)
                         self.rejected_since_accept = 0
                     self.last_reason = None
-            except ValidationError as e:
+            except (ValidationError, StoreFault) as e:  # a store fault: held back like a rejection, retried later
                 self._rejected(block, e)
                 return False
         if not accepted and not self.pause:
             self.tip_changed.set()
         return accepted
 
-    def _rejected(self, block: Block, error: ValidationError) -> None:
+    def _rejected(self, block: Block, error: ValidationError | StoreFault) -> None:
         """Log a rejection once per reason, idle the workers, and hold mining back (see `rejection`)."""
         self.rejected_since_accept += 1
         if error.reason != self.last_reason:
@@ -285,6 +286,10 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
         )
 
     def stop(signum, frame):
+        # Once: systemd (and `kill -- -PGID`) signals the whole group, and the supervisor then terminates us
+        # too. A second SystemExit raised inside the shutdown below aborted it: no peers.json, no mempool.dat,
+        # no WAL checkpoint. Later signals are ignored; the shutdown runs to its end.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise SystemExit(0)  # waitress' run() catches it and shuts its threads down
 
     signal.signal(signal.SIGTERM, stop)
@@ -295,6 +300,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     parent = multiprocessing.parent_process()
     if parent is not None:
         threads.start("supervisor-watch", lambda: _watch_parent(parent, threads.stopping))
+    threads.start("store-retry", lambda: _retry_store(service, threads.stopping))
     mempool_loader.start()
     peers.start(threads)
     if pump is not None:
@@ -314,6 +320,12 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     if fatal:
         log.critical("stopping the node: %s", fatal[0])
         raise SystemExit(FATAL_EXIT_CODE)
+
+
+def _retry_store(service: NodeService, stopping: threading.Event) -> None:
+    """After a failed store write (a full disk), try again until the node is on its best chain (issue 21)."""
+    while not stopping.wait(STORE_RETRY_SECONDS):
+        service.resume()
 
 
 def _watch_parent(parent: BaseProcess, stopping: threading.Event) -> None:

@@ -181,6 +181,15 @@ class BlockIndex:
             self._candidates.discard(h)
         self._restore_parent(block_hash)
 
+    def include(self, block_hash: bytes) -> None:
+        """Undo `exclude`: the block and its descendants may be chosen as the tip again (Bitcoin: ReconsiderBlock)."""
+        found = self.descendants(block_hash)
+        self.excluded.difference_update(found)
+        for h in found:  # parents first: each usable block replaces its parent among the candidate tips
+            if self._usable(h):
+                self._candidates.add(h)
+                self._candidates.discard(self.entries[h].prev_hash)
+
     def descendants(self, block_hash: bytes) -> list[bytes]:
         """`block_hash` and every block built on it, parents first."""
         found = [block_hash]

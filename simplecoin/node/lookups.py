@@ -258,7 +258,9 @@ class Lookups:
     def lacks(self, kind: str, item_hash: bytes) -> bool:
         """Whether an announced block or tx is one we have not got (nor refused before): worth fetching."""
         if kind == "block":
-            return item_hash not in self.node.index and item_hash not in self.node.orphans
+            # A block whose stored bytes are damaged is one we lack: the sync fetches it again (Node.damaged).
+            missing = item_hash not in self.node.index or item_hash in self.node.damaged
+            return missing and item_hash not in self.node.orphans
         return item_hash not in self.node.mempool and item_hash not in self.node.recent_rejects
 
     def relayable(self, kind: str, item_hash: bytes) -> bytes | None:

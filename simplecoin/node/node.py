@@ -38,7 +38,7 @@ from simplecoin.core.validation import (
 )
 from simplecoin.node.orphans import OrphanBlocks
 from simplecoin.node.prefetch import MAX_REMEMBERED_LOOKUPS, InputLookups
-from simplecoin.node.store import Store
+from simplecoin.node.store import DamagedBlock, Store, StoreWriteError
 from simplecoin.node.verdicts import RecentRejects, SignatureCache
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 class InternalError(SimpleCoinError):
     """Raised when a block could not be connected because of an unexpected error here, not a rule it broke.
 
-    The block is kept (not marked invalid: the fault may be ours) and tried again after a restart.
+    The block is kept (not marked invalid: the fault may be ours) and tried again after a restart. A store
+    fault is not this: a failed write is retried (`resume`), a damaged block re-fetched (`Node.damaged`).
     """
 
 
@@ -88,6 +89,9 @@ class Node:
         self._mtp: tuple[bytes, int] = (b"", 0)  # (tip hash, its median time past): asked for twice per tx
         # What the pool's txs waited for a block, by fee rate: GET /fee-estimate (fed in accept_tx, _update_mempool)
         self.fee_estimator = FeeEstimator(self.height)
+        # A stored block whose bytes came back damaged -> the blocks set aside (excluded) because of it, until a
+        # peer sends the block again (`lookups.lacks` says we lack it). At most one entry per stored block.
+        self.damaged: dict[bytes, set[bytes]] = {}
         # A crash in the middle of a reorg leaves the store at a block boundary short of the best tip.
         self.activate_best_chain()
 
@@ -120,7 +124,7 @@ class Node:
 
     def submit_block(self, block: Block, source: str = "", requested: bool = True) -> BlockOutcome:
         """Check a block, store it and follow the most-work chain, all at once. Raises BlockValidationError."""
-        if block.hash not in self.index:
+        if block.hash not in self.index or block.hash in self.damaged:  # a copy to repair ours is checked too
             self.recent_rejects.check(block.hash)
             check_block(block, self.params)
         return self.add_block(block, source, requested)
@@ -147,6 +151,8 @@ class Node:
         if block.hash in self.index:
             if self.index[block.hash].status == BlockStatus.INVALID:
                 raise BlockValidationError("duplicate-invalid", f"block {block.header.hash_hex()} is known invalid")
+            if block.hash in self.damaged:
+                return self._repair(block)
             return BlockOutcome("duplicate")
         parent = self.index.entries.get(block.header.prev_hash)
         if parent is None:
@@ -158,9 +164,39 @@ class Node:
         error = reorg.error_for(block.hash)
         if error is not None:
             raise error
-        if block.hash in self.index.excluded:
+        if self.store.write_error is not None and not self.is_active(self.index[block.hash]):
+            raise StoreWriteError(self.store.write_error)  # stored; connected by `resume` once the disk can write
+        if block.hash in self.index.excluded and not self._waits_for_damaged(block.hash):
             raise InternalError(f"block {block.header.hash_hex()} could not be connected (see the log)")
         return BlockOutcome("accepted", reorg.merged(self._connect_orphans(block.hash)))
+
+    def _repair(self, block: Block) -> BlockOutcome:
+        """A block whose stored bytes were damaged, sent again: store it over them and follow the best chain."""
+        self.store.replace_block_data(block)
+        for first in self.damaged.pop(block.hash):
+            self.index.include(first)
+        log.info("block %s stored again over its damaged bytes", block.header.hash_hex())
+        return BlockOutcome("accepted", self.activate_best_chain())
+
+    def _waits_for_damaged(self, block_hash: bytes) -> bool:
+        """Whether an excluded block was set aside for a damaged one (not for an error while connecting it)."""
+        waiting = set().union(*self.damaged.values())
+        entry = self.index[block_hash]
+        while entry.hash in self.index.excluded:
+            if entry.hash in waiting:
+                return True
+            entry = self.index[entry.prev_hash]
+        return False
+
+    def resume(self) -> ReorgResult:
+        """After a store write failed: try again to reach the best chain (nothing to do if none failed), and take
+        the orphans waiting for the blocks it connects (the failure kept `add_block` from taking them)."""
+        if self.store.write_error is None:
+            return ReorgResult()
+        result = self.activate_best_chain()
+        for block_hash in result.connected:
+            result = result.merged(self._connect_orphans(block_hash))
+        return result
 
     def _enough_work(self, parent: IndexEntry, block: Block) -> bool:
         work = parent.chain_work + block_work(block.header.bits)
@@ -213,6 +249,9 @@ class Node:
                 except ValidationError as e:
                     log.warning("orphan block %s is invalid: %s", orphan.header.hash_hex(), e)
                     continue
+                except StoreWriteError as e:  # not stored: the sync fetches it again
+                    log.warning("orphan block %s could not be stored: %s", orphan.header.hash_hex(), e)
+                    continue
                 result = result.merged(reorg)
                 if reorg.error_for(orphan.hash) is None:
                     parents.append(orphan.hash)
@@ -222,43 +261,72 @@ class Node:
         """Move the tip to the valid chain with the most work (Bitcoin: ActivateBestChain).
 
         A block that fails to connect is marked invalid with all its descendants, and the search starts
-        again, so the node always ends on the best chain it can validate.
+        again, so the node always ends on the best chain it can validate. Our own faults never mark a block
+        invalid: a failed write stops the search where it is (the store rolled it back; `resume` tries again),
+        and a stored block that reads back damaged is set aside until a peer sends it again (`damaged`).
         """
         disconnected: list[Block] = []
         connected: list[Block] = []
         invalid: list[tuple[bytes, BlockValidationError]] = []
-        while True:
-            best = self.index.best_candidate()
-            if best.chain_work <= self.tip.chain_work:
-                break
-            fork = self.index.find_fork(self.tip, best)
-            while self.tip.hash != fork.hash:
-                disconnected.append(self._disconnect_tip())
-            for entry in self.index.branch(fork, best):
-                block = new_block if new_block and new_block.hash == entry.hash else self.store.get_block(entry.hash)
-                assert block is not None, "every indexed block has its data stored"
+        best = self.tip
+        try:
+            while True:
+                best = self.index.best_candidate()
+                if best.chain_work <= self.tip.chain_work:
+                    break
+                fork = self.index.find_fork(self.tip, best)
                 try:
-                    self._connect_tip(entry, block)
-                except BlockValidationError as e:
-                    log.warning("block %s at height %d is invalid: %s", entry.header.hash_hex(), entry.height, e)
-                    self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
-                    invalid.append((entry.hash, e))
-                    break
-                except Exception:  # not a rule the block broke: the fault may be ours
-                    # Never mark it invalid (a bug of ours must not split us from the network for good): set it
-                    # aside for this run, stay on the best chain we can connect, and try it again after a restart.
-                    log.exception(
-                        "block %s at height %d could not be connected; set aside until a restart",
-                        entry.header.hash_hex(),
-                        entry.height,
-                    )
-                    self.index.exclude(entry.hash)
-                    break
-                connected.append(block)
+                    while self.tip.hash != fork.hash:
+                        disconnected.append(self._disconnect_tip())
+                except DamagedBlock as e:  # one of ours: we cannot leave our branch without it
+                    self._set_aside(e, self.index.ancestor(best, fork.height + 1).hash)
+                    continue
+                for entry in self.index.branch(fork, best):
+                    try:
+                        block = new_block if new_block and new_block.hash == entry.hash else None
+                        block = block or self.store.get_block(entry.hash)
+                        assert block is not None, "every indexed block has its data stored"
+                        self._connect_tip(entry, block)
+                    except BlockValidationError as e:
+                        log.warning("block %s at height %d is invalid: %s", entry.header.hash_hex(), entry.height, e)
+                        self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
+                        invalid.append((entry.hash, e))
+                        break
+                    except DamagedBlock as e:
+                        self._set_aside(e, entry.hash)
+                        break
+                    except StoreWriteError:
+                        raise
+                    except Exception:  # not a rule the block broke: the fault may be ours
+                        # Never mark it invalid (a bug of ours must not split us from the network for good): set
+                        # it aside for this run, stay on the best chain we can connect, try it after a restart.
+                        log.exception(
+                            "block %s at height %d could not be connected; set aside until a restart",
+                            entry.header.hash_hex(),
+                            entry.height,
+                        )
+                        self.index.exclude(entry.hash)
+                        break
+                    connected.append(block)
+        except StoreWriteError as e:
+            # Issue 21: this was an exclusion until a restart, its descendants too, with /status all "ok".
+            log.error(
+                "%s; staying at height %d, short of block %s at height %d, and trying again until the store can write",
+                e,
+                self.height,
+                best.header.hash_hex(),
+                best.height,
+            )
         returned = self._update_mempool(disconnected, connected)
         if disconnected:
             log.info("reorganised: %d blocks off, %d on, tip %s", len(disconnected), len(connected), self.tip.height)
         return ReorgResult.net([b.hash for b in disconnected], [b.hash for b in connected], invalid, returned)
+
+    def _set_aside(self, damage: DamagedBlock, first: bytes) -> None:
+        """Set `first` and its descendants aside until the damaged block is sent again; no peer is charged."""
+        log.error("%s; set aside with the blocks built on it until a peer sends it again", damage)
+        self.damaged.setdefault(damage.block_hash, set()).add(first)
+        self.index.exclude(first)
 
     def _connect_tip(self, entry: IndexEntry, block: Block) -> None:
         parent = self.index[entry.prev_hash]

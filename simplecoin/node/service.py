@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import IndexEntry
@@ -64,6 +65,10 @@ class NodeService:
         with self.lock:
             self._refresh_status()
         self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
+        # Files other than the store that could not be written (peers.json): file name -> what failed.
+        # One entry per file the node writes, so a handful at most. Replaced, never changed in place: `faults`
+        # reads it without the lock.
+        self._file_faults: dict[str, str] = {}
 
     def subscribe(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
@@ -160,6 +165,35 @@ class NodeService:
         with self.lock:
             self.node.remember_rejected(item_hash, error)
         return error
+
+    def resume(self) -> None:
+        """After a store write failed: try again to reach the best chain (Node.resume); the server calls this
+        every few seconds, so the node recovers once space returns, without a restart."""
+        with self.lock:
+            if self.node.store.write_error is None:
+                return
+            old_tip = self.node.tip.hash
+            self.node.resume()
+            tip = self.node.tip
+            raw = self.lookups.relayable("block", tip.hash) if tip.hash != old_tip else None
+            self._refresh_status()
+        if raw is not None and self.first_sighting(tip.hash):
+            self._emit(Event("block", tip.hash, raw, "", tip_changed=True))
+
+    def file_written(self, path: Path, error: OSError | None) -> None:
+        """Note that writing the file at `path` failed (shown in /status by its name) or, with None, succeeded."""
+        with self.lock:
+            others = {name: fault for name, fault in self._file_faults.items() if name != path.name}
+            self._file_faults = others if error is None else {**others, path.name: f"cannot write {path}: {error}"}
+
+    def faults(self) -> dict[str, str]:
+        """What the node could not write, by file ({} when all is well): the store's last failed write until
+        one succeeds, and other files' (`file_written`). Never waits for the lock, like `status`."""
+        found = dict(self._file_faults)  # a dict replaced whole (`file_written`): copied safely without the lock
+        store_error = self.node.store.write_error
+        if store_error is not None:
+            found[self.node.store.path.name] = store_error
+        return found
 
     def block_template(self, pubkey_hash: bytes, extra: bytes) -> Block:
         with self.lock:

@@ -17,14 +17,16 @@ Tables:
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from simplecoin.core.chain import BlockStatus
 from simplecoin.core.coins import BlockUndo, Coin
-from simplecoin.core.errors import SimpleCoinError
+from simplecoin.core.errors import DecodeError, SimpleCoinError
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
@@ -56,6 +58,48 @@ CREATE INDEX IF NOT EXISTS address_history_by_height ON address_history (height)
 
 class StoreError(SimpleCoinError):
     """Raised when a data directory cannot be used (another network's, a newer schema, unreadable)."""
+
+
+class StoreFault(SimpleCoinError):
+    """Raised when the store fails us (a write that cannot be made, bytes that come back damaged): our fault,
+    never the block's nor the peer's who sent it. `reason` is what the API answers (503: try later)."""
+
+    reason = "store-unavailable"
+
+
+class StoreWriteError(StoreFault):
+    """Raised when a write fails for a reason of the disk (full, read-only, I/O error); it is rolled back."""
+
+
+class DamagedBlock(StoreFault):
+    """Raised when a stored block's bytes do not read back as that block (Bitcoin: ReadBlockFromDisk's checks)."""
+
+    reason = "store-damaged"
+
+    def __init__(self, block_hash: bytes, detail: str) -> None:
+        super().__init__(f"stored block {hash_hex(block_hash)} is damaged: {detail}")
+        self.block_hash = block_hash
+
+
+def _write(what: str) -> Callable:
+    """A public write method: a disk's failure (sqlite3.OperationalError: "database or disk is full", "attempt
+    to write a readonly database", "disk I/O error") becomes StoreWriteError naming what and where, and is
+    remembered in `write_error` until a write succeeds. Other sqlite3 errors (a broken constraint) are bugs."""
+
+    def decorate(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(self: Store, *args, **kwargs):
+            try:
+                result = method(self, *args, **kwargs)
+            except sqlite3.OperationalError as e:
+                self.write_error = f"cannot {what} in {self.path}: {e}"
+                raise StoreWriteError(self.write_error) from e
+            self.write_error = None
+            return result
+
+        return wrapper
+
+    return decorate
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +167,8 @@ class Store:
 
     def __init__(self, path: str | Path, params: NetworkParams) -> None:
         self.params = params
+        self.path = Path(path)
+        self.write_error: str | None = None  # the last write's failure (StoreWriteError), until one succeeds
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -172,8 +218,22 @@ class Store:
         return [h for (h,) in self._db.execute("SELECT hash FROM active_chain ORDER BY height")]
 
     def get_block(self, block_hash: bytes) -> Block | None:
+        """The stored block, checked to be the one asked for (DamagedBlock if not), or None."""
         row = self._db.execute("SELECT raw FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
-        return Block.deserialize(row[0]) if row else None
+        if row is None:
+            return None
+        # Bytes damaged on disk are our fault: read unchecked, a reorg over them answered the honest peer who sent
+        # the competing branch `400 bad-encoding` and banned it (issue 21). The header's hash covers the header,
+        # the merkle root the transactions.
+        try:
+            block = Block.deserialize(row[0])
+        except DecodeError as e:
+            raise DamagedBlock(block_hash, f"its bytes do not decode ({e})") from e
+        if block.hash != block_hash:
+            raise DamagedBlock(block_hash, f"its header hashes to {block.header.hash_hex()}")
+        if block.compute_merkle_root() != block.header.merkle_root:
+            raise DamagedBlock(block_hash, "its transactions do not match its merkle root")
+        return block
 
     def get_undo(self, block_hash: bytes) -> BlockUndo:
         (raw,) = self._db.execute("SELECT raw FROM undo WHERE hash = ?", (block_hash,)).fetchone()
@@ -238,6 +298,7 @@ class Store:
 
     # -- writes: each is one transaction --------------------------------------------------------------------
 
+    @_write("store a block")
     def add_block(self, block: Block, height: int, status: BlockStatus, seq: int) -> None:
         with self._db:
             self._db.execute(
@@ -246,12 +307,14 @@ class Store:
             )
             self._db.execute("INSERT INTO block_data VALUES (?, ?)", (block.hash, block.serialize()))
 
+    @_write("set a block's status")
     def set_status(self, block_hashes: list[bytes], status: BlockStatus) -> None:
         with self._db:
             self._db.executemany(
                 "UPDATE block_index SET status = ? WHERE hash = ?", [(int(status), h) for h in block_hashes]
             )
 
+    @_write("connect a block")
     def connect_block(self, block: Block, height: int, undo: BlockUndo) -> None:
         """Make `block` the new tip: apply its UTXO changes, index it, keep its undo data."""
         created, spent, history = _changes(block, height, undo)
@@ -268,6 +331,7 @@ class Store:
             self._db.execute("INSERT INTO active_chain VALUES (?, ?)", (height, block.hash))
             self._db.execute("UPDATE block_index SET status = ? WHERE hash = ?", (int(BlockStatus.VALID), block.hash))
 
+    @_write("disconnect a block")
     def disconnect_block(self, block: Block, height: int) -> BlockUndo:
         """Take the tip `block` off the active chain, restoring the coins it spent from its undo data."""
         undo = self.get_undo(block.hash)
@@ -288,3 +352,20 @@ class Store:
             self._db.execute("DELETE FROM address_history WHERE height = ?", (height,))
             self._db.execute("DELETE FROM active_chain WHERE height = ?", (height,))
         return undo
+
+    @_write("replace a damaged block's bytes")
+    def replace_block_data(self, block: Block) -> None:
+        """Store a block's bytes again, over bytes found damaged (`DamagedBlock`)."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO block_data VALUES (?, ?)", (block.hash, block.serialize()))
+
+    def limit_pages(self, pages: int | None) -> None:
+        """For tests: writes that need the database to grow past `pages` pages fail as on a full disk
+        (SQLITE_FULL); None lifts the limit. Returns nothing; reads are unaffected."""
+        if pages is None:
+            pages = 0xFFFFFFFE  # SQLite's largest
+        self._db.execute(f"PRAGMA max_page_count = {int(pages)}")
+
+    def page_count(self) -> int:
+        """The database's size in pages (see `limit_pages`)."""
+        return self._db.execute("PRAGMA page_count").fetchone()[0]

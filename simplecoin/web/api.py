@@ -159,6 +159,7 @@ def status_json(service: NodeService, peers: PeerManager | None) -> dict:
     data["clock"] = peers.clock_report() if peers else {"offset": 0, "peers": 0, "warning": None}
     data["chain_work"] = str(data["chain_work"])  # may exceed what JSON readers hold in a number
     data["threads"] = service.threads()  # {"mining-pump": "ok", "peer-sync": "restarting (3x): ...", ...}
+    data["faults"] = service.faults()  # {"chain.db": "cannot connect a block in ...: database or disk is full"}
     if peers:
         data["threads"]["peer-senders"] = peers.sender_health()  # one sender thread per peer
     return data

@@ -1,7 +1,8 @@
 """The node's Flask app: the JSON API and the block explorer, served by waitress.
 
 `create_app(service, peers)` builds it; the node is handed in, never imported. One error handler per domain
-error turns it into `{"error": ..., "reason": ...}` with a 4xx status; bad input never gets a 500. A bug in a
+error turns it into `{"error": ..., "reason": ...}` with a 4xx status (a store fault of ours: 503, try later);
+bad input never gets a 500. A bug in a
 handler gets a JSON 500 with reason `internal-error`, and Flask logs its traceback (`log`, this module's logger).
 """
 
@@ -18,12 +19,14 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from simplecoin.core.errors import DecodeError, ValidationError
 from simplecoin.node.lookups import NotFound
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import StoreFault
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer
 from simplecoin.web.limits import UploadBudget
 from simplecoin.web.state import EXTENSION, AppState
 
 log = logging.getLogger(__name__)  # also Flask's app.logger (named after the app), which logs handler crashes
+STORE_RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 for a store fault: the node retries its writes meanwhile
 
 MAX_BODY_BYTES = 2_200_000  # a maximal block (1 MB) in hex, plus room for the JSON around it
 # Bitcoin: -maxuploadtarget, but per client IP: bytes of block hex sent by GET /p2p/blocks per window. A full
@@ -62,6 +65,13 @@ def create_app(
     @app.errorhandler(DecodeError)
     def undecodable(e: DecodeError):
         return jsonify(error=str(e), reason=e.reason), 400
+
+    @app.errorhandler(StoreFault)
+    def store_fault(e: StoreFault):
+        # Ours, not the client's: "try later" (the node logs it and retries), never a 500 nor a 400 that a peer
+        # would be charged for (issue 21).
+        response = jsonify(error=str(e), reason=e.reason)
+        return response, 503, {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}
 
     @app.errorhandler(NotFound)
     def not_found(e: NotFound):

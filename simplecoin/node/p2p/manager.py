@@ -20,6 +20,7 @@ from simplecoin.node.p2p.relay import Relay
 from simplecoin.node.p2p.sync import BlockSync
 from simplecoin.node.p2p.table import MAX_BACKOFF, Peer, PeerTable
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import StoreFault
 from simplecoin.node.threads import Supervisor
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class PeerManager:
                 addrman.save(self.path, self.addrman, self.bans)
             except OSError as e:
                 log.warning("cannot save %s: %s", self.path, e)
+                self.service.file_written(self.path, e)
+                return
+        self.service.file_written(self.path, None)
 
     def _sync_loop(self) -> None:
         client = self.new_client()
@@ -161,6 +165,8 @@ class PeerManager:
                     self.failed(peer, e)
                 except ValidationError as e:  # a block of a verified chain failed for a reason we did not map
                     self.failed(peer, Misbehaving(SCORE_INVALID, f"sent an invalid block ({e})"))
+                except StoreFault as e:  # ours (a full disk): the peer is not failed; the store retries (server.py)
+                    log.warning("syncing from peer %s stopped: %s", peer.address, e)
                 except Exception as e:
                     log.exception("visiting peer %s failed unexpectedly", peer.address)
                     self.failed(peer, PeerError(f"unexpected {type(e).__name__}"))
