@@ -24,7 +24,15 @@ from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
-from simplecoin.node.lookups import AddressInfo, AddressPage, FeeEstimate, Lookups, MerkleProof, TxLookup
+from simplecoin.node.lookups import (
+    AddressInfo,
+    AddressPage,
+    FeeEstimate,
+    Lookups,
+    MerkleProof,
+    OutputSpend,
+    TxLookup,
+)
 from simplecoin.node.node import BlockOutcome, Node
 
 log = logging.getLogger(__name__)
@@ -209,6 +217,18 @@ class NodeService:
     def tx(self, txid: bytes) -> TxLookup:
         with self.lock:
             return self.lookups.tx(txid)
+
+    def output_spends(self, found: TxLookup) -> list[OutputSpend]:
+        with self.lock:
+            return self.lookups.output_spends(found)
+
+    def block_times(self, heights: list[int]) -> dict[int, int]:
+        with self.lock:
+            return self.lookups.block_times(heights)
+
+    def tx_counts(self, low: int, high: int) -> dict[int, int]:
+        with self.lock:
+            return self.lookups.tx_counts(low, high)
 
     def mempool_entries(self) -> list[MempoolEntry]:
         """Pending transactions, highest fee rate first (what a miner would take first)."""
