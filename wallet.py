@@ -518,11 +518,11 @@ class App:
         except (NodeError, SpvError):
             now = "ask it with GET /fee-estimate"
         if error.reason == "min-relay-fee-not-met":  # the fixed floor of every node, not a full pool
-            why = "it pays less than the minimum relay fee every node asks"
+            why = "less than the minimum relay fee every node asks"
         else:
-            why = "the node's mempool is full or its minimum fee has risen"
+            why = "and the node's mempool is full or its minimum fee has risen"
         return (
-            f"the node will not keep this payment: it pays {payment.fee_rate} per byte and {why} "
+            f"the node will not keep this payment: it pays {payment.fee_rate} per byte, {why} "
             f"({error.reason}: {refusal_detail(error)}); {now}. Nothing was sent: try again with "
             f"{self.hints.higher_fee}, or later"
         )

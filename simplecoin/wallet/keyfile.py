@@ -261,9 +261,9 @@ class WalletFile:
         plain file or the encrypted one, never half of each.
         """
         with locked(self.path):
-            fresh = self._reread()
-            if fresh.kdf is not None:
+            if self.is_encrypted(self.path, self.params):  # read before opening: this copy may predate it
                 raise WalletFileError(f"wallet file {self.path} is already encrypted")
+            fresh = self._reread()
             kdf, cipher_key = _new_encryption(passphrase)
             wallet = WalletFile(self.path, self.params, fresh.keys, kdf, cipher_key, fresh.seed)
             wallet._write(wallet._data(), exclusive=False)
