@@ -66,6 +66,8 @@ class Hints:
     more_history: str = "--all for every one, --limit N"
     no_file: str = "create one with 'wallet.py new' (or 'wallet.py restore' from recovery words)"
     higher_fee: str = "a higher --fee RATE"
+    new_again: str = "run 'wallet.py new' again"
+    balance: str = "'wallet.py balance'"
 
 
 CONSOLE_HINTS = Hints(
@@ -74,6 +76,8 @@ CONSOLE_HINTS = Hints(
     more_history="menu 4 again: 'all' for every one, or a number",
     no_file="create one with 7 (a new wallet file) or 8 (restore from recovery words)",
     higher_fee="a higher fee rate",
+    new_again="choose it again",
+    balance="2",
 )
 
 
@@ -319,7 +323,7 @@ class App:
         if not self.json:
             self.out(hd.recovery_notice(phrase))
             if not self.yes and not ask_yes_no(self.ask, "have you written the 12 words down? [y/n] "):
-                raise Failure("no wallet created: run 'wallet.py new' again when you can write them down", EXIT_INPUT)
+                raise Failure(f"no wallet created: {self.hints.new_again} when you can write them down", EXIT_INPUT)
         wallet = WalletFile.create_hd(path, self.params, phrase, passphrase)
         address = wallet.keys[-1].address
         return (
@@ -394,7 +398,7 @@ class App:
         coins = light.spendable(keys)
         rate = self.fee_rate if self.fee_rate is not None else light.fee_estimate().rate
         if not coins or sweep_amount(coins, rate) <= 0:
-            raise Failure(f"nothing to move: {self.path} has no spendable coins (see 'balance')", EXIT_INPUT)
+            raise Failure(f"nothing to move: {self.path} has no spendable coins (see {self.hints.balance})", EXIT_INPUT)
         if target.exists():
             to_address = WalletFile.addresses(target, self.params)[0][0]
         else:
@@ -620,8 +624,8 @@ def console(app: App) -> None:
         "4": console_history,
         "5": console_nodes,
         "6": lambda a: a.export(a.ask("address: ").strip()),
-        "7": console_new_file,
-        "8": console_restore,
+        "7": lambda a: console_into_new_file(a, "a new wallet", a.new),
+        "8": lambda a: console_into_new_file(a, "the restored wallet", a.restore),
         "9": App.encrypt_file,
         "10": lambda a: a.sweep(Path(a.ask("the new wallet file for the coins (its words are shown): ").strip())),
     }
@@ -695,9 +699,9 @@ def console_nodes(app: App) -> None:
         app.out(f"node URLs start with http:// or https://; unchanged: {', '.join(app.nodes)}")
 
 
-def console_switch_to_new_file(app: App, what: str) -> None:
-    """Point the console at a wallet file that does not exist yet (the current one if it does not), asking
-    whether to protect it with a passphrase."""
+def console_into_new_file(app: App, what: str, make: Callable[[], None]) -> None:
+    """`make` (new or restore) a wallet file that does not exist yet: the console's current one if it does not,
+    else one the user names, which the console then uses; asking first whether to protect it with a passphrase."""
     if app.path.exists():
         typed = app.ask(f"{what} goes into a new file; its path (e.g. ~/savings.json): ").strip()
         if not typed:
@@ -709,20 +713,8 @@ def console_switch_to_new_file(app: App, what: str) -> None:
         app.forget_passphrase()
         app.out(f"using wallet file {path} from now on")
     app.encrypt = ask_yes_no(app.ask, "protect it with a passphrase? [y/n] ")
-
-
-def console_new_file(app: App) -> None:
-    console_switch_to_new_file(app, "a new wallet")
     try:
-        app.new()
-    finally:
-        app.encrypt = False
-
-
-def console_restore(app: App) -> None:
-    console_switch_to_new_file(app, "the restored wallet")
-    try:
-        app.restore()
+        make()
     finally:
         app.encrypt = False
 

@@ -220,7 +220,7 @@ def test_the_console_takes_the_options_it_hints_at(node: SimpleNamespace, monkey
         node, node.loose, ["3", BOB_ADDRESS, "1", "x", "3", "n", "4", "2", "5", other, "q"], monkeypatch
     )
     text = script.text
-    for flag in ("--fee", "--all", "--limit"):
+    for flag in ("--fee", "--all", "--limit", "wallet.py"):
         assert flag not in text
     assert "'x' is not a whole number of 0 or more; try again" in text
     assert "(3 per byte, your choice; the console asks for it before each payment)" in text
@@ -232,9 +232,11 @@ def test_the_console_takes_the_options_it_hints_at(node: SimpleNamespace, monkey
 
 
 def test_the_console_without_a_wallet_file_points_to_its_own_menu(node: SimpleNamespace, monkeypatch):
-    script = console_app(node, node.root / "none.json", ["2", "q"], monkeypatch)
-    assert "wallet.py new" not in script.text
+    script = console_app(node, node.root / "none.json", ["2", "1", "n", "q"], monkeypatch)
+    assert "wallet.py" not in script.text  # no command to type elsewhere: the console's own choices
     assert "7 (a new wallet file) or 8 (restore from recovery words)" in script.text
+    assert "no wallet created: choose it again when you can write them down" in script.text
+    assert not (node.root / "none.json").exists()
 
 
 # -- 3. a wrong passphrase is asked again ----------------------------------------------------------------------------
