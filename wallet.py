@@ -393,6 +393,11 @@ class App:
             raise Failure("sweep moves coins to another wallet file, not to the same one", EXIT_INPUT)
         if target.exists() and WalletFile.read_json(target, self.params)["version"] != HD_VERSION:
             raise Failure(f"{target} has no recovery words: sweep into a new file", EXIT_INPUT)
+        if self.json and not target.exists():  # one JSON answer, and words never made without being shown
+            raise Failure(
+                f"with --json, make {target} first ('wallet.py --wallet {target} --json new' answers its words)",
+                EXIT_INPUT,
+            )
         light = self.light()
         keys = self.open_keys()
         coins = light.spendable(keys)
@@ -408,10 +413,11 @@ class App:
         payment = light.make_payment(keys, to_address, sweep_amount(coins, rate), rate)
         source = self.hints.chosen_fee if self.fee_rate is not None else "node estimate"
         self.send_payment(light, dataclasses.replace(payment, fee_source=source), self.yes)
-        self.out(
-            f"the coins go to {target}; a node still mining to {self.path} keeps doing so: restart it with "
-            f"--wallet {target}, and sweep again for rewards that were immature"
-        )
+        if not self.json:
+            self.out(
+                f"the coins go to {target}; a node that mines to {self.path} goes on doing so until restarted "
+                f"with --wallet {target}; sweep again for rewards that were immature"
+            )
 
     def address(self) -> None:
         self._require_file()

@@ -173,6 +173,21 @@ def test_sweep_moves_a_loose_key_wallet_to_a_new_recovery_words_wallet(node: Sim
     assert not (node.root / "other.json").exists()
 
 
+def test_sweep_with_json_into_an_existing_recovery_words_wallet(node: SimpleNamespace):
+    missing = node.root / "missing.json"
+    refused = run(node, node.loose, "--json", "--yes", "sweep", str(missing))
+    assert refused.returncode == wallet_cli.EXIT_INPUT
+    assert "with --json, make" in refused.stderr  # never words made and not shown
+    assert not missing.exists()
+    target = WalletFile.create_hd(node.root / "hd.json", REGTEST, hd.new_phrase())
+    done = run(node, node.loose, "--json", "--yes", "sweep", str(target.path))
+    assert done.returncode == 0, done.stderr
+    sent = json.loads(done.stdout)
+    assert sent["sent"] is True
+    assert sent["change"] == 0
+    assert sent["amount"] + sent["fee"] == REWARDS * REGTEST.subsidy(1)
+
+
 def test_an_existing_wallet_file_can_be_encrypted(node: SimpleNamespace):
     before = WalletFile.load(node.loose, REGTEST)
     done = run(node, node.loose, "encrypt", passphrase=PASSPHRASE)
