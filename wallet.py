@@ -633,7 +633,7 @@ def console(app: App) -> None:
         "7": lambda a: console_into_new_file(a, "a new wallet", a.new),
         "8": lambda a: console_into_new_file(a, "the restored wallet", a.restore),
         "9": App.encrypt_file,
-        "10": lambda a: a.sweep(Path(a.ask("the new wallet file for the coins (its words are shown): ").strip())),
+        "10": console_sweep,
     }
     while True:
         app.out(MENU)
@@ -709,16 +709,33 @@ def console_into_new_file(app: App, what: str, make: Callable[[], None]) -> None
     """`make` (new or restore) a wallet file that does not exist yet: the console's current one if it does not,
     else one the user names, which the console then uses; asking first whether to protect it with a passphrase."""
     if app.path.exists():
-        typed = app.ask(f"{what} goes into a new file; its path (e.g. ~/savings.json): ").strip()
-        if not typed:
-            raise Failure("no file given; nothing was done", EXIT_INPUT)
-        path = Path(typed).expanduser().absolute()
+        path = ask_path(app, f"{what} goes into a new file; its path (e.g. ~/savings.json): ")
         if path.exists():
             raise Failure(f"{path} already exists; choose a new file", EXIT_INPUT)
         app.path = path
         app.forget_passphrase()
         app.out(f"using wallet file {path} from now on")
-    app.encrypt = ask_yes_no(app.ask, "protect it with a passphrase? [y/n] ")
+    with_passphrase_asked(app, make)
+
+
+def console_sweep(app: App) -> None:
+    target = ask_path(app, "the recovery-words wallet file for the coins (a new one is made, its words shown): ")
+    if target.exists():
+        app.sweep(target)
+    else:
+        with_passphrase_asked(app, lambda: app.sweep(target))
+
+
+def ask_path(app: App, prompt: str) -> Path:
+    typed = app.ask(prompt).strip()
+    if not typed:
+        raise Failure("no file given; nothing was done", EXIT_INPUT)
+    return Path(typed).expanduser().absolute()
+
+
+def with_passphrase_asked(app: App, make: Callable[[], None]) -> None:
+    """`make` a new wallet file, encrypted if the user says so (the console's --encrypt)."""
+    app.encrypt = ask_yes_no(app.ask, "protect the new file with a passphrase? [y/n] ")
     try:
         make()
     finally:

@@ -229,6 +229,18 @@ def test_the_console_restores_encrypts_and_creates_files(node: SimpleNamespace, 
     assert f"error: wallet file {made} is already encrypted" in script.text
 
 
+def test_the_console_sweeps_into_a_new_encrypted_wallet(node: SimpleNamespace, monkeypatch):
+    target = node.root / "swept.json"
+    answers = ["10", str(target), "y", PASSPHRASE, PASSPHRASE, "y", "y", "q"]
+    script = console_app(node, node.loose, answers, monkeypatch)
+    assert "Your recovery words" in script.text
+    assert WalletFile.is_encrypted(target, REGTEST)
+    [entry] = node.service.node.mempool.entries.values()
+    assert [o.pubkey_hash for o in entry.tx.outputs] == [
+        WalletFile.load(target, REGTEST, PASSPHRASE).keys[0].key.pubkey_hash
+    ]
+
+
 def test_the_console_takes_the_options_it_hints_at(node: SimpleNamespace, monkeypatch):
     other = f"http://127.0.0.1:{node.url.rsplit(':', 1)[1]}"
     script = console_app(
