@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import NoReturn
@@ -36,6 +37,7 @@ from simplecoin.node.config import (
     read_config_file,
 )
 from simplecoin.server import FATAL_EXIT_CODE, REFUSED_EXIT_CODE, serve
+from simplecoin.wallet import hd
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
 log = logging.getLogger("miner")
@@ -121,18 +123,31 @@ def load_config(args: argparse.Namespace) -> Config:
     return config
 
 
-def reward_address(config: Config) -> str:
-    """The configured address, or the first of the wallet file's (a new wallet file if there is none)."""
+def reward_address(config: Config, ask: Callable[[str], str] | None = None) -> str:
+    """The configured address, or the first of the wallet file's (a new recovery-words wallet if there is none).
+
+    The words of a new wallet are printed once, on stderr and not through the log; on a terminal (`ask`) the
+    node waits until the user says they wrote them down, and creates nothing on Ctrl-C, as `wallet.py new`.
+    """
     if config.address:
         return config.address
     if config.wallet.exists():
-        wallet = WalletFile.load(config.wallet, config.params)
-        if not wallet.keys:
-            wallet = wallet.add_key("mining rewards")
-        log.info("mining rewards go to %s (wallet file %s)", wallet.keys[0].address, config.wallet)
-    else:
-        wallet = WalletFile.create(config.wallet, config.params, label="mining rewards")
-        log.info("created wallet file %s; mining rewards go to %s", config.wallet, wallet.keys[0].address)
+        rows = WalletFile.addresses(config.wallet, config.params)  # no passphrase needed: it may be encrypted
+        if not rows:
+            rows = [(WalletFile.load(config.wallet, config.params).add_key("mining rewards").keys[0].address, "")]
+        log.info("mining rewards go to %s (wallet file %s)", rows[0][0], config.wallet)
+        return rows[0][0]
+    phrase = hd.new_phrase()
+    print(hd.recovery_notice(phrase), file=sys.stderr, flush=True)
+    if ask is not None:
+        try:
+            ask("write them down, then press Enter (Ctrl-C: stop, nothing is created) ")
+        except (EOFError, KeyboardInterrupt) as e:
+            raise WalletFileError(
+                f"no wallet created at {config.wallet}: start the node again when you can write the words down"
+            ) from e
+    wallet = WalletFile.create_hd(config.wallet, config.params, phrase, label="mining rewards")
+    log.info("created wallet file %s; mining rewards go to %s", config.wallet, wallet.keys[0].address)
     return wallet.keys[0].address
 
 
@@ -147,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         check_port(config)
-        address = reward_address(config) if config.mine else None
+        ask = input if sys.stdin.isatty() else None
+        address = reward_address(config, ask) if config.mine else None
     except (ConfigError, WalletFileError) as e:
         lock.abandon()
         print(f"miner: {e}", file=sys.stderr)
@@ -189,10 +205,14 @@ def supervise(config: Config, address: str | None, lock: DataDirLock) -> int:
         dead = [p for p in processes if p.exitcode is not None]
         if dead and not stopping:
             for p in dead:
-                why = {
-                    FATAL_EXIT_CODE: " (one of its threads failed beyond restarting; see above)",
-                    REFUSED_EXIT_CODE: " (it refused to start on this data directory; see above)",
-                }.get(p.exitcode, "") if p is server else ""
+                why = (
+                    {
+                        FATAL_EXIT_CODE: " (one of its threads failed beyond restarting; see above)",
+                        REFUSED_EXIT_CODE: " (it refused to start on this data directory; see above)",
+                    }.get(p.exitcode, "")
+                    if p is server
+                    else ""
+                )
                 log.error(
                     "%s process (pid %d) died with exit code %s%s; stopping the node", p.name, p.pid, p.exitcode, why
                 )

@@ -108,6 +108,7 @@ def test_port_in_use(tmp_path: Path) -> None:
     assert "port" in line
     assert str(port) in line
     assert "in use" in line
+    assert "choose another --port" in line  # the way out, as the data directory's message gives its own
 
 
 def test_data_dir_under_a_regular_file(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.params import MAIN, REGTEST, NetworkParams
+from simplecoin.node.addrman import network_group
 from tests.test_rules import reasons_in_code
 
 DOC = Path(__file__).parent.parent / "docs" / "protocol.md"
@@ -76,3 +77,37 @@ def test_contributing_lists_every_module():
     assert len(modules) >= 30
     missing = sorted(str(p.relative_to(root)) for p in modules if f"`{p.name}`" not in text)
     assert not missing, f"CONTRIBUTING.md does not list {missing}"
+
+
+# -- the README, read by a newcomer (issue 22) ----------------------------------------------------------------------
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def shell_lines(text: str) -> list[str]:
+    """The command lines of the README's ```sh blocks."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_wallet_examples_keep_wallets_out_of_the_checkout():
+    """Run from the checkout as written, an example must not drop a wallet file (and its companions) there."""
+    paths = [m for line in shell_lines(README.read_text(encoding="utf-8")) for m in re.findall(r"--wallet (\S+)", line)]
+    assert len(paths) >= 3
+    for path in paths:
+        assert path.startswith(("~", "/")), f"README: --wallet {path} would land in the checkout"
+
+
+def test_the_readme_tells_what_a_newcomer_sees():
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    # The fast first blocks on main, and why (item 7): the explanation names the rule and when it takes over.
+    assert MAIN.asert_activation_height == 3
+    assert "The first blocks come fast." in text
+    assert "From block 3 the difficulty follows the hashrate" in text
+    # One machine's nodes share a network group, and automatic connections take one per group (item 9).
+    assert "soon knows both" not in text
+    assert network_group("127.0.0.1") == network_group("127.0.0.2") == "127.0.0.0/16"
+    assert "127.0.0.0/16" in text
+    # The miner's wallet has recovery words, and an older one can be swept (item 1).
+    assert "python wallet.py sweep" in text
+    assert "recovery words" in text.split("## The wallet")[0]

@@ -167,6 +167,35 @@ def test_transaction_page(site: Site):
     assert "Total out 49.99990000" in text
 
 
+def test_outputs_link_to_what_spent_them_and_the_page_has_the_block_time(site: Site):
+    paid = display(site.paid.txid)
+    m1 = site.page(f"/explorer/tx/{display(site.builder['m1'].txs[0].txid)}")
+    assert re.search(rf'class="spent-by"><a class="mono" href="/explorer/tx/{paid}"', m1), m1
+    # m2's coinbase is spent by a transaction still in the mempool: linked and marked pending.
+    pending = next(
+        e.tx
+        for e in site.node.mempool.entries.values()
+        if e.tx.inputs[0].prevout.txid == site.builder["m2"].txs[0].txid
+    )
+    m2 = text_of(site.page(f"/explorer/tx/{display(site.builder['m2'].txs[0].txid)}"))
+    assert f"{display(pending.txid)[:16]}… (pending)" in m2
+    text = text_of(site.page(f"/explorer/tx/{paid}"))
+    assert text.count(" unspent ") == 2  # Bob's and Alice's outputs
+    assert "Block time 2026-11-09 00:07:00 UTC " in text  # m14's header time
+    assert "Block time none yet " in text_of(site.page(f"/explorer/tx/{display(pending.txid)}"))
+
+
+def test_the_latest_blocks_count_their_transactions(site: Site):
+    html = site.page("/")
+    counts = dict(re.findall(r'<tr data-height="(\d+)">.*?class="num tx-count">(\d*)<', html, re.DOTALL))
+    assert counts["14"] == "2"  # the coinbase and `paid`
+    assert counts["13"] == "1"
+    blocks = site.client.get("/blocks?start=14&limit=2").get_json()["blocks"]
+    assert [(b["height"], b["tx_count"]) for b in blocks] == [(14, 2), (13, 1)]
+    genesis = site.client.get("/blocks?start=0&limit=1").get_json()["blocks"]
+    assert [(b["height"], b["tx_count"]) for b in genesis] == [(0, 1)]
+
+
 def test_coinbase_and_pending_transactions(site: Site):
     coinbase = site.builder["m14"].txs[0]
     text = text_of(site.page(f"/explorer/tx/{display(coinbase.txid)}"))
@@ -188,7 +217,7 @@ def test_address_page_confirmed_and_pending(site: Site):
     assert f"Confirmed balance {format_coins(BOB_AMOUNT)} " in text
     assert f"With pending {format_coins(BOB_AMOUNT + pending_to_bob)} " in text
     assert f"Pending in / out +{format_coins(pending_to_bob)} / −0.00000000" in text
-    assert f"{display(site.paid.txid)[:20]}… 14 (2 conf.) 12.34567891 0.00000000" in text
+    assert f"{display(site.paid.txid)[:20]}… 14 (2 conf.) 2026-11-09 00:07:00 UTC 12.34567891 0.00000000" in text
     miner = text_of(site.page(f"/explorer/address/{addr(MINER_KEY)}"))
     # 15 coinbases of 50 (m14's plus its fee), minus the spent m1; m2 and m3 are being spent in the mempool.
     assert f"Confirmed balance {format_coins(14 * 50 * COIN + DEFAULT_FEE)} " in miner
@@ -387,4 +416,6 @@ def test_formatting_helpers():
     assert explorer_module.format_hashrate(0) == "0.0 H/s"
     assert explorer_module.format_hashrate(812_345.6) == "812.3 kH/s"
     assert explorer_module.format_hashrate(2.5e9) == "2.5 GH/s"
-    assert explorer_module.coinbase_text(b"\x05\x00\x00\x00hi\x00<") == "hi.<"
+    # Readable text as written (UTF-8 too), every other byte escaped rather than hidden behind a dot.
+    assert explorer_module.coinbase_text(b"\x05\x00\x00\x00hi\x00<") == "hi\\x00<"
+    assert explorer_module.coinbase_text(b"\x05\x00\x00\x00/pool/ h\xc3\xa9 \\ \xff") == "/pool/ hé \\\\ \\xff"

@@ -93,7 +93,8 @@ def test_dashboard_shows_new_blocks_without_reload(node: NodeProcess, browser: W
             f"if (!rows.length || parseInt(rows[0].dataset.height, 10) < {newer}) return false;"
             "var a = rows[0].querySelector('td.mono a');"
             "return {heights: rows.map(r => parseInt(r.dataset.height, 10)), href: a.href, title: a.title,"
-            " shown: parseInt(document.querySelector('[data-field=height]').textContent, 10)};"
+            " shown: parseInt(document.querySelector('[data-field=height]').textContent, 10),"
+            " counts: rows.map(r => r.querySelector('td.tx-count').textContent)};"
         ),
         f"a block at height {newer} or above on the dashboard",
     )
@@ -104,6 +105,9 @@ def test_dashboard_shows_new_blocks_without_reload(node: NodeProcess, browser: W
     assert snapshot["title"] == block_hash
     assert snapshot["shown"] >= heights[0]
     assert heights == list(range(heights[0], max(heights[0] - 10, -1), -1))  # the latest ten, newest first
+    # The script's rows count each block's transactions too (at least its coinbase).
+    assert all(count.isdigit() and int(count) >= 1 for count in snapshot["counts"]), snapshot["counts"]
+    assert snapshot["counts"][0] == str(len(node.get(f"/block/{heights[0]}").json()["txs"]))
     assert browser.find_element(By.CSS_SELECTOR, '[data-field="difficulty"]').text == "1.000"
     assert browser.find_element(By.ID, "live").text.startswith("Live: updated")
     assert severe_console_messages(browser) == []  # no script error, nothing the CSP blocked

@@ -8,6 +8,7 @@ and a mining pause so the chain grows at a few blocks a second. Nothing waits wi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from simplecoin.core.keys import pubkey_hash_from_address
+from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
 from simplecoin.core.params import REGTEST
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
-from simplecoin.wallet.keyfile import WalletFile
+from simplecoin.wallet import hd
+from simplecoin.wallet.keyfile import HD_VERSION, WalletFile
 from tests.framework.builder import ChainBuilder, recompute_utxos
 from tests.framework.client import confirmed, get_json, mature_coinbases, reward_key, spend, submit, tx_info
 from tests.framework.fakepeer import FakePeer, chain_answers
@@ -358,6 +360,11 @@ def test_zero_config_start_creates_a_wallet_and_mines_to_it(tmp_path: Path) -> N
         lines = [line for line in node.log().splitlines() if str(wallet_path) in line]
         assert lines, node.log()
         assert address in lines[0], lines[0]
+        # A wallet with a backup: its 12 recovery words shown once at creation, and they give its address.
+        assert json.loads(wallet_path.read_text())["version"] == HD_VERSION
+        words = node.log().split("they are shown only this once):\n\n    ")[1].split("\n")[0]
+        first = hd.derive_key(hd.account_key(hd.seed_from_phrase(words)), hd.RECEIVE, 0)
+        assert address == address_from_pubkey_hash(first.pubkey_hash, REGTEST.address_version)
 
         wait_until(lambda: node.status()["height"] >= 3, timeout=60, what="a few blocks")
         info = get_json(node, f"/address/{address}")

@@ -8,7 +8,8 @@ import pytest
 
 from simplecoin.core.keys import pubkey_hash_from_address
 from simplecoin.core.params import MAIN, REGTEST
-from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError
+from simplecoin.wallet import hd
+from simplecoin.wallet.keyfile import PassphraseNeeded, WalletFile, WalletFileError, WrongPassphrase
 
 
 def test_created_private_and_readable_back(tmp_path):
@@ -99,3 +100,35 @@ def test_a_sealed_secret_moved_to_another_address_does_not_open(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(WalletFileError, match="wrong passphrase"):
         WalletFile.load(path, REGTEST, passphrase="pw")
+
+
+def test_a_wrong_passphrase_is_its_own_error(tmp_path):
+    """wallet.py forgets a typed passphrase that is wrong (and asks again) only on this error."""
+    path = tmp_path / "wallet.json"
+    WalletFile.create_hd(path, REGTEST, hd.new_phrase(), passphrase="pw")
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
+        WalletFile.load(path, REGTEST, passphrase="not it")
+
+
+@pytest.mark.parametrize("kind", ["loose keys", "recovery words"])
+def test_an_existing_file_is_encrypted_in_place_with_the_same_keys(tmp_path, kind):
+    path = tmp_path / "wallet.json"
+    if kind == "loose keys":
+        plain = WalletFile.create(path, REGTEST, label="mining rewards").add_key()
+    else:
+        plain = WalletFile.create_hd(path, REGTEST, hd.new_phrase(), label="mining rewards").add_key()
+    plain.encrypted("correct horse")
+    text = path.read_text()
+    assert WalletFile.is_encrypted(path, REGTEST)
+    assert all(k.key.secret.hex() not in text for k in plain.keys)
+    if plain.seed is not None:
+        assert plain.seed.hex() not in text
+    opened = WalletFile.load(path, REGTEST, passphrase="correct horse")
+    assert [(k.address, k.label, k.path, k.key.secret) for k in opened.keys] == [
+        (k.address, k.label, k.path, k.key.secret) for k in plain.keys
+    ]
+    assert opened.seed == plain.seed
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert opened.add_key().keys[-1].address in {a for a, _ in WalletFile.addresses(path, REGTEST)}
+    with pytest.raises(WalletFileError, match="already encrypted"):
+        plain.encrypted("another")

@@ -252,6 +252,16 @@ def test_learned_addresses_must_be_ip_literals():
     assert parse_address("node.example:5000", allow_names=True) == PeerAddress("node.example", 5000)
 
 
+def test_localhost_is_the_loopback_address_so_one_node_is_one_peer(two_services):
+    """`--peer localhost:5000` and the call back from 127.0.0.1:5000 are the same node: one entry, not two."""
+    assert parse_address("localhost:5000", allow_names=True) == PeerAddress("127.0.0.1", 5000)
+    assert parse_address("http://LocalHost:5001/", allow_names=True) == PeerAddress("127.0.0.1", 5001)
+    _, b = two_services
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False)
+    assert manager.add("localhost:5002") == manager.add("127.0.0.1:5002")
+    assert list(manager.peers) == [PeerAddress("127.0.0.1", 5002)]
+
+
 def test_one_source_flooding_addresses_fills_only_its_own_buckets():
     table = addrman.AddrMan()
     for i in range(5000):

@@ -293,8 +293,9 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
         "pending": 0,
     }
 
-    # The console, driven through stdin: a wrong address and three bad amounts are each asked again.
-    script = ["3", MAIN_ADDRESS, b_address, "abc", "0", "1.000000001", "1.5", "y", "q"]
+    # The console, driven through stdin: a wrong address and three bad amounts are each asked again; Enter
+    # at the fee rate takes the node's estimate.
+    script = ["3", MAIN_ADDRESS, b_address, "abc", "0", "1.000000001", "1.5", "", "y", "q"]
     console = net.wallet(net.a, stdin="\n".join(script) + "\n")
     assert console.code == 0, console
     assert console.err == "", console
@@ -313,7 +314,8 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
     assert positions == sorted(positions), out
     console_txid = re.search(r"send it\? \[y/n\] sent ([0-9a-f]{64})\n", out).group(1)
     fee_line = (
-        r"^  fee     (\d+)\.(\d{8}) \([<\d. ]+ % of the amount; (\d+) per byte, node estimate; --fee RATE to choose\)$"
+        r"^  fee     (\d+)\.(\d{8}) \([<\d. ]+ % of the amount; (\d+) per byte, node estimate; the console asks for it "
+        r"before each payment\)$"
     )
     console_fee = int(re.search(fee_line, out, re.MULTILINE).expand(r"\1\2"))  # the default: the node's estimate
     assert out.endswith("> ")  # back at the menu, then 'q'
@@ -408,18 +410,21 @@ def test_console_on_a_terminal_and_ctrl_c(net: Net):
     child.sendline("1,5")
     child.expect_exact("amount '1,5' is not an amount in coins (like 1.25); try again")
     child.expect_exact("amount in coins: ")
-    child.send("\x03")  # Ctrl-C, in the middle of a payment
+    child.send("\x03")  # Ctrl-C, in the middle of a payment: that payment is cancelled, the console goes on
+    child.expect_exact("cancelled")
+    child.expect_exact("> ")
+    child.sendline("q")
     shown = net.finish_terminal(child, transcript)
     assert (child.exitstatus, child.signalstatus) == (0, None), shown
     assert "Traceback" not in shown
     assert "KeyboardInterrupt" not in shown
     assert net.mempool() == 0
 
-    child, transcript = net.terminal(net.a)  # Ctrl-C at the menu
+    child, transcript = net.terminal(net.a)  # Ctrl-C at the menu: the console ends, as interrupted
     child.expect_exact("> ")
     child.sendcontrol("c")
     shown = net.finish_terminal(child, transcript)
-    assert (child.exitstatus, child.signalstatus) == (0, None), shown
+    assert (child.exitstatus, child.signalstatus) == (130, None), shown
     assert "Traceback" not in shown
 
 
@@ -615,7 +620,7 @@ def test_a_private_key_is_printed_by_export_only(net: Net):
     second = net.run_json(g, "new")["address"]
     for args in (("address",), ("balance",), ("history",), ("send", STRANGER, "1", "--yes")):
         net.wallet(g, *args)
-    net.wallet(g, stdin="1\n2\n4\n6\nnot-mine\nq\n")  # the console, its export of an unknown address included
+    net.wallet(g, stdin="1\n2\n4\n\n6\nnot-mine\nq\n")  # the console, its export of an unknown address included
     secrets = {address: secret for secret, address in net.secrets().items()}
 
     run = net.wallet(g, "export", second)
@@ -724,5 +729,8 @@ def test_recovery_words_restore_the_same_addresses_balance_and_history(net: Net)
     ]
     again = net.wallet(r, "restore", stdin=words + "\n")
     assert_refused(again, 5, "already exists", prompts=True)
+    # A word not on the list is asked again alone; a script that has no other answer ends with nothing made.
     wrong = net.wallet(net.root / "r2.json", "restore", stdin=" ".join([*words.split()[:11], "bitcoinz"]) + "\n")
-    assert_refused(wrong, 2, "not a valid recovery phrase", prompts=True)
+    assert_refused(wrong, 2, "input ended", prompts=True)
+    assert "word 12, 'bitcoinz', is not a word of the BIP39 English list" in wrong.out
+    assert not (net.root / "r2.json").exists()

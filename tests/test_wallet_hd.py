@@ -150,6 +150,13 @@ def test_bad_phrases_are_refused_with_the_reason(words: str, problem: str):
         seed_from_phrase(words)
 
 
+def test_a_mistyped_word_is_found_with_the_words_it_may_have_meant():
+    assert hd.unknown_words("abandon DEBRI ability zzz") == [(2, "debri"), (4, "zzz")]
+    assert "debris" in hd.close_words("debri")
+    assert "ability" in hd.close_words("abilty")
+    assert hd.close_words("zzz") == []
+
+
 def test_wallet_path_is_hardened_bip44_with_our_coin_type():
     assert ACCOUNT_PATH == f"m/44'/{COIN_TYPE}'/0'"
     assert COIN_TYPE not in (0, 1, 2, 60)  # not Bitcoin's, testnet's, Litecoin's or Ether's

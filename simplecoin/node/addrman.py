@@ -40,6 +40,7 @@ MAX_FAILURES = 10  # Bitcoin: ADDRMAN_MAX_FAILURES: after this many failures in 
 HORIZON_SECONDS = 30 * 24 * 3600  # Bitcoin: ADDRMAN_HORIZON: not seen for this long, an address is terrible
 MAX_BANS = 10_000  # bans kept; past it the one expiring first is dropped
 FILE_NAME = "peers.json"  # Bitcoin: peers.dat and banlist.json
+LOOPBACK = "127.0.0.1"  # what `localhost` means (RFC 6761), and the address a node on this machine calls from
 
 
 class BadAddress(ValueError):
@@ -111,6 +112,8 @@ def parse_address(text: str, allow_names: bool = False) -> PeerAddress:
     # operator may give one. "127.1" style short forms are names to ipaddress, so they are refused here too.
     if not allow_names or not all(c.isalnum() or c in "-." for c in host) or host.replace(".", "").isdigit():
         raise BadAddress(f"{host!r} is not an IP address")
+    if host.lower().rstrip(".") == "localhost":  # the node that calls back says 127.0.0.1: one peer, not two
+        return PeerAddress(LOOPBACK, port)
     return PeerAddress(host.lower(), port)
 
 

@@ -214,7 +214,10 @@ def check_port(config: Config) -> None:
             s.bind((config.host, config.port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise ConfigError(f"port {config.port} on {config.host} is already in use") from e
+                raise ConfigError(
+                    f"port {config.port} on {config.host} is already in use (another node?): stop what uses it or "
+                    "choose another --port"
+                ) from e
             raise ConfigError(f"host {config.host}: cannot listen there: {e.strerror}") from e
 
 

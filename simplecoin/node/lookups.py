@@ -31,6 +31,9 @@ class NotFound(SimpleCoinError):
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
 MAX_ADDRESS_PAGE_TX_BYTES = 2_000_000
 FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose median fee rate GET /fee-estimate shows (not what it answers)
+# Blocks the explorer reads to find what spent a transaction's outputs (there is no spent-by index): past this
+# many an output is shown as spent without a link, so one page never reads the whole chain under the lock.
+SPENDER_SCAN_BLOCKS = 50
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,14 @@ class TxLookup:
     position: int | None
     confirmations: int
     fee: int | None  # known for pending transactions
+
+
+@dataclass(frozen=True)
+class OutputSpend:
+    """What became of one output: "unspent", "pending" (a mempool tx spends it) or "spent" (in a block)."""
+
+    state: str
+    txid: bytes | None  # the spending tx; None when unspent, or spent beyond SPENDER_SCAN_BLOCKS
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,51 @@ class Lookups:
             return TxLookup(pending.tx, None, None, None, 0, pending.fee)
         block, height, position = self._confirmed(txid, "in the active chain or the mempool")
         return TxLookup(block.txs[position], block.hash, height, position, self.node.height - height + 1, None)
+
+    def output_spends(self, found: TxLookup) -> list[OutputSpend]:
+        """For each output of a tx `tx()` found: unspent, or the tx that spent it (pool first, then the chain).
+
+        A spender in the chain is one of the spending rows of the output's address from the tx's height on
+        (address_history), checked input by input; at most SPENDER_SCAN_BLOCKS blocks are read for the whole tx.
+        """
+        txid, budget = found.tx.txid, SPENDER_SCAN_BLOCKS
+        blocks: dict[int, Block] = {}
+        spends = []
+        for index, out in enumerate(found.tx.outputs):
+            outpoint = OutPoint(txid, index)
+            pending = self.node.mempool.spenders.get(outpoint)
+            if pending is not None:
+                spends.append(OutputSpend("pending", pending))
+                continue
+            if found.height is None or self.node.store.get_coin(outpoint) is not None:
+                spends.append(OutputSpend("unspent", None))
+                continue
+            spender = None
+            for row in self.node.store.spends_from(out.pubkey_hash, found.height, SPENDER_SCAN_BLOCKS):
+                if row.height not in blocks:
+                    if budget == 0:
+                        break
+                    budget -= 1
+                    block = self.node.store.get_block(self.node.active[row.height])
+                    assert block is not None, "active-chain blocks are stored"
+                    blocks[row.height] = block
+                tx = blocks[row.height].txs[row.position]
+                if any(txin.prevout == outpoint for txin in tx.inputs):
+                    spender = tx.txid
+                    break
+            spends.append(OutputSpend("spent", spender))
+        return spends
+
+    def block_times(self, heights: list[int]) -> dict[int, int]:
+        """The header time of each active-chain height asked for (heights above the tip are left out)."""
+        return {h: self.node.index[self.node.active[h]].header.time for h in heights if 0 <= h <= self.node.height}
+
+    def tx_counts(self, low: int, high: int) -> dict[int, int]:
+        """Transactions in each active-chain block from height `low` to `high` (the explorer's latest blocks)."""
+        counts = self.node.store.tx_counts(low, high)
+        if low <= 0 <= high:  # the genesis coinbase is not in the tx index (Bitcoin: it cannot be spent)
+            counts[0] = len(self.node.params.genesis_block.txs)
+        return counts
 
     def merkle_proof(self, txid: bytes) -> MerkleProof:
         block, height, position = self._confirmed(txid, "in the active chain")

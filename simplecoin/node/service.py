@@ -26,7 +26,7 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node import snapshots
-from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, TxLookup
+from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, OutputSpend, TxLookup
 from simplecoin.node.node import BlockOutcome, Node
 from simplecoin.node.snapshots import FeeEstimate, MempoolSnapshot
 
@@ -261,6 +261,18 @@ class NodeService:
     def mempool_snapshot(self) -> MempoolSnapshot:
         """The pool's totals and its top by fee rate, highest first (what a miner would take first)."""
         return self._pool()[0]
+
+    def output_spends(self, found: TxLookup) -> list[OutputSpend]:
+        with self.lock:
+            return self.lookups.output_spends(found)
+
+    def block_times(self, heights: list[int]) -> dict[int, int]:
+        with self.lock:
+            return self.lookups.block_times(heights)
+
+    def tx_counts(self, low: int, high: int) -> dict[int, int]:
+        with self.lock:
+            return self.lookups.tx_counts(low, high)
 
     def merkle_proof(self, txid: bytes) -> MerkleProof:
         with self.lock:

@@ -291,6 +291,22 @@ class Store:
         )
         return [HistoryRow(*row) for row in rows]
 
+    def spends_from(self, pubkey_hash: bytes, height: int, limit: int) -> list[HistoryRow]:
+        """Transactions from `height` on that spend coins of an address, oldest first (what spent its outputs)."""
+        rows = self._db.execute(
+            "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
+            " AND height >= ? AND sent > 0 ORDER BY height, position LIMIT ?",
+            (pubkey_hash, height, limit),
+        )
+        return [HistoryRow(*row) for row in rows]
+
+    def tx_counts(self, low: int, high: int) -> dict[int, int]:
+        """Transactions per active-chain height from `low` to `high`, the coinbase included."""
+        rows = self._db.execute(
+            "SELECT height, COUNT(*) FROM tx_index WHERE height BETWEEN ? AND ? GROUP BY height", (low, high)
+        )
+        return dict(rows.fetchall())
+
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
         """(height, position) of a transaction in the active chain."""
         row = self._db.execute("SELECT height, position FROM tx_index WHERE txid = ?", (txid,)).fetchone()

@@ -17,6 +17,7 @@ coincurve below 21, which the node's verifier uses.)
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,26 @@ class PhraseError(ValueError):
 def new_phrase() -> str:
     """12 fresh words (128 bits from the OS's random source)."""
     return _MNEMONIC.generate(strength=128)
+
+
+def recovery_notice(phrase: str) -> str:
+    """What a new wallet shows, once, with its words (`wallet.py new` and `miner.py`'s first start)."""
+    return (
+        "Your recovery words (write them down, in order, and keep them offline; anyone who has them can "
+        f"spend your coins; they are shown only this once):\n\n    {phrase}\n"
+    )
+
+
+def unknown_words(phrase: str) -> list[tuple[int, str]]:
+    """(position from 1, word) of each word that is not on the BIP39 English list."""
+    return [(i, w) for i, w in enumerate(phrase.lower().split(), 1) if w not in _MNEMONIC.wordlist]
+
+
+def close_words(word: str) -> list[str]:
+    """Words of the list a mistyped `word` may have meant (BIP39 words differ in their first 4 letters)."""
+    word = word.lower()
+    same_start = [w for w in _MNEMONIC.wordlist if len(word) >= 3 and w.startswith(word[:3])]
+    return sorted(set(same_start[:6] + difflib.get_close_matches(word, _MNEMONIC.wordlist, n=3, cutoff=0.75)))
 
 
 def seed_from_phrase(phrase: str) -> bytes:

@@ -18,7 +18,8 @@ file is encrypted, and the BIP32 path of each key (simplecoin.wallet.hd):
     "version": 2, "hd": {"account": "m/44'/5456719'/0'", "seed": "<128 hex>"  (or "sealed_seed")},
     "keys": [{"address": "r...", "label": "", "path": "m/44'/5456719'/0'/0/0", "secret": "<64 hex>"}]
 
-Version 1 files (loose random keys, as `miner.py` makes) still load, spend and grow.
+Version 1 files (loose random keys, as `miner.py` made before it made recovery words) still load, spend and
+grow; `wallet.py sweep` moves their coins to a version 2 file.
 
 The file is created with mode 0600 and never overwritten in place: changes go to a new file that replaces
 the old one atomically, under an exclusive lock (`wallet.json.lock`, flock) held while the file is read again
@@ -59,6 +60,10 @@ class WalletFileError(SimpleCoinError):
 
 class PassphraseNeeded(WalletFileError):
     """Raised when an encrypted wallet file is opened without a passphrase."""
+
+
+class WrongPassphrase(WalletFileError):
+    """Raised when a sealed secret does not open: the passphrase is wrong (or the file was altered)."""
 
 
 class WalletBusy(WalletFileError):
@@ -134,14 +139,15 @@ class WalletFile:
         passphrase: str | None = None,
         receive: int = 1,
         change: int = 0,
+        label: str = "",
     ) -> WalletFile:
-        """A new wallet file from recovery words, with `receive` receiving and `change` change keys derived;
-        refuses to touch an existing file. hd.PhraseError for words that are not a valid phrase."""
+        """A new wallet file from recovery words, `receive` receiving keys (labelled `label`) and `change` change
+        keys derived; refuses to touch an existing file. hd.PhraseError for words that are not a valid phrase."""
         seed = hd.seed_from_phrase(phrase)
         kdf, cipher_key = _new_encryption(passphrase)
         account = hd.account_key(seed)
         keys = tuple(
-            cls._key(params, hd.derive_key(account, chain, i), "change" if chain else "", hd.key_path(chain, i))
+            cls._key(params, hd.derive_key(account, chain, i), "change" if chain else label, hd.key_path(chain, i))
             for chain, count in ((hd.RECEIVE, receive), (hd.CHANGE, change))
             for i in range(count)
         )
@@ -215,7 +221,7 @@ class WalletFile:
                 else:
                     seed = bytes.fromhex(hd_data["seed"])
         except InvalidTag as e:
-            raise WalletFileError(f"wrong passphrase for wallet file {path} (or the file was altered)") from e
+            raise WrongPassphrase(f"wrong passphrase for wallet file {path} (or the file was altered)") from e
         except (KeyError, TypeError, ValueError) as e:
             raise WalletFileError(f"wallet file {path} has a malformed recovery seed") from e
         keys = []
@@ -228,7 +234,7 @@ class WalletFile:
                 key_path = str(entry.get("path", ""))
                 keys.append(cls._key(params, PrivateKey(secret), str(entry.get("label", "")), key_path))
             except InvalidTag as e:
-                raise WalletFileError(f"wrong passphrase for wallet file {path} (or the file was altered)") from e
+                raise WrongPassphrase(f"wrong passphrase for wallet file {path} (or the file was altered)") from e
             except (KeyError, TypeError, ValueError) as e:
                 raise WalletFileError(f"wallet file {path} has a malformed key entry") from e
             if keys[-1].address != entry["address"]:
@@ -245,6 +251,21 @@ class WalletFile:
             fresh = self._reread()
             key = fresh._new_key(label, list(fresh.keys), chain)
             wallet = WalletFile(self.path, self.params, (*fresh.keys, key), self.kdf, self.cipher_key, fresh.seed)
+            wallet._write(wallet._data(), exclusive=False)
+        return wallet
+
+    def encrypted(self, passphrase: str) -> WalletFile:
+        """The same wallet protected by `passphrase` from now on, saved (refused if the file already is).
+
+        The file is rewritten whole under the lock and renamed over the old one, so a crash leaves either the
+        plain file or the encrypted one, never half of each.
+        """
+        with locked(self.path):
+            if self.is_encrypted(self.path, self.params):  # read before opening: this copy may predate it
+                raise WalletFileError(f"wallet file {self.path} is already encrypted")
+            fresh = self._reread()
+            kdf, cipher_key = _new_encryption(passphrase)
+            wallet = WalletFile(self.path, self.params, fresh.keys, kdf, cipher_key, fresh.seed)
             wallet._write(wallet._data(), exclusive=False)
         return wallet
 

@@ -98,6 +98,11 @@ def pay(
     )
 
 
+def sweep_amount(coins: list[Spendable], fee_rate: int) -> int:
+    """What `pay` sends when every coin goes and no change comes back: their sum less the fee."""
+    return sum(c.amount for c in coins) - fee_rate * _estimated_size(len(coins), 2)
+
+
 def _signed(chosen: list[Spendable], outputs: tuple[TxOut, ...], params: NetworkParams) -> Transaction:
     """The tx spending `chosen` to `outputs`, each input signed with its coin's key."""
     tx = Transaction(1, tuple(TxIn(c.outpoint, c.key.key.pubkey, b"") for c in chosen), outputs)

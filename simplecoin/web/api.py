@@ -284,7 +284,11 @@ def blocks():
     start = int_arg("start", tip, 0, 10**9)
     limit = int_arg("limit", 10, 1, MAX_PAGE)
     entries = _service().recent(start, limit)
-    return jsonify(blocks=[{**header_json(e.header), "height": e.height} for e in entries], tip=tip)
+    counts = _service().tx_counts(entries[-1].height, entries[0].height) if entries else {}
+    return jsonify(
+        blocks=[{**header_json(e.header), "height": e.height, "tx_count": counts.get(e.height)} for e in entries],
+        tip=tip,
+    )
 
 
 @api.get("/tx/<txid>")

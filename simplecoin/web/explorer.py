@@ -102,8 +102,17 @@ def format_fee_rate(fee: int, size: int) -> str:
 
 
 def coinbase_text(data: bytes) -> str:
-    """The printable ASCII of a coinbase's data (after the 4-byte height), '.' for everything else."""
-    return "".join(chr(b) if 32 <= b < 127 else "." for b in data[4:])
+    """A coinbase's data after its 4-byte height as text: UTF-8 where it is printable, `\\xNN` for every other
+    byte (and `\\\\` for a backslash), so a miner's message reads as written and no byte is hidden."""
+    text = data[4:].decode("utf-8", errors="surrogateescape")
+    return "".join(
+        "\\\\" if c == "\\" else c if c.isprintable() else "".join(f"\\x{b:02x}" for b in _raw(c)) for c in text
+    )
+
+
+def _raw(char: str) -> bytes:
+    """The bytes a decoded character came from (a lone byte for surrogateescape's stand-ins)."""
+    return char.encode("utf-8", errors="surrogateescape")
 
 
 @explorer.app_template_filter("coins")
@@ -157,13 +166,15 @@ def dashboard():
     service = _service()
     status = service.status()
     tip = service.tip()
+    blocks = service.recent(tip.height, LATEST)
     return render_template(
         "dashboard.html",
         status=status,
         peers=_peer_count(),
         hashrate=format_hashrate(status["hashrate"]),
         pow_limit=f"{service.params.pow_limit:064x}",
-        blocks=service.recent(tip.height, LATEST),
+        blocks=blocks,
+        tx_counts=service.tx_counts(blocks[-1].height, blocks[0].height) if blocks else {},
         latest=LATEST,
         **difficulty_fields(status["bits"]),
     )
@@ -236,6 +247,7 @@ def tx(txid: str):
         [] if transaction.is_coinbase() else [_input_view(t.prevout.txid, t.prevout.index) for t in transaction.inputs]
     )
     total_out = sum(o.amount for o in transaction.outputs)
+    spends = service.output_spends(found)
     fee = found.fee
     if fee is None and inputs and all(i.amount is not None for i in inputs):
         fee = sum(i.amount for i in inputs) - total_out  # type: ignore[misc]
@@ -246,7 +258,11 @@ def tx(txid: str):
         found=found,
         inputs=inputs,
         total_in=sum(i.amount or 0 for i in inputs),
-        outputs=[(address_of(o.pubkey_hash), o.amount) for o in transaction.outputs],
+        outputs=[
+            (address_of(o.pubkey_hash), o.amount, spend.state, display_hash(spend.txid) if spend.txid else None)
+            for o, spend in zip(transaction.outputs, spends, strict=True)
+        ],
+        block_time=service.block_times([found.height])[found.height] if found.height is not None else None,
         total_out=total_out,
         fee=fee,
         fee_rate=format_fee_rate(fee, transaction.size) if fee is not None else None,
@@ -276,6 +292,8 @@ def address(address: str):
     offset = int(offset) if HEIGHT_RE.fullmatch(offset) else 0
     info = service.address(pubkey_hash, offset, PAGE + 1)  # one more row tells whether there is an older page
     tip = service.tip().height
+    rows = info.history[:PAGE]
+    times = service.block_times(sorted({r.height for r in rows}))
     pending = [
         (display_hash(e.tx.txid), sum(o.amount for o in e.tx.outputs if o.pubkey_hash == pubkey_hash), e.fee)
         for e in info.pending
@@ -285,7 +303,9 @@ def address(address: str):
         address=address,
         info=info,
         pending_balance=info.balance + info.pending_received - info.pending_sent,
-        history=[(display_hash(r.txid), r.height, tip - r.height + 1, r.received, r.sent) for r in info.history[:PAGE]],
+        history=[
+            (display_hash(r.txid), r.height, tip - r.height + 1, r.received, r.sent, times.get(r.height)) for r in rows
+        ],
         pending=pending,
         offset=offset,
         newer=max(offset - PAGE, 0) if offset else None,

@@ -65,6 +65,7 @@
       link(cell(tr), b.hash, String(b.height));
       link(cell(tr, "mono"), b.hash, short(b.hash, 20)).title = b.hash;
       cell(tr).textContent = utc(b.time);
+      cell(tr, "num tx-count").textContent = typeof b.tx_count === "number" ? String(b.tx_count) : "";
       rows.push(tr);
     });
     var firstOld = body.rows.length ? body.rows[0].dataset.height : null;
