@@ -250,7 +250,7 @@ def test_the_console_takes_the_options_it_hints_at(node: SimpleNamespace, monkey
     for flag in ("--fee", "--all", "--limit", "wallet.py"):
         assert flag not in text
     assert "'x' is not a whole number of 0 or more; try again" in text
-    assert "(3 per byte, your choice; the console asks for it before each payment)" in text
+    assert "of the amount; 3 per byte, your choice; the console asks for it before each payment)" in text
     assert "not sent" in text
     assert "how many of the newest? (Enter: 20, 'all': every one) " in text
     assert text.count("+50.00000000") == 2  # history: the newest two of the three rewards
