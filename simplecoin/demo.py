@@ -12,8 +12,8 @@ node's a small random amount (a real signed transaction, through `simplecoin.wal
 and it polls each node's `/status` and `/block/...` to print one line per event:
 
     12:00:07  block 12 found by node1 (00a3f1c2…), 1 payment(s) in it
-    12:00:08  payment sent: node1 -> node3, 0.42 coin (txid 5be1a2c0…, fee 0.00000209)
-    12:00:11  payment confirmed: node1 -> node3, 0.42 coin in block 13 (merkle proof checked by node3's wallet; 1 so far)
+    12:00:08  payment sent: node1 -> node3, 0.4 coin (txid 5be1a2c0…, fee 0.00000209)
+    12:00:11  payment confirmed: node1 -> node3, 0.4 coin in block 13 (merkle proof checked by node3's wallet; 1 so far)
     12:00:40  reorg on node2: 1 block(s) off its chain, tip now 25
 
 Ctrl-C or SIGTERM stops every node (SIGTERM by pid, SIGKILL to its process group after STOP_SECONDS) and,
