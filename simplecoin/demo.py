@@ -39,6 +39,7 @@ from pathlib import Path
 
 from simplecoin.bounded import BoundedDict
 from simplecoin.core.amounts import COIN, format_coins
+from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import REGTEST
 from simplecoin.core.spv import SpvError
 from simplecoin.wallet import hd
@@ -104,6 +105,7 @@ class DemoNode:
     process: subprocess.Popen | None = None
     tip: str = ""  # the tip hash /status last showed
     height: int = -1
+    answering: bool = True  # whether the last /status was answered (a node that stops answering is said once)
 
     @property
     def url(self) -> str:
@@ -222,23 +224,24 @@ class Classroom:
     # -- blocks and reorgs ----------------------------------------------------------------------------------
 
     def watch_tips(self) -> None:
-        best: DemoNode | None = None
+        """Read every node's tip, print a reorg that took blocks off its chain, announce the best chain's blocks."""
         for node in self.nodes:
             try:
                 status = node.status()
                 tip, height = str(status["tip"]), int(status["height"])
-                if node.tip and tip != node.tip:
-                    off = self.blocks_off(node, node.tip)
-                    if off:
-                        say(f"reorg on {node.name}: {off} block(s) off its chain, tip now {height}")
+                off = self.blocks_off(node, node.tip) if tip != node.tip else 0
             except (NodeError, SpvError, KeyError, TypeError, ValueError) as e:
-                say(f"{node.name} did not answer /status as expected: {e}")
+                if node.answering:  # said once, not every poll
+                    say(f"{node.name} does not answer as it should: {e}")
+                node.answering = False
                 continue
+            if not node.answering:
+                say(f"{node.name} answers again")
+                node.answering = True
+            if off:
+                say(f"reorg on {node.name}: {off} block(s) off its chain, tip now {height}")
             node.tip, node.height = tip, height
-            if best is None or height > best.height:
-                best = node
-        if best is not None:
-            self.announce_blocks(best)
+        self.announce_blocks(max(self.nodes, key=lambda n: n.height))
 
     def blocks_off(self, node: DemoNode, old_tip: str) -> int:
         """How many blocks from `old_tip` back are no longer on `node`'s active chain (0: it only grew)."""
@@ -256,16 +259,17 @@ class Classroom:
         while block_hash not in self.seen and len(new) < MAX_WALK:
             try:
                 block = node.block(block_hash)
-            except NodeError:
-                break  # a reorg under our feet: the next poll looks again
-            if block["height"] == 0:
+                paid_to = block["txs"][0]["outputs"][0]["address"] if block["height"] else ""
+            except (NodeError, SpvError, KeyError, IndexError, TypeError):
+                break  # a reorg under our feet, or a node not answering: the next poll looks again
+            if not paid_to:  # the genesis
                 break
-            new.append(block)
+            new.append((block, paid_to))
             block_hash = block["prev_hash"]
         owners = {n.receive_address: n.name for n in self.nodes}
-        for block in reversed(new):
+        for block, paid_to in reversed(new):
             self.seen[block["hash"]] = block["height"]
-            finder = owners.get(block["txs"][0]["outputs"][0]["address"], "a miner outside the demo")
+            finder = owners.get(paid_to, "a miner outside the demo")
             payments = len(block["txs"]) - 1
             say(f"block {block['height']} found by {finder} ({block['hash'][:8]}…), {payments} payment(s) in it")
 
@@ -286,8 +290,9 @@ class Classroom:
                 say(f"{payer.name} could not pay {payee.name}: {e}")
                 continue
             sent = Sent(payer, payee, amount)
-            self.pending[payment.tx.txid[::-1].hex()] = sent
-            say(f"payment sent: {sent} (txid {payment.tx.txid[::-1].hex()[:8]}…, fee {coins(payment.fee)})")
+            txid = hash_hex(payment.tx.txid)
+            self.pending[txid] = sent
+            say(f"payment sent: {sent} (txid {txid[:8]}…, fee {coins(payment.fee)})")
             return
         if not self.said_waiting:
             self.said_waiting = True

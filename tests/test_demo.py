@@ -32,9 +32,11 @@ class FakeClient:
 
     def __init__(self, blocks: dict[str, dict]) -> None:
         self.blocks = blocks
-        self.tip = GENESIS
+        self.tip: str | None = GENESIS  # None: the node does not answer
 
     def get(self, path: str) -> dict:
+        if self.tip is None:
+            raise NodeError("no node could be reached", "unreachable")
         if path == "/status":
             return {"tip": self.tip, "height": self.blocks[self.tip]["height"]}
         block_hash = path.removeprefix("/block/")
@@ -105,6 +107,22 @@ def test_each_new_block_is_printed_once_with_its_finder_and_a_reorg_with_its_dep
         "block 1 found by node2 (b1…), 0 payment(s) in it",
         "block 2 found by node2 (b2…), 0 payment(s) in it",
         "block 3 found by a miner outside the demo (b3…), 0 payment(s) in it",
+    ]
+
+
+def test_a_node_that_stops_answering_is_said_once_and_so_is_its_return(capsys):
+    blocks = {GENESIS: {"hash": GENESIS, "prev_hash": "0" * 64, "height": 0, "txs": [], "active": True}}
+    one, two = fake_node("node1", blocks), fake_node("node2", blocks)
+    classroom = demo.Classroom([one, two], interval=3)
+    one.wallet.client.tip = None
+    for _ in range(3):
+        classroom.watch_tips()
+    one.wallet.client.tip = GENESIS
+    classroom.watch_tips()
+    classroom.watch_tips()
+    assert printed(capsys) == [
+        "node1 does not answer as it should: no node could be reached",
+        "node1 answers again",
     ]
 
 
