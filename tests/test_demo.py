@@ -12,6 +12,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,22 @@ def test_a_node_that_stops_answering_is_said_once_and_so_is_its_return(capsys):
     ]
 
 
+def test_nodes_run_miner_py_in_a_checkout_and_the_installed_simplecoin_node_elsewhere(tmp_path, monkeypatch):
+    assert demo.node_command() == [sys.executable, str(REPO / "miner.py")]
+    installed = tmp_path / "venv" / "lib" / "site-packages" / "simplecoin"  # a wheel: no miner.py beside it
+    installed.mkdir(parents=True)
+    (tmp_path / "venv" / "bin").mkdir()
+    script = tmp_path / "venv" / "bin" / "simplecoin-node"
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.setattr(demo, "__file__", str(installed / "demo.py"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    assert demo.node_command() == [str(script)]
+    script.unlink()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(demo.DemoError, match=r"neither miner\.py nor simplecoin-node"):
+        demo.node_command()
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--nodes", "1"], ["--nodes", "3", "--miners", "4"], ["--miners", "0"], ["--interval", "0"], ["--duration", "-1"]],
@@ -154,28 +172,72 @@ def process_groups() -> dict[int, int]:
     return groups
 
 
-def test_three_nodes_pay_each_other_on_one_tip_and_ctrl_c_leaves_nothing(tmp_path):
-    temp = tmp_path / "temp"  # the demo's temporary data directory goes here, so the test can see it removed
+@dataclass
+class DemoRun:
+    """A `python -m simplecoin.demo` process in its own session, its output in a file."""
+
+    process: subprocess.Popen
+    out: Path
+    temp: Path  # where its temporary data directory goes
+    groups: set[int]  # process groups it and its nodes run in
+
+    def output(self) -> str:
+        return self.out.read_text()
+
+    def nodes(self) -> list[tuple[str, str, str]]:
+        """(name, url, pid) of each node, once all three are up."""
+        found = NODE_LINE.findall(self.output())
+        if len(found) != 3:
+            return []
+        self.groups |= {int(pid) for _, _, pid in found}  # each node runs in its own session: its pid is its group
+        return found
+
+    def stop(self, signum: int) -> None:
+        """Send `signum`: it must exit 0, with no process of its own or its nodes' groups, nor its directory, left."""
+        self.process.send_signal(signum)
+        assert self.process.wait(timeout=60) == 0, self.output()
+        left = {pid: group for pid, group in process_groups().items() if group in self.groups}
+        assert not left, f"processes left after signal {signum}: {left}"
+        assert list(self.temp.iterdir()) == [], "the temporary data directory was not removed"
+        assert self.output().splitlines()[-1].endswith("  stopped")
+
+
+@contextlib.contextmanager
+def demo_run(tmp_path: Path, *args: str) -> Iterator[DemoRun]:
+    temp = tmp_path / "temp"
     temp.mkdir()
-    out_path = tmp_path / "demo.out"
-    with out_path.open("wb") as out:
+    out = tmp_path / "demo.out"
+    with out.open("wb") as f:
         process = subprocess.Popen(
-            [sys.executable, "-m", "simplecoin.demo", "--block-time", "1", "--interval", "1.5", "--duration", "150"],
+            [sys.executable, "-m", "simplecoin.demo", *args],
             cwd=REPO,
-            stdout=out,
+            stdout=f,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, like a learner's terminal
             env={**os.environ, "TMPDIR": str(temp)},
         )
-    groups = {process.pid}
+    run = DemoRun(process, out, temp, {process.pid})
     try:
-        nodes = wait_until(lambda: len(NODE_LINE.findall(out_path.read_text())) == 3 and NODE_LINE.findall(
-            out_path.read_text()), timeout=60, what="three nodes up")  # fmt: skip
-        groups |= {int(pid) for _, _, pid in nodes}  # each node runs in its own session: its pid is its group
-        wait_until(lambda: len(CONFIRMED.findall(out_path.read_text())) >= 5, timeout=90, what="5 confirmed payments")
+        yield run
+    finally:
+        if process.poll() is None:  # the test failed: leave nothing running either
+            for group in run.groups:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_three_nodes_pay_each_other_on_one_tip_and_ctrl_c_leaves_nothing(tmp_path):
+    with demo_run(tmp_path, "--block-time", "1", "--interval", "1.5", "--duration", "150") as run:
+        nodes = wait_until(run.nodes, timeout=60, what="three nodes up")
+        confirmed = wait_until(
+            lambda: len(CONFIRMED.findall(run.output())) >= 5 and CONFIRMED.findall(run.output()),
+            timeout=90,
+            what="5 confirmed payments",
+        )
         names = {name for name, _, _ in nodes}
-        for payer, payee, _ in CONFIRMED.findall(out_path.read_text()):
+        for payer, payee, _ in confirmed:
             assert {payer, payee} <= names
             assert payer != payee
 
@@ -184,17 +246,11 @@ def test_three_nodes_pay_each_other_on_one_tip_and_ctrl_c_leaves_nothing(tmp_pat
             return len(tips) == 1
 
         wait_until(one_tip, timeout=30, what="the three nodes on one tip")
-        assert any(group in groups for group in process_groups().values())
+        assert any(group in run.groups for group in process_groups().values())
+        run.stop(signal.SIGINT)
 
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, out_path.read_text()
-    finally:
-        if process.poll() is None:  # the test failed: leave nothing running either
-            for group in groups:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(group, signal.SIGKILL)
-            process.wait(timeout=10)
-    left = {pid: group for pid, group in process_groups().items() if group in groups}
-    assert not left, f"processes left after Ctrl-C: {left}"
-    assert list(temp.iterdir()) == [], "the temporary data directory was not removed"
-    assert "stopped" in out_path.read_text().splitlines()[-1]
+
+def test_sigterm_as_soon_as_the_nodes_are_up_leaves_nothing(tmp_path):
+    with demo_run(tmp_path) as run:
+        wait_until(run.nodes, timeout=60, what="three nodes up")
+        run.stop(signal.SIGTERM)
