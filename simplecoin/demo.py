@@ -121,7 +121,7 @@ class DemoNode:
         if self.mines:
             # Regtest: every other hash is a block. A pause of a third of the block time after each block and
             # 2 hashes per block in the rest of it (among all miners) make one block about every block_seconds.
-            args += ["--workers", "1", "--mining-pause", f"{block_seconds / 3:.3f}"]
+            args += ["--address", self.receive_address, "--workers", "1", "--mining-pause", f"{block_seconds / 3:.3f}"]
             args += ["--max-hashrate", f"{3 / (block_seconds * miners):.3f}"]
         else:
             args += ["--no-mine"]
@@ -171,7 +171,7 @@ def make_node(index: int, data_dir: Path, mines: bool) -> DemoNode:
         wallet = WalletFile.create_hd(wallet_path, PARAMS, hd.new_phrase())
     port = free_port(host)
     light = LightWallet(wallet_path, PARAMS, NodeClient([f"http://{host}:{port}"]))
-    # The first address gets the mining rewards (miner.py's rule) and every payment to this node.
+    # The first address gets the node's mining rewards (--address) and every payment to this node.
     return DemoNode(name, host, port, node_dir, mines, light, wallet.keys[0].address)
 
 
