@@ -150,6 +150,7 @@ LAYERS = {
     "web": {"core", "node"},
     "wallet": {"core"},
     "server": {"core", "node", "web"},
+    "demo": {"core", "wallet"},  # the classroom network starts nodes as processes and talks to them over HTTP
 }
 SHARED = {"simplecoin", "simplecoin.httpjson", "simplecoin.bounded"}  # helpers any layer may use
 

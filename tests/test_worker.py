@@ -192,3 +192,19 @@ def test_of_many_queued_jobs_only_the_newest_is_solved():
         assert isinstance(message, Solution)
         assert message.job_id == 40
         assert not parent.poll(0.5)  # and nothing for the 39 stale jobs
+
+
+def test_a_worker_capped_below_ten_hashes_a_second_still_finds_blocks():
+    """The token bucket saves at most BURST_SECONDS of the rate; below 10 hashes a second that was less than the
+    one hash a chunk costs, so the worker waited forever (a classroom miner at 2 H/s mined nothing)."""
+    template = make_block(REGTEST.genesis_hash, 1, REGTEST.pow_limit_bits, REGTEST.genesis_time + 30, PAY_TO,
+                          REGTEST, extra=bytes(EXTRANONCE_SIZE))  # fmt: skip
+    parent, child = Pipe()
+    with worker(parent, child, max_hashrate=2.0):
+        parent.send(make_work(template, job_id=1, worker=0))
+        message = None
+        while parent.poll(10):  # every other regtest hash is a block: about a second at 2 H/s
+            message = parent.recv()
+            if isinstance(message, Solution):
+                break
+        assert isinstance(message, Solution), message

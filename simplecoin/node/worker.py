@@ -78,7 +78,9 @@ def run(conn: Connection, nice: int = 10, max_hashrate: float | None = None) -> 
             if max_hashrate is not None:
                 chunk = max(1, min(chunk, int(max_hashrate * CHUNK_SECONDS)))
                 now = time.monotonic()
-                tokens = min(tokens + (now - paid_at) * max_hashrate, max_hashrate * BURST_SECONDS)
+                # The bucket holds at least one chunk: below 10 H/s, BURST_SECONDS' worth is less than one hash,
+                # and a bucket that can never hold a chunk's price never lets the worker hash at all.
+                tokens = min(tokens + (now - paid_at) * max_hashrate, max(max_hashrate * BURST_SECONDS, chunk))
                 paid_at = now
                 if tokens < chunk:  # wait until the chunk is paid for; a message ends the wait at once
                     conn.poll((chunk - tokens) / max_hashrate)
