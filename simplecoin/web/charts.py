@@ -31,6 +31,7 @@ from simplecoin.node.poolhistory import PoolSample
 
 CHART_BLOCKS = 120  # blocks drawn (one mark each); the dashboard reads CHART_BLOCKS + HASHRATE_WINDOW entries
 HASHRATE_WINDOW = 10  # blocks whose work over their time span is one hashrate estimate
+FIRST_SHOWN = 2  # the lowest height drawn: block 1's interval is from genesis's fixed time
 CACHED_CHARTS = 8  # tips / pool histories whose charts are remembered (the newest few)
 
 STYLE = Style(
@@ -92,16 +93,17 @@ def block_points(entries: Sequence[IndexEntry]) -> tuple[BlockPoint, ...]:
 @functools.lru_cache(maxsize=CACHED_CHARTS)
 def block_charts(points: tuple[BlockPoint, ...], pow_limit: int) -> BlockCharts:
     """Difficulty, block interval and estimated hashrate for the last CHART_BLOCKS of `points` (consecutive
-    heights, oldest first, up to HASHRATE_WINDOW more below them for the estimate). Genesis has no interval, so
-    it is never one of the blocks shown."""
+    heights, oldest first, up to HASHRATE_WINDOW more below them for the estimate). Genesis's time is a constant
+    of the network, not when anyone mined it, so neither it nor the block after it (whose interval would be the
+    network's age) is shown, and no estimate reaches back to it."""
     by_height = {p.height: p for p in points}
-    shown = [p for p in points[-CHART_BLOCKS:] if p.height > 0 and p.height - 1 in by_height]
+    shown = [p for p in points[-CHART_BLOCKS:] if p.height >= FIRST_SHOWN and p.height - 1 in by_height]
     labels = [str(p.height) for p in shown]
     difficulty = [pow_limit / max(bits_to_target(p.bits), 1) for p in shown]
     interval = [p.time - by_height[p.height - 1].time for p in shown]
     hashrate = []
     for p in shown:
-        first = by_height.get(p.height - HASHRATE_WINDOW) or points[0]
+        first = by_height.get(max(p.height - HASHRATE_WINDOW, FIRST_SHOWN - 1)) or points[0]
         hashrate.append((p.chain_work - first.chain_work) / max(p.time - first.time, 1))
 
     def line(name: str, values: list[float], unit: str) -> Markup:

@@ -188,6 +188,7 @@ def _dashboard_charts(tip_height: int) -> dict[str, Any]:
         "charts": charts.block_charts(charts.block_points(entries), service.params.pow_limit),
         "mempool_chart": charts.mempool_chart(service.pool_history()),
         "spacing": service.params.target_spacing,
+        "fixed_difficulty": service.params.no_retargeting,
         "hashrate_window": charts.HASHRATE_WINDOW,
     }
 
