@@ -31,7 +31,7 @@ class NotFound(SimpleCoinError):
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
 MAX_ADDRESS_PAGE_TX_BYTES = 2_000_000
 FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose median fee rate GET /fee-estimate shows (not what it answers)
-MAX_BRANCH_WALK = 1_000  # blocks walked back from a side branch's tip to find where it left the active chain
+MAX_BRANCH_WALK = 250  # blocks walked back from a side branch's tip to find where it left the active chain
 
 
 @dataclass(frozen=True)
