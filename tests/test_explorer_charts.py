@@ -180,3 +180,13 @@ def test_peers_page_shows_direction_since_and_what_each_sent(funded):
 def test_peers_page_without_a_peer_layer(funded):
     node, _ = funded
     assert 'id="no-peers"' in page(create_app(NodeService(node), None), "/explorer/peers")
+
+
+def test_a_new_chain_has_no_marks_yet(node):
+    html = page(create_app(NodeService(node), None), "/")  # genesis only
+    for name in ("difficulty", "interval", "hashrate"):
+        chart = figure(html, name)
+        assert 'data-marks="0"' in chart
+        assert marks(chart) == 0
+        assert "No blocks yet" in chart
+    assert marks(charts.mempool_chart(())) == 0  # no sample at all: an empty chart, not an error

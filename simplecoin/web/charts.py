@@ -133,8 +133,9 @@ def mempool_chart(samples: tuple[PoolSample, ...]) -> Markup:
         dots_size=2.5,
         value_formatter=_formatter(""),
     )
-    chart.add("transactions", [(s.time, s.count) for s in samples])
-    chart.add("kB", [(s.time, round(s.bytes / 1000, 1)) for s in samples], secondary=True)
+    if samples:  # (pygal's secondary axis fails on an empty series)
+        chart.add("transactions", [(s.time, s.count) for s in samples])
+        chart.add("kB", [(s.time, round(s.bytes / 1000, 1)) for s in samples], secondary=True)
     return _inline(chart, "mempool")
 
 
