@@ -77,7 +77,7 @@ class SideBranch:
     length: int  # blocks after the fork (at least MAX_BRANCH_WALK when the fork was not reached)
     work: int  # the branch's work after the fork
     active_work: int  # the active chain's work after the same fork
-    why: str  # why the active chain won: "less work", "same work, seen later", "invalid", "set aside", ...
+    why: str  # why the active chain won: less work, the same work seen later, invalid, set aside
 
 
 @dataclass(frozen=True)
