@@ -207,3 +207,25 @@ def test_connected_block_removes_mined_and_conflicting_transactions(funded):
     winner = b.spend("m2", fee=20_000)
     node.submit_block(b.block("n14", parent="m13", txs=[mined, winner]))
     assert set(node.mempool.entries) == {kept.txid}
+
+
+def test_tips_are_every_childless_block_newest_first(node, builder):
+    """
+    genesis - b1 - b2 - b3*         tips, newest first: d4 (invalid, still a tip), c3, b3
+                \\
+                 c2 - c3
+                \\
+                 d2! - d3 - d4      d2 pays its coinbase too much
+    """
+    b = builder
+    b.chain(["b1", "b2", "b3"])
+    b.chain(["c2", "c3"], parent="b1")
+    b.block("d2", parent="b1", coinbase_extra=1)
+    b.block("d3")
+    b.block("d4")
+    submit_all(node, b, "b1 b2 b3 c2 c3 d2 d3")
+    node.submit_block(b["d4"])  # more work: connecting d2 fails, d2..d4 are invalid
+    assert node.tip.hash == b["b3"].hash
+    assert node.index[b["d4"].hash].status == BlockStatus.INVALID
+    assert [b.name_of(e.hash) for e in node.index.tips(10)] == ["d4", "c3", "b3"]
+    assert [b.name_of(e.hash) for e in node.index.tips(2)] == ["d4", "c3"]

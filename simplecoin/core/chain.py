@@ -8,6 +8,7 @@ first wins, so a node does not flip between two tips of the same work.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -114,6 +115,7 @@ class BlockIndex:
         self.entries: dict[bytes, IndexEntry] = {}
         self.children: dict[bytes, list[bytes]] = {}
         self._candidates: set[bytes] = set()  # usable blocks with no usable child
+        self._leaves: set[bytes] = set()  # blocks with no child at all, invalid ones too: `tips`
         # Blocks set aside for this run without being invalid (their connection failed for a reason of ours),
         # with their descendants; usable again once the index is rebuilt (a restart).
         self.excluded: set[bytes] = set()
@@ -143,6 +145,9 @@ class BlockIndex:
     def add(self, entry: IndexEntry) -> None:
         self.entries[entry.hash] = entry
         self._seq = max(self._seq, entry.seq)
+        if entry.hash not in self.children:  # (a child loaded before it would make it no tip)
+            self._leaves.add(entry.hash)
+        self._leaves.discard(entry.prev_hash)
         if entry.height > 0:
             self.children.setdefault(entry.prev_hash, []).append(entry.hash)
         activation = self.params.asert_activation_height
@@ -210,6 +215,11 @@ class BlockIndex:
     def best_candidate(self) -> IndexEntry:
         """The tip with the most work among blocks not known to be invalid (earliest seen on ties)."""
         return max((self.entries[h] for h in self._candidates), key=lambda e: (e.chain_work, -e.seq))
+
+    def tips(self, limit: int) -> list[IndexEntry]:
+        """The `limit` most recently seen blocks that no block builds on, newest first: the active tip and each
+        side branch's, invalid or set aside ones too (Bitcoin: getchaintips). O(tips), never O(chain)."""
+        return heapq.nlargest(limit, (self.entries[h] for h in self._leaves), key=lambda e: e.seq)
 
     def ancestor(self, entry: IndexEntry, height: int) -> IndexEntry:
         """The block at `height` on the chain ending in `entry`."""

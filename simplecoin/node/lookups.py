@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simplecoin.core.chain import IndexEntry
+from simplecoin.core.chain import BlockStatus, IndexEntry
 from simplecoin.core.coins import Coin
 from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
@@ -34,6 +34,7 @@ FEE_ESTIMATE_BLOCKS = 6  # recent blocks whose median fee rate GET /fee-estimate
 # Blocks the explorer reads to find what spent a transaction's outputs (there is no spent-by index): past this
 # many an output is shown as spent without a link, so one page never reads the whole chain under the lock.
 SPENDER_SCAN_BLOCKS = 50
+MAX_BRANCH_WALK = 250  # blocks walked back from a side branch's tip to find where it left the active chain
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,18 @@ class AddressInfo:
     utxos: dict[OutPoint, Coin]
     history: list[HistoryRow]
     pending: list[MempoolEntry]
+
+
+@dataclass(frozen=True)
+class SideBranch:
+    """A branch the node knows that is not its active chain (Bitcoin: getchaintips), and why it is not."""
+
+    tip: IndexEntry
+    fork: IndexEntry | None  # the last block it shares with the active chain; None: more than MAX_BRANCH_WALK back
+    length: int  # blocks after the fork (at least MAX_BRANCH_WALK when the fork was not reached)
+    work: int  # the branch's work after the fork
+    active_work: int  # the active chain's work after the same fork
+    why: str  # why the active chain won: less work, the same work seen later, invalid, set aside
 
 
 @dataclass(frozen=True)
@@ -297,6 +310,42 @@ class Lookups:
         """Active-chain entries from height `start` down, at most `limit`."""
         start = min(start, self.node.height)
         return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
+
+    def side_branches(self, limit: int) -> list[SideBranch]:
+        """The `limit` most recently seen side branches, newest first. Costs O(tips) plus at most
+        MAX_BRANCH_WALK steps per branch: never a walk of the active chain."""
+        index, tip = self.node.index, self.node.tip
+        return [self._side_branch(t, tip) for t in index.tips(limit + 1) if t.hash != tip.hash][:limit]
+
+    def _side_branch(self, branch_tip: IndexEntry, tip: IndexEntry) -> SideBranch:
+        index = self.node.index
+        entry, invalid_at, rejected = branch_tip, None, None
+        for _ in range(MAX_BRANCH_WALK):
+            if self.node.is_active(entry):
+                break
+            if entry.status == BlockStatus.INVALID:
+                invalid_at, rejected = entry, self.node.recent_rejects.get(entry.hash) or rejected
+            entry = index[entry.prev_hash]
+        fork = entry if self.node.is_active(entry) else None
+        base = fork.chain_work if fork else entry.chain_work
+        if invalid_at is not None:
+            why = f"invalid from height {invalid_at.height}" + (f" ({rejected.reason})" if rejected else "")
+        elif branch_tip.hash in index.excluded:
+            why = "set aside: it could not be connected here (tried again after a restart)"
+        elif branch_tip.chain_work < tip.chain_work:
+            why = "less work"
+        elif branch_tip.chain_work == tip.chain_work:
+            why = "same work, seen after the active tip"
+        else:
+            why = "more work: not connected yet"
+        return SideBranch(
+            branch_tip,
+            fork,
+            branch_tip.height - (fork.height if fork else entry.height),
+            branch_tip.chain_work - base,
+            tip.chain_work - base if fork else 0,
+            why,
+        )
 
     # -- for the peer layer ---------------------------------------------------------------------------------
 

@@ -26,8 +26,9 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node import snapshots
-from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, OutputSpend, TxLookup
+from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, OutputSpend, SideBranch, TxLookup
 from simplecoin.node.node import BlockOutcome, Node
+from simplecoin.node.poolhistory import PoolHistory, PoolSample
 from simplecoin.node.snapshots import FeeEstimate, MempoolSnapshot
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class NodeService:
         self._verify_slots = threading.BoundedSemaphore(VERIFY_THREADS)
         self._snapshot: MempoolSnapshot | None = None
         self._snapshot_lock = threading.Lock()  # one reader takes a new snapshot; the others wait for it, not the node
+        self._pool_history = PoolHistory()  # the explorer's mempool chart: noted with each status, read lock-free
         with self.lock:
             self._refresh_status()
         self.threads: Callable[[], dict[str, str]] = dict  # health of the server's threads (server.py sets it)
@@ -235,6 +237,11 @@ class NodeService:
     def _refresh_status(self) -> None:
         """Take the state /status shows (lock held by the caller)."""
         self._status = self.lookups.status()
+        self._pool_history.note(int(self.node.clock()), self._status["mempool"], self._status["mempool_bytes"])
+
+    def pool_history(self) -> tuple[PoolSample, ...]:
+        """The mempool's (time, count, bytes) samples, oldest first (bounded); never waits for the lock."""
+        return self._pool_history.samples()
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
@@ -253,6 +260,11 @@ class NodeService:
         """Active-chain entries from height `start` down, at most `limit`."""
         with self.lock:
             return self.lookups.recent(start, limit)
+
+    def side_branches(self, limit: int) -> list[SideBranch]:
+        """The most recently seen branches off the active chain, newest first, each with why it lost."""
+        with self.lock:
+            return self.lookups.side_branches(limit)
 
     def tx(self, txid: bytes) -> TxLookup:
         with self.lock:

@@ -1,7 +1,8 @@
 """The block explorer: server-rendered HTML pages on the node's own HTTP port, next to the JSON API.
 
-`/` is the dashboard; every other page lives under `/explorer/` (blocks, transactions, addresses, the
-mempool, search) and its CSS and script under `/explorer/static/`. The pages read the node through the
+`/` is the dashboard, with charts of the last blocks and the mempool (`charts.py`: SVG drawn here, inline); every
+other page lives under `/explorer/` (blocks, transactions, addresses, the mempool, the side branches the node
+knows, its peers, search) and its CSS and script under `/explorer/static/`. The pages read the node through the
 same `NodeService` as the API. Errors: a GET of a page gets the explorer's HTML error page (the blueprint's
 handlers, plus a catch-all route for unknown `/explorer/...` paths); every other path, and any other method,
 keeps the API's JSON errors.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from simplecoin.core.amounts import format_coins
@@ -29,6 +30,7 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Transaction
 from simplecoin.node.lookups import NotFound
 from simplecoin.node.service import NodeService
+from simplecoin.web import charts
 from simplecoin.web.state import app_state
 
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -36,6 +38,7 @@ HEIGHT_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only, like the API
 LATEST = 10  # blocks on the dashboard
 PAGE = 25  # address history rows per page
 MAX_QUERY = 200  # characters of a search string looked at (and shown back)
+FORKS_SHOWN = 50  # side branches on the forks page: the most recently seen
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -135,6 +138,12 @@ def _utc(timestamp: int) -> str:
     return format_time(timestamp)
 
 
+@explorer.app_template_filter("work")
+def _work(work: int) -> str:
+    """Chain work as people compare it: digits in groups, or powers of ten past a dozen digits."""
+    return f"{work:,}" if work < 10**12 else f"{work:.3e}"
+
+
 def difficulty_fields(bits: int) -> dict[str, str]:
     pow_limit = _service().params.pow_limit
     target = bits_to_target(bits)
@@ -177,7 +186,44 @@ def dashboard():
         tx_counts=service.tx_counts(blocks[-1].height, blocks[0].height) if blocks else {},
         latest=LATEST,
         **difficulty_fields(status["bits"]),
+        **_dashboard_charts(tip.height),
     )
+
+
+def _dashboard_charts(tip_height: int) -> dict[str, Any]:
+    """The dashboard's charts: the last blocks by height from the active chain (the same cost at any height),
+    and the pool's samples (read without the node lock)."""
+    service = _service()
+    entries = service.recent(tip_height, charts.CHART_BLOCKS + charts.HASHRATE_WINDOW)
+    return {
+        "charts": charts.block_charts(charts.block_points(entries), service.params.pow_limit),
+        "mempool_chart": charts.mempool_chart(service.pool_history()),
+        "spacing": service.params.target_spacing,
+        "fixed_difficulty": service.params.no_retargeting,
+        "hashrate_window": charts.HASHRATE_WINDOW,
+    }
+
+
+@explorer.get("/explorer/charts.css")
+def charts_css():
+    """pygal's stylesheet for the charts (pygal puts it inline, which our Content-Security-Policy refuses)."""
+    return Response(charts.stylesheet(), mimetype="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@explorer.get("/explorer/forks")
+def forks():
+    """The side branches this node knows (Bitcoin: getchaintips), where each left the active chain and why it lost."""
+    service = _service()
+    return render_template(
+        "forks.html", branches=service.side_branches(FORKS_SHOWN), tip=service.tip(), shown=FORKS_SHOWN
+    )
+
+
+@explorer.get("/explorer/peers")
+def peers():
+    """Who this node is connected to: direction, since when, what each sent first, ban score and backoff."""
+    manager = app_state().peers
+    return render_template("peers.html", peers=manager.views() if manager else None)
 
 
 @explorer.get("/explorer/")

@@ -47,8 +47,11 @@ def check_installed() -> None:
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1280, height: int = 900, mobile: bool = False) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium whose window (viewport, with `mobile`: a phone's) is width x height CSS pixels."""
+def chromium(
+    width: int = 1280, height: int = 900, mobile: bool = False, javascript: bool = True
+) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium whose window (viewport, with `mobile`: a phone's) is width x height CSS pixels;
+    `javascript=False`: one that runs no script, as a reader who turned it off."""
     check_installed()
     with tempfile.TemporaryDirectory(prefix="explorer-chromium-") as profile:
         options = webdriver.ChromeOptions()
@@ -56,6 +59,8 @@ def chromium(width: int = 1280, height: int = 900, mobile: bool = False) -> Iter
         for flag in FLAGS:
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
+        if not javascript:
+            options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations among them
         if mobile:
             options.add_experimental_option(

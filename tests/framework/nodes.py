@@ -235,3 +235,23 @@ def running_node(
         yield node.start()
     finally:
         node.stop()
+
+
+@contextlib.contextmanager
+def forked_pair(tmp: Path, timeout: float = 90.0) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two mining nodes whose chains forked: `a` mines alone, `b` mines a shorter chain of its own, then `b`
+    connects to `a` and follows its chain, which has more work. `b`'s own blocks stay in its index as a side
+    branch (the explorer's forks page); `a` is `b`'s peer (its peers page). Yields (a, b), both still mining.
+
+        genesis - a1 - a2 - ... - a8 - ...    a's chain: b's active chain after the reorg
+               \\
+                b1 - b2                       b's own blocks: a side branch on b
+    """
+    with running_node(tmp / "a", mine=True, pause=0.1) as a:
+        wait_until(lambda: a.status()["height"] >= 8, timeout=timeout, what="a's chain")
+        with running_node(tmp / "b", mine=True, pause=1.0) as b:
+            wait_until(lambda: b.status()["height"] >= 2, timeout=timeout, what="b's own blocks")
+            r = b.post("/peers", json={"address": a.address})
+            assert r.status_code == 200, r.text
+            wait_until(lambda: 'data-tip="' in b.get("/explorer/forks").text, timeout=timeout, what="b's reorg")
+            yield a, b

@@ -18,7 +18,7 @@ from simplecoin.node.p2p.client import Misbehaving, PeerClient, PeerError
 from simplecoin.node.p2p.clock import ClockOffsets
 from simplecoin.node.p2p.relay import Relay
 from simplecoin.node.p2p.sync import BlockSync
-from simplecoin.node.p2p.table import MAX_BACKOFF, Peer, PeerTable
+from simplecoin.node.p2p.table import MAX_BACKOFF, Peer, PeerTable, PeerView
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import StoreFault
 from simplecoin.node.threads import Supervisor
@@ -59,6 +59,7 @@ class PeerManager:
         self._wake = threading.Event()
         self.table = PeerTable(self.own, service.params, clock, wall_clock, self._wake)
         self.relay = Relay(service, self.table, self.own, self.new_client)
+        service.subscribe(lambda event: self.table.sent_us(event.source, event.kind))  # the explorer's peers page
         self.sync = BlockSync(
             service, self.table, self.new_client, self._stop, wall_clock, progress and sys.stderr.isatty()
         )
@@ -89,6 +90,9 @@ class PeerManager:
 
     def describe(self) -> list[dict]:
         return self.table.describe()
+
+    def views(self) -> list[PeerView]:
+        return self.table.views()
 
     def is_banned(self, who: str) -> bool:
         return self.table.is_banned(who)

@@ -52,6 +52,9 @@ class Peer:
     chain_work: int = 0  # from its hello: a hint, never trusted
     refused: str = ""  # "wrong-network": it runs another chain (its own words are not kept)
     last_seen: float = 0.0
+    since: float = 0.0  # when it entered the table (wall clock, for people to read)
+    blocks_sent: int = 0  # blocks it was the first to bring us that joined our active chain (`sent_us`)
+    txs_sent: int = 0  # txs it was the first to bring us that joined our pool
     addresses_due: float = 0.0  # when to ask it for its addresses next (at once after the first handshake)
     sender: Sender | None = None
     # Blocks it sent us (Bitcoin: m_tx_inventory_known_filter, PeerHasHeader): never announced back to it. An
@@ -69,6 +72,23 @@ class Peer:
         return self.address.url
 
 
+@dataclass(frozen=True)
+class PeerView:
+    """One peer as the explorer shows it (`PeerTable.views`)."""
+
+    address: str
+    direction: str  # "outbound" (we chose it), "manual" (the operator added it) or "inbound" (it said hello)
+    connected: bool
+    since: float  # wall clock
+    height: int  # what its hello said: a hint
+    blocks_sent: int
+    txs_sent: int
+    ban_score: int
+    banned: bool
+    failures: int
+    retry_in: float  # seconds until the next visit (0: due)
+
+
 class PeerTable:
     """Our peers (bounded: MAX_MANUAL + MAX_OUTBOUND + MAX_INBOUND), their scores and bans, under one lock."""
 
@@ -83,6 +103,7 @@ class PeerTable:
         self.own = own
         self.params = params
         self.clock = clock
+        self.wall_clock = wall_clock
         self.wake = wake  # set when a peer is due at once: the sync loop looks again
         self.lock = threading.Lock()
         self.peers: dict[PeerAddress, Peer] = {}
@@ -173,7 +194,7 @@ class PeerTable:
 
     def _new_peer(self, address: PeerAddress, outbound: bool = False) -> Peer:
         """A new entry (under the lock), with the backoff its address earned before it was dropped, if any."""
-        peer = self.peers[address] = Peer(address, outbound=outbound)
+        peer = self.peers[address] = Peer(address, outbound=outbound, since=self.wall_clock())
         if address in self.backoffs:
             peer.failures, peer.next_try = self.backoffs.pop(address)
             peer.backoff_earned = True
@@ -271,6 +292,40 @@ class PeerTable:
     def count(self) -> int:
         with self.lock:
             return sum(1 for p in self.peers.values() if p.connected)
+
+    def sent_us(self, source: str, kind: str) -> None:
+        """A block or tx from `source` (a ban key, as the peer layer names who sent it) was new to us and taken:
+        count it for the peers at that identity (the explorer's peers page)."""
+        if not source:
+            return
+        with self.lock:
+            for peer in self.peers.values():
+                if self.ban_key(peer) == source:
+                    if kind == "block":
+                        peer.blocks_sent += 1
+                    else:
+                        peer.txs_sent += 1
+
+    def views(self) -> list[PeerView]:
+        """Our peers for the explorer's peers page, by address: numbers and flags, none of a peer's own words."""
+        now = self.clock()
+        with self.lock:
+            return [
+                PeerView(
+                    str(p.address),
+                    "manual" if p.manual else "outbound" if p.outbound else "inbound",
+                    p.connected,
+                    p.since,
+                    p.height,
+                    p.blocks_sent,
+                    p.txs_sent,
+                    self.identities.address_score(p.address),
+                    self.banned(p),
+                    p.failures,
+                    max(p.next_try - now, 0.0),
+                )
+                for p in sorted(self.peers.values(), key=lambda p: p.address)
+            ]
 
     def describe(self) -> list[dict]:
         """Our peers as numbers and flags: nothing a peer wrote in its own words is shown (it could be anything)."""
