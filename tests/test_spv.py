@@ -326,7 +326,7 @@ def no_slow_path(chain: HeaderChain, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(
-    "params, count",
+    ("params", "count"),
     [(REGTEST, 300), (RETARGETING, 12), (MAIN_LIKE, 40)],
     ids=["regtest", "retargets", "asert"],
 )
@@ -397,7 +397,7 @@ def _too_new(b: ChainBuilder) -> BlockHeader:
 
 
 @pytest.mark.parametrize(
-    "params, bad, message",
+    ("params", "bad", "message"),
     [
         (REGTEST, _unlinked, "does not link"),
         (REGTEST, _no_work, "at height 5 has no valid work: hash .* is above the target"),

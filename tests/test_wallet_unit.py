@@ -112,13 +112,15 @@ class InProcessClient(NodeClient):
         self.client = create_app(service).test_client()
         self.requests: list[str] = []
 
-    def get(self, path: str, params: dict | None = None) -> dict:
+    def fetch(self, path: str, params: dict | None = None, binary: bool = False) -> dict | bytes:
         self.requests.append(path)
         answer = self.client.get(path, query_string=params or {})
+        self.answered_by = self.urls[0]
+        if binary and answer.status_code == 200 and answer.mimetype == "application/octet-stream":
+            return answer.data
         data = answer.get_json()
         if answer.status_code >= 400:
             raise NodeError(str(data.get("error")), str(data.get("reason", "")))
-        self.answered_by = self.urls[0]
         return data
 
 
