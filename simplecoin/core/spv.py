@@ -233,16 +233,24 @@ class HeaderChain:
         targets: dict[int, tuple[int, int]] = {}  # bits -> (target, work), for bits whose target is within the limit
         work = tip.chain_work
         taken = 0
-        sha256 = hashlib.sha256
+        # Hoisted out of the loop, which runs for every header of the chain: uses_asert is false below the
+        # activation and true from it on, and height 0 is never above it.
+        activation = params.asert_activation_height
+        asert_from = activation if activation is not None and params.uses_asert(activation) else None
+        latest = now + params.future_block_time_limit(0)
+        latest_asert = now + params.future_block_time_limit(asert_from) if asert_from is not None else latest
+        no_retargeting = params.no_retargeting
+        sha256, unpack = hashlib.sha256, _LINK_TIME_BITS.unpack_from
         for position in range(0, len(batch), HEADER_SIZE):
             height = start + taken + 1
-            link, time, bits = _LINK_TIME_BITS.unpack_from(batch, position)
+            link, time, bits = unpack(batch, position)
             if link != prev_hash:
                 break
+            asert = asert_from is not None and height >= asert_from
             # Bitcoin: GetNextWorkRequired, as BlockIndex.next_bits (whose walks need an entry per header).
-            if params.no_retargeting:
+            if no_retargeting:
                 expected = prev_bits
-            elif params.uses_asert(height):
+            elif asert:
                 if anchor_from is None:
                     anchor_from = params.asert_activation_height - 1  # type: ignore[operator]
                     anchor_target = bits_to_target(header_fields(anchor_from)[2])
@@ -273,8 +281,10 @@ class HeaderChain:
             block_hash = sha256(sha256(batch[position : position + HEADER_SIZE]).digest()).digest()
             if int.from_bytes(block_hash, "little") > target:
                 break
-            if time <= sorted(times)[len(times) // 2] or time > now + params.future_block_time_limit(height):
-                break  # Bitcoin: GetMedianTimePast, MAX_FUTURE_BLOCK_TIME (validation.check_header_contextual)
+            if time <= sorted(times)[len(times) // 2]:
+                break  # Bitcoin: GetMedianTimePast (validation.check_header_contextual)
+            if time > (latest_asert if asert else latest):
+                break  # Bitcoin: MAX_FUTURE_BLOCK_TIME
             work += header_work
             times.append(time)
             prev_hash, prev_time, prev_bits = block_hash, time, bits
