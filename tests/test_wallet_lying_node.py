@@ -25,7 +25,7 @@ from flask import Flask, Response, jsonify, request
 from simplecoin.core.amounts import COIN, format_coins
 from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import REGTEST
+from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import BlockHeader, Transaction
 from simplecoin.core.spv import SpvError
@@ -382,6 +382,25 @@ def test_headers_that_break_the_chain_link_are_detected(world: World, edit, old:
         with pytest.raises(SpvError, match="does not link"):
             world.light(url, "lib-history").history()
         assert_cli_detects(world, url, "does not link")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\0" * 81, bytes(80 * (MAX_HEADERS_BINARY_RESULTS + 1))],
+    ids=["a-stray-byte", "over-the-cap"],
+)
+def test_a_binary_headers_answer_of_broken_or_too_many_headers_is_refused(world: World, body: bytes):
+    odd = Flask("odd")
+
+    @odd.get("/headers")
+    def headers():
+        return Response(body, mimetype="application/octet-stream")
+
+    with serving(odd) as url:
+        light = world.light(url, "lib")
+        with pytest.raises(SpvError, match=rf"answered /headers with {len(body)} bytes, not whole headers"):
+            light.sync_headers()
+        assert light.chain.height == 0
 
 
 def test_a_proof_into_a_stale_block_is_detected(world: World):
