@@ -24,7 +24,13 @@ class SlowAnswer(BrokenAnswer):
 
 
 def read_json_object(response: requests.Response, max_bytes: int, deadline: float | None = None) -> dict:
-    """The answer's JSON object, read from a streamed response without holding more than `max_bytes`.
+    """The answer's JSON object, read from a streamed response without holding more than `max_bytes` (see
+    `read_body`)."""
+    return parse_json_object(read_body(response, max_bytes, deadline), response.status_code)
+
+
+def read_body(response: requests.Response, max_bytes: int, deadline: float | None = None) -> bytes:
+    """The answer's body, read from a streamed response without holding more than `max_bytes`.
 
     `deadline` (time.monotonic()) bounds the whole body: the read timeout alone restarts with every byte, so a
     peer trickling its answer could hold the reader forever. Reading `response.raw` raises urllib3's own errors
@@ -48,11 +54,15 @@ def read_json_object(response: requests.Response, max_bytes: int, deadline: floa
         raise BrokenAnswer(f"answer broke off: {type(e).__name__}") from e
     if total > max_bytes:
         raise BadAnswer(f"answered more than {max_bytes} bytes")
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes, status_code: int) -> dict:
+    """An answer's body as a JSON object; BadAnswer if it is not one."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as e:
-        raise BadAnswer(f"answered {response.status_code} with something that is not JSON") from e
+        raise BadAnswer(f"answered {status_code} with something that is not JSON") from e
     if not isinstance(data, dict):
         raise BadAnswer("answered JSON that is not an object")
     return data

@@ -19,11 +19,12 @@ from openapi_spec_validator import validate as validate_openapi
 
 from simplecoin.core.hashing import hash_from_hex, hash_hex, verify_merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.core.params import MAIN, MAX_HEADERS_BINARY_RESULTS, MAX_HEADERS_RESULTS, REGTEST
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
+from simplecoin.web import api as api_module
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve
 
@@ -335,6 +336,40 @@ def test_headers_after_a_locator(api: Api):
     assert [h.hash() for h in headers] == [b[f"m{i}"].hash for i in range(11, 15)]
     limited = api.get(f"/headers?locator={locator}&limit=2").get_json()["headers"]
     assert limited == raw[:2]
+
+
+def test_headers_in_binary_are_the_same_headers_end_to_end(api: Api):
+    b = api.builder
+    locator = ",".join(b[n].header.hash_hex() for n in ("m10", "m5"))
+    listed = api.get(f"/headers?locator={locator}").get_json()["headers"]
+    answer = api.get(f"/headers?locator={locator}&format=binary")
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/octet-stream"
+    assert answer.data == bytes.fromhex("".join(listed))
+    assert len(answer.data) == 4 * 80
+    assert api.get(f"/headers?locator={locator}&format=binary&limit=2").data == answer.data[:160]
+    assert api.get(f"/headers?locator={locator}&format=json").get_json()["headers"] == listed
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=xml",
+        "format=",
+        f"limit={MAX_HEADERS_RESULTS + 1}",
+        f"format=binary&limit={MAX_HEADERS_BINARY_RESULTS + 1}",
+        "format=binary&limit=0",
+    ],
+)
+def test_headers_refuse_an_unknown_format_and_a_count_over_the_cap(api: Api, query: str):
+    assert_error(api.get(f"/headers?{query}"), 400, "bad-param")
+
+
+def test_headers_answer_at_most_the_cap_of_their_format(api: Api, monkeypatch):
+    monkeypatch.setattr(api_module, "MAX_HEADERS_RESULTS", 3)
+    monkeypatch.setattr(api_module, "MAX_HEADERS_BINARY_RESULTS", 5)
+    assert len(api.get("/headers").get_json()["headers"]) == 3
+    assert len(api.get("/headers?format=binary").data) == 5 * 80
 
 
 def test_headers_without_a_known_locator_start_at_genesis(api: Api):

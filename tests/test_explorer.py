@@ -9,6 +9,7 @@ chain's values exactly (coins as exact decimals) and escape whatever came from t
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,8 +22,10 @@ from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
 from simplecoin.web import explorer as explorer_module
 from simplecoin.web.app import create_app
+from tests.conftest import NOW
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder
 
 PACKAGE = Path(explorer_module.__file__).resolve().parent
@@ -419,3 +422,69 @@ def test_formatting_helpers():
     # Readable text as written (UTF-8 too), every other byte escaped rather than hidden behind a dot.
     assert explorer_module.coinbase_text(b"\x05\x00\x00\x00hi\x00<") == "hi\\x00<"
     assert explorer_module.coinbase_text(b"\x05\x00\x00\x00/pool/ h\xc3\xa9 \\ \xff") == "/pool/ hé \\\\ \\xff"
+
+
+# -- the dashboard and a block page cost the same at any height --------------------------------------------------
+
+
+class Cost:
+    """What one request costs: the lines of SimpleCoin's code run and the SQL statements the store ran."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.lines = self.statements = 0
+
+    def _trace(self, frame, event, arg):
+        if event == "call":
+            return self._count if str(PACKAGE.parent) in frame.f_code.co_filename else None
+        return None
+
+    def _count(self, frame, event, arg):
+        if event == "line":
+            self.lines += 1
+        return self._count
+
+    def _statement(self, sql: str) -> None:
+        self.statements += 1
+
+    def of(self, client, path: str) -> tuple[int, int]:
+        self.lines = self.statements = 0
+        self.node.store._db.set_trace_callback(self._statement)
+        sys.settrace(self._trace)
+        try:
+            answer = client.get(path)
+        finally:
+            sys.settrace(None)
+            self.node.store._db.set_trace_callback(None)
+        assert answer.status_code == 200, (path, answer.status_code)
+        return self.lines, self.statements
+
+
+def explorer_costs(tmp_path: Path, height: int) -> dict[str, tuple[int, int]]:
+    """Each page's cost on a regtest chain `height` blocks long (names of one width: coinbase texts of one length)."""
+    node = Node(Store(tmp_path / f"chain{height}.db", REGTEST), REGTEST, clock=lambda: NOW)
+    try:
+        b = ChainBuilder(REGTEST)
+        for block in b.chain([f"b{i:06d}" for i in range(1, height + 1)]):
+            node.submit_block(block)
+        client = create_app(NodeService(node), None).test_client()
+        pages = {
+            "dashboard": "/",
+            "tip by height": f"/explorer/block/{height}",
+            "middle by height": f"/explorer/block/{height // 2}",
+            "middle by hash": f"/explorer/block/{display(node.active[height // 2])}",
+            "first": "/explorer/block/1",
+        }
+        for path in pages.values():
+            client.get(path)  # templates compiled, caches warm: what every later request costs
+        cost = Cost(node)
+        return {name: cost.of(client, path) for name, path in pages.items()}
+    finally:
+        node.close()
+
+
+def test_the_dashboard_and_a_block_page_cost_the_same_at_ten_times_the_height(tmp_path):
+    """Nothing on these pages may scan, sum or sort the chain: the code run and the store's reads are the same
+    at 30 and at 300 blocks (a walk back through the index or a query per block would show as more lines)."""
+    short, long = explorer_costs(tmp_path, 30), explorer_costs(tmp_path, 300)
+    assert long == short

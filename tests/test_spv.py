@@ -301,3 +301,133 @@ def test_check_tx_bytes_refuses_the_bytes_of_another_tx(proven):
         check_tx_bytes(a.txid, other.serialize())
     with pytest.raises(SpvError):
         check_tx_bytes(a.txid, a.serialize() + b"\x00")
+
+
+# -- in bulk: add_raw takes a chain extending the tip without an index entry per header, by the same rules -----------
+
+MAIN_LIKE = REGTEST.replace(  # MAIN's rules (retargets, then aserti3-2d from height 10) at regtest's easy work
+    no_retargeting=False,
+    retarget_interval=4,
+    asert_activation_height=10,
+    asert_half_life=600,
+    asert_max_future_block_time=180,
+)
+
+
+def raw(hs: list[BlockHeader]) -> bytes:
+    return b"".join(h.serialize() for h in hs)
+
+
+def no_slow_path(chain: HeaderChain, monkeypatch) -> None:
+    def refuse(headers, now):
+        raise AssertionError(f"header {headers[0].hash_hex()} went through add, not the bulk check")
+
+    monkeypatch.setattr(chain, "add", refuse)
+
+
+@pytest.mark.parametrize(
+    ("params", "count"),
+    [(REGTEST, 300), (RETARGETING, 12), (MAIN_LIKE, 40)],
+    ids=["regtest", "retargets", "asert"],
+)
+def test_add_raw_takes_a_valid_chain_in_bulk_and_ends_where_add_does(params, count, monkeypatch):
+    b = ChainBuilder(params)
+    names = [f"b{i}" for i in range(1, count + 1)]
+    for name in names:
+        b.block(name, time_delta=1)  # fast blocks: retargets and aserti3-2d make them harder
+    hs = headers(b, names)
+    if params is not REGTEST:
+        assert len({h.bits for h in hs}) > 2  # the difficulty rule moved the bits
+    one_by_one = HeaderChain(params)
+    assert one_by_one.add(hs, NOW) == count
+    bulk = HeaderChain(params)
+    no_slow_path(bulk, monkeypatch)
+    assert bulk.add_raw(raw(hs[:7]), NOW) == 7
+    assert bulk.add_raw(raw(hs[7:]), NOW) == count - 7
+    assert bulk.raw_from(0) == one_by_one.raw_from(0)
+    assert bulk.first_changed == 1
+    for chain in (bulk, one_by_one):  # what the next header is checked against is the same
+        assert chain.tip.hash == b[names[-1]].hash
+    assert bulk.tip.chain_work == one_by_one.tip.chain_work
+    assert bulk.locator() == one_by_one.locator()
+    assert bulk.index.next_bits(bulk.tip) == one_by_one.index.next_bits(one_by_one.tip)
+    assert bulk.index.median_time_past(bulk.tip) == one_by_one.index.median_time_past(one_by_one.tip)
+
+
+def test_add_raw_passes_known_headers_and_forks_to_add():
+    """
+    genesis - a1 - a2 - a3
+                \\
+                 x2 - x3 - x4*
+    """
+    b = ChainBuilder(REGTEST)
+    b.chain(["a1", "a2", "a3"])
+    b.chain(["x2", "x3", "x4"], parent="a1")
+    chain = HeaderChain(REGTEST)
+    assert chain.add_raw(raw(headers(b, ["a1", "a2", "a3"])), NOW) == 3
+    assert chain.add_raw(raw(headers(b, ["a1", "a2", "x2", "x3", "x4"])), NOW) == 3
+    assert chain.tip.hash == b["x4"].hash
+    assert chain.hash_at(2) == b["x2"].hash
+    assert b["a3"].hash in chain.index
+
+
+# Each bad header, and the message `add` refuses it with: add_raw must say the same and keep what came before.
+def _unlinked(b: ChainBuilder) -> BlockHeader:
+    return resolved(b["b5"].header, prev_hash=bytes(range(32)))
+
+
+def _no_work(b: ChainBuilder) -> BlockHeader:
+    return miss_target(b["b5"].header)
+
+
+def _too_easy(b: ChainBuilder) -> BlockHeader:
+    return resolved(b["b5"].header, bits=0x2100FFFF)
+
+
+def _other_bits(b: ChainBuilder) -> BlockHeader:
+    return resolved(b["b5"].header, bits=0x201FFFFF)
+
+
+def _too_old(b: ChainBuilder) -> BlockHeader:
+    return resolved(b["b5"].header, time=b["b1"].header.time)
+
+
+def _too_new(b: ChainBuilder) -> BlockHeader:
+    return resolved(b["b5"].header, time=NOW + 7201)
+
+
+@pytest.mark.parametrize(
+    ("params", "bad", "message"),
+    [
+        (REGTEST, _unlinked, "does not link"),
+        (REGTEST, _no_work, "at height 5 has no valid work: hash .* is above the target"),
+        (REGTEST, _too_easy, "at height 5 has no valid work: .*above the proof-of-work limit"),
+        (RETARGETING, _other_bits, "at height 5 breaks bad-diffbits"),
+        (MAIN_LIKE, _other_bits, "at height 5 breaks bad-diffbits"),
+        (REGTEST, _too_old, "at height 5 breaks time-too-old"),
+        (REGTEST, _too_new, "at height 5 breaks time-too-new"),
+    ],
+)
+def test_add_raw_refuses_what_add_refuses_and_keeps_what_came_before(params, bad, message):
+    b = ChainBuilder(params)
+    names = [f"b{i}" for i in range(1, 9)]
+    b.chain(names)
+    hs = headers(b, names)
+    forged = bad(b)
+    for add in ("add", "add_raw"):
+        chain = HeaderChain(params)
+        batch = [*hs[:4], forged, *hs[5:]]
+        with pytest.raises(SpvError, match=message):
+            chain.add(batch, NOW) if add == "add" else chain.add_raw(raw(batch), NOW)
+        assert chain.tip.hash == b["b4"].hash, add
+        assert chain.height == 4
+        assert forged.hash() not in chain.index
+
+
+def test_add_raw_refuses_bytes_that_are_not_whole_headers():
+    b = ChainBuilder(REGTEST)
+    b.chain(["b1", "b2"])
+    chain = HeaderChain(REGTEST)
+    with pytest.raises(SpvError, match="not a whole number of 80-byte headers"):
+        chain.add_raw(raw(headers(b, ["b1", "b2"]))[:-1], NOW)
+    assert chain.height == 0

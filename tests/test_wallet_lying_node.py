@@ -20,12 +20,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from simplecoin.core.amounts import COIN, format_coins
 from simplecoin.core.hashing import hash_hex, merkle_branch
 from simplecoin.core.keys import address_from_pubkey_hash
-from simplecoin.core.params import REGTEST
+from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS, REGTEST
 from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import BlockHeader, Transaction
 from simplecoin.core.spv import SpvError
@@ -44,25 +44,33 @@ Tamper = Callable[[str, dict], dict]  # (path, honest JSON answer) -> the answer
 PAID = 7 * COIN
 
 
-def lying_app(honest: Flask, tampers: dict[str, Tamper]) -> Flask:
-    """Forwards every request to `honest`; a 200 answer on a path starting with a key of `tampers` is changed."""
+def lying_app(honest: Flask, tampers: dict[str, Tamper], old: bool = False) -> Flask:
+    """Forwards every request to `honest`; a 200 answer on a path starting with a key of `tampers` is changed.
+    `old`: a node from before GET /headers had a binary form (it ignores `format` and answers JSON)."""
     liar = Flask("liar")
 
     @liar.route("/<path:path>", methods=["GET", "POST"])
     def forward(path: str):
         full = "/" + path
+        query = {k: v for k, v in request.args.items() if not (old and k == "format")}
         answer = honest.test_client().open(
             full,
             method=request.method,
-            query_string=request.query_string.decode(),
+            query_string=query,
             data=request.get_data(),
             content_type=request.content_type,
         )
-        data = answer.get_json()
+        binary = answer.mimetype == "application/octet-stream"  # GET /headers?format=binary: tampered as JSON
+        if binary:
+            data = {"headers": [answer.data[i : i + 80].hex() for i in range(0, len(answer.data), 80)]}
+        else:
+            data = answer.get_json()
         if answer.status_code == 200:
             for prefix, tamper in tampers.items():
                 if full.startswith(prefix):
                     data = tamper(full, data)
+        if binary:
+            return Response(bytes.fromhex("".join(data["headers"])), mimetype=answer.mimetype)
         return jsonify(data), answer.status_code
 
     return liar
@@ -127,9 +135,9 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 @contextlib.contextmanager
-def node_url(world: World, tampers: dict[str, Tamper] | None = None) -> Iterator[str]:
+def node_url(world: World, tampers: dict[str, Tamper] | None = None, old: bool = False) -> Iterator[str]:
     honest = create_app(world.service)
-    with serving(lying_app(honest, tampers) if tampers else honest) as url:
+    with serving(lying_app(honest, tampers or {}, old) if tampers or old else honest) as url:
         yield url
 
 
@@ -183,8 +191,9 @@ def change_headers(edit: Callable[[list[BlockHeader]], list[BlockHeader]]) -> Ta
 # -- the honest node -------------------------------------------------------------------------------------------
 
 
-def test_honest_node_passes_library_and_cli(world: World):
-    with node_url(world) as url:
+@pytest.mark.parametrize("old", [False, True], ids=["binary-headers", "old-node-json-headers"])
+def test_honest_node_passes_library_and_cli(world: World, old: bool):
+    with node_url(world, old=old) as url:
         light = world.light(url, "lib")
         entries = light.history()
         result = world.cli(url, "cli")
@@ -362,9 +371,10 @@ def relink(hs: list[BlockHeader]) -> list[BlockHeader]:
     return [*hs[:6], dataclasses.replace(header, nonce=nonce), *hs[7:]]
 
 
+@pytest.mark.parametrize("old", [False, True], ids=["binary", "old-node-json"])
 @pytest.mark.parametrize("edit", [drop_one, swap_two, relink], ids=["dropped", "swapped", "foreign-parent"])
-def test_headers_that_break_the_chain_link_are_detected(world: World, edit):
-    with node_url(world, {"/headers": change_headers(edit)}) as url:
+def test_headers_that_break_the_chain_link_are_detected(world: World, edit, old: bool):
+    with node_url(world, {"/headers": change_headers(edit)}, old) as url:
         light = world.light(url, "lib")
         with pytest.raises(SpvError, match=r"not trustworthy: header .* does not link to any header the wallet has"):
             light.sync_headers()
@@ -372,6 +382,25 @@ def test_headers_that_break_the_chain_link_are_detected(world: World, edit):
         with pytest.raises(SpvError, match="does not link"):
             world.light(url, "lib-history").history()
         assert_cli_detects(world, url, "does not link")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\0" * 81, bytes(80 * (MAX_HEADERS_BINARY_RESULTS + 1))],
+    ids=["a-stray-byte", "over-the-cap"],
+)
+def test_a_binary_headers_answer_of_broken_or_too_many_headers_is_refused(world: World, body: bytes):
+    odd = Flask("odd")
+
+    @odd.get("/headers")
+    def headers():
+        return Response(body, mimetype="application/octet-stream")
+
+    with serving(odd) as url:
+        light = world.light(url, "lib")
+        with pytest.raises(SpvError, match=rf"answered /headers with {len(body)} bytes, not whole headers"):
+            light.sync_headers()
+        assert light.chain.height == 0
 
 
 def test_a_proof_into_a_stale_block_is_detected(world: World):
@@ -547,9 +576,10 @@ def test_paging_is_capped_even_when_every_page_is_new(world: World, monkeypatch)
         answered_by = "http://endless"
         pages = 0
 
+        def headers(self, locator: list[bytes]) -> bytes:
+            return b""
+
         def get(self, path: str, params: dict | None = None) -> dict:
-            if path == "/headers":
-                return {"headers": []}
             assert params is not None
             self.pages += 1
             offset, limit = params["offset"], params["limit"]

@@ -19,9 +19,12 @@ from simplecoin.core.primitives import OutPoint
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
+from simplecoin.wallet import client as wallet_client
+from simplecoin.wallet import nodeclient
 from simplecoin.wallet.client import FeeRate, LightWallet, NodeClient, NodeError, WalletError
 from simplecoin.wallet.keyfile import WalletFile
 from simplecoin.wallet.payment import HIGH_FEE_FACTOR, RELAY_MIN_FEE_RATE, _estimated_size
+from simplecoin.web import api as api_module
 from simplecoin.web.app import create_app
 from tests.framework.builder import BOB, ChainBuilder
 
@@ -112,13 +115,15 @@ class InProcessClient(NodeClient):
         self.client = create_app(service).test_client()
         self.requests: list[str] = []
 
-    def get(self, path: str, params: dict | None = None) -> dict:
+    def fetch(self, path: str, params: dict | None = None, binary: bool = False) -> dict | bytes:
         self.requests.append(path)
         answer = self.client.get(path, query_string=params or {})
+        self.answered_by = self.urls[0]
+        if binary and answer.status_code == 200 and answer.mimetype == "application/octet-stream":
+            return answer.data
         data = answer.get_json()
         if answer.status_code >= 400:
             raise NodeError(str(data.get("error")), str(data.get("reason", "")))
-        self.answered_by = self.urls[0]
         return data
 
 
@@ -401,3 +406,29 @@ def test_the_relay_minimum_times_10_is_not_asked_about(setup: Setup, monkeypatch
     )
     app.send(BOB_ADDRESS, "1", yes=True)
     assert (prompter.asked, len(sent)) == ([], 1)
+
+
+# -- headers in bulk ------------------------------------------------------------------------------------------------
+
+
+def test_the_first_run_fetches_headers_in_binary_answers_and_stops_at_a_short_one(setup, monkeypatch):
+    """With the caps made small (binary 5, JSON 2): the 16 headers come in answers of 5, 5, 5 and 1; the last,
+    shorter than even a JSON answer, ends the sync."""
+    monkeypatch.setattr(api_module, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(nodeclient, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(wallet_client, "MAX_HEADERS_RESULTS", 2)
+    answered_in_bytes = []
+    fetch = setup.client.fetch
+
+    def recording(path: str, params: dict | None = None, binary: bool = False) -> dict | bytes:
+        answer = fetch(path, params, binary)
+        answered_in_bytes.append(isinstance(answer, bytes))
+        return answer
+
+    monkeypatch.setattr(setup.client, "fetch", recording)
+    assert setup.light.sync_headers() == 16
+    assert setup.light.chain.tip.hash == setup.node.tip.hash
+    assert setup.client.requests == ["/headers"] * 4
+    assert all(answered_in_bytes)
+    assert setup.light.sync_headers() == 0  # known: one request, an empty answer
+    assert setup.client.requests == ["/headers"] * 5

@@ -165,5 +165,6 @@ def regtest_with_asert(spacing: int) -> NetworkParams:
 
 # -- limits of the peer protocol and the light-client API (policy, not consensus) ----------------------------------
 MAX_HEADERS_RESULTS = 2_000  # headers in one answer (Bitcoin: MAX_HEADERS_RESULTS)
+MAX_HEADERS_BINARY_RESULTS = 20_000  # headers in one binary GET /headers answer (1.6 MB): a light wallet's first run
 MAX_BLOCKS_PER_REQUEST = 16  # blocks asked of a peer at once (Bitcoin: MAX_BLOCKS_IN_TRANSIT_PER_PEER)
 MAX_LOCATOR_HASHES = 101  # hashes read from a locator (Bitcoin: MAX_LOCATOR_SZ)

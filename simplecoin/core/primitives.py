@@ -15,6 +15,7 @@ a message) -- the same place Bitcoin puts them (its coinbase scriptSig, BIP34).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -26,6 +27,7 @@ from simplecoin.core.hashing import hash_hex, merkle_root, sha256d
 NULL_HASH = bytes(32)
 NULL_INDEX = 0xFFFFFFFF
 HEADER_SIZE = 80
+_HEADER_LAYOUT = struct.Struct("<i32s32sIII")  # version, prev_hash, merkle_root, time, bits, nonce
 MAX_FIELD_BYTES = 1_000  # public keys and signatures are far smaller; stops a length prefix asking for gigabytes
 
 
@@ -205,8 +207,8 @@ class BlockHeader:
         _uint(self.nonce, 32, "nonce")
 
     def serialize(self) -> bytes:
-        w = Writer().i32(self.version).raw(self.prev_hash).raw(self.merkle_root)
-        return w.u32(self.time).u32(self.bits).u32(self.nonce).getvalue()
+        # One struct call: a node answers a light wallet's first run with every header of the chain.
+        return _HEADER_LAYOUT.pack(self.version, self.prev_hash, self.merkle_root, self.time, self.bits, self.nonce)
 
     @classmethod
     def read(cls, r: Reader) -> BlockHeader:

@@ -9,15 +9,21 @@ output is still unspent, or that a node tells about every transaction (it can le
 
 from __future__ import annotations
 
+import hashlib
+import struct
+from collections import deque
 from dataclasses import dataclass
 
 from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry, locator_heights
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import block_work, check_proof_of_work
+from simplecoin.core.pow import asert_target, bits_to_target, block_work, check_proof_of_work, retarget, target_to_bits
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 from simplecoin.core.validation import check_header_contextual
+
+# What the bulk check reads of a serialized header (BlockHeader's layout): prev_hash, time, bits.
+_LINK_TIME_BITS = struct.Struct("<4x32s32xII4x")
 
 
 class SpvError(SimpleCoinError):
@@ -47,7 +53,7 @@ class HeaderChain:
         self.params = params
         self.index = BlockIndex(params)
         self.index.add(self.index.make_entry(params.genesis_block.header, BlockStatus.VALID))
-        self._raw: list[bytes] = [params.genesis_block.header.serialize()]  # serialized best-chain headers
+        self._raw = bytearray(params.genesis_block.header.serialize())  # the best chain's headers, 80 bytes each
         self._heights: dict[bytes, int] | None = None  # hash -> best-chain height, built only when needed
         self.first_changed = 1  # lowest best-chain height replaced since the caller last looked (for saving)
 
@@ -59,9 +65,9 @@ class HeaderChain:
         if not raw or len(raw) % HEADER_SIZE:
             raise SpvError("saved headers are not a whole number of 80-byte headers")
         chain = cls(params)
-        if raw[:HEADER_SIZE] != chain._raw[0]:
+        if raw[:HEADER_SIZE] != chain._raw:
             raise SpvError("saved headers do not start at this network's genesis")
-        chain._raw = [raw[i : i + HEADER_SIZE] for i in range(0, len(raw), HEADER_SIZE)]
+        chain._raw = bytearray(raw)
         chain._rebuild_index(max(chain.height - chain._window, 1), tip_work)
         chain.first_changed = chain.height + 1
         return chain
@@ -108,27 +114,32 @@ class HeaderChain:
 
     @property
     def height(self) -> int:
-        return len(self._raw) - 1
+        return len(self._raw) // HEADER_SIZE - 1
 
     @property
     def best(self) -> list[bytes]:
         """Every best-chain hash by height (O(height): for tests and tools, not for lookups)."""
-        return [sha256d(h) for h in self._raw]
+        return [self.hash_at(h) for h in range(self.height + 1)]
+
+    def _raw_at(self, height: int) -> bytes:
+        if not 0 <= height <= self.height:
+            raise IndexError(f"no best-chain header at height {height}")
+        return bytes(self._raw[height * HEADER_SIZE : (height + 1) * HEADER_SIZE])
 
     def hash_at(self, height: int) -> bytes:
-        return sha256d(self._raw[height])
+        return sha256d(self._raw_at(height))
 
     def header_at(self, height: int) -> BlockHeader:
-        return BlockHeader.deserialize(self._raw[height])
+        return BlockHeader.deserialize(self._raw_at(height))
 
     def raw_from(self, height: int) -> bytes:
         """The serialized best-chain headers from `height` to the tip."""
-        return b"".join(self._raw[height:])
+        return bytes(self._raw[height * HEADER_SIZE :])
 
     def _height_of(self, block_hash: bytes) -> int | None:
         """The best-chain height of a hash, from a map built on first use (O(height) once)."""
         if self._heights is None:
-            self._heights = {sha256d(h): i for i, h in enumerate(self._raw)}
+            self._heights = {self.hash_at(h): h for h in range(self.height + 1)}
         return self._heights.get(block_hash)
 
     def add(self, headers: list[BlockHeader], now: int) -> int:
@@ -171,6 +182,122 @@ class HeaderChain:
             self._follow_tip()
         return added
 
+    def add_raw(self, raw: bytes, now: int) -> int:
+        """Check and keep serialized headers (80 bytes each, parents first) by the rules of `add`; return how
+        many were new. SpvError on a bad one, with what came before it kept.
+
+        A light wallet's first run checks every header of the chain, so the common case -- headers extending
+        the best chain's tip -- is checked in bulk (`_extend_tip`: no object per header, the index rebuilt once
+        at the end). Whatever it does not take (a header known already, a fork, one that breaks a rule) goes
+        through `add` one header at a time, which accepts it or says which rule it breaks.
+        """
+        if len(raw) % HEADER_SIZE:
+            raise SpvError(f"{len(raw)} bytes are not a whole number of 80-byte headers")
+        added = offset = 0
+        while offset < len(raw):
+            taken = self._extend_tip(raw, offset, now)
+            added += taken
+            offset += taken * HEADER_SIZE
+            if offset < len(raw):
+                added += self.add([BlockHeader.deserialize(raw[offset : offset + HEADER_SIZE])], now)
+                offset += HEADER_SIZE
+        return added
+
+    def _extend_tip(self, raw: bytes, offset: int, now: int) -> int:
+        """How many headers from `offset` on extend the best chain's tip and pass every check of `add`; those
+        are kept. Stops, keeping nothing of it, at the first header that does not (`add` then decides).
+
+        The same rules as `add` on the index, read from the best chain's bytes and the batch: links, proof of
+        work, the bits of `BlockIndex.next_bits` (tests/test_spv.py compares the two on every rule), a time
+        after the median of the 11 before it and not too far ahead of `now`.
+        """
+        params = self.params
+        start = self.height
+        tip = self.tip
+        if tip.height != start:  # the index's tip is always the best chain's; a caller's edit is left to `add`
+            return 0
+        batch = memoryview(raw)[offset:]
+
+        def header_fields(height: int) -> tuple[bytes, int, int]:  # prev_hash, time, bits at a height below
+            if height <= start:
+                return _LINK_TIME_BITS.unpack_from(self._raw, height * HEADER_SIZE)
+            return _LINK_TIME_BITS.unpack_from(batch, (height - start - 1) * HEADER_SIZE)
+
+        prev_hash, prev_time, prev_bits = tip.hash, tip.header.time, tip.header.bits
+        times = deque(
+            (header_fields(h)[1] for h in range(max(start - params.median_time_span + 1, 0), start + 1)),
+            maxlen=params.median_time_span,
+        )
+        anchor_from: int | None = None  # the ASERT anchor's height, target and parent's time, read when first needed
+        anchor_target = anchor_parent_time = 0
+        targets: dict[int, tuple[int, int]] = {}  # bits -> (target, work), for bits whose target is within the limit
+        work = tip.chain_work
+        taken = 0
+        # Hoisted out of the loop, which runs for every header of the chain: uses_asert is false below the
+        # activation and true from it on, and height 0 is never above it.
+        activation = params.asert_activation_height
+        asert_from = activation if activation is not None and params.uses_asert(activation) else None
+        latest = now + params.future_block_time_limit(0)
+        latest_asert = now + params.future_block_time_limit(asert_from) if asert_from is not None else latest
+        no_retargeting = params.no_retargeting
+        sha256, unpack = hashlib.sha256, _LINK_TIME_BITS.unpack_from
+        for position in range(0, len(batch), HEADER_SIZE):
+            height = start + taken + 1
+            link, time, bits = unpack(batch, position)
+            if link != prev_hash:
+                break
+            asert = asert_from is not None and height >= asert_from
+            # Bitcoin: GetNextWorkRequired, as BlockIndex.next_bits (whose walks need an entry per header).
+            if no_retargeting:
+                expected = prev_bits
+            elif asert:
+                if anchor_from is None:
+                    anchor_from = params.asert_activation_height - 1  # type: ignore[operator]
+                    anchor_target = bits_to_target(header_fields(anchor_from)[2])
+                    anchor_parent_time = header_fields(anchor_from - 1)[1]
+                expected = target_to_bits(
+                    asert_target(
+                        anchor_target,
+                        prev_time - anchor_parent_time,
+                        height - 1 - anchor_from,
+                        params.target_spacing,
+                        params.asert_half_life,
+                        params.pow_limit,
+                    )
+                )
+            elif height % params.retarget_interval:
+                expected = prev_bits
+            else:
+                first_time = header_fields(height - params.retarget_interval)[1]
+                expected = retarget(prev_bits, prev_time - first_time, params.retarget_timespan, params.pow_limit)
+            if bits != expected:
+                break
+            known = targets.get(bits)
+            if known is None:
+                if check_proof_of_work(bytes(32), bits, params.pow_limit):  # the bits themselves are bad
+                    break
+                known = targets[bits] = (bits_to_target(bits), block_work(bits))
+            target, header_work = known
+            block_hash = sha256(sha256(batch[position : position + HEADER_SIZE]).digest()).digest()
+            if int.from_bytes(block_hash, "little") > target:
+                break
+            if time <= sorted(times)[len(times) // 2]:
+                break  # Bitcoin: GetMedianTimePast (validation.check_header_contextual)
+            if time > (latest_asert if asert else latest):
+                break  # Bitcoin: MAX_FUTURE_BLOCK_TIME
+            work += header_work
+            times.append(time)
+            prev_hash, prev_time, prev_bits = block_hash, time, bits
+            taken += 1
+        if taken:
+            self._raw += batch[: taken * HEADER_SIZE]
+            if self._heights is not None:
+                for height in range(start + 1, start + taken + 1):
+                    self._heights[self.hash_at(height)] = height
+            self._rebuild_index(max(self.height - self._window, 1), work)
+            self.first_changed = min(self.first_changed, start + 1)
+        return taken
+
     def _follow_tip(self) -> None:
         """Bring the best chain to the index's most-work tip, walking back only to the fork point."""
         entry = self.tip
@@ -182,11 +309,11 @@ class HeaderChain:
             entry = self.index[entry.prev_hash]
         fork = entry.height
         if self._heights is not None:
-            for stale in self._raw[fork + 1 :]:
-                del self._heights[sha256d(stale)]
-        del self._raw[fork + 1 :]
+            for stale in range(fork + 1, self.height + 1):
+                del self._heights[self.hash_at(stale)]
+        del self._raw[(fork + 1) * HEADER_SIZE :]
         for new in reversed(branch):
-            self._raw.append(new.header.serialize())
+            self._raw += new.header.serialize()
             if self._heights is not None:
                 self._heights[new.hash] = new.height
         self.first_changed = min(self.first_changed, fork + 1)

@@ -16,7 +16,7 @@ from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
-from simplecoin.core.params import MAX_HEADERS_RESULTS
+from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.snapshots import PoolFigures, SnapshotKey
@@ -296,14 +296,15 @@ class Lookups:
         return rate
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
-        """Active-chain headers after the first locator hash on it, at most `limit` (Bitcoin: getheaders)."""
+        """Active-chain headers after the first locator hash on it, at most `limit` and never more than a binary
+        answer holds (Bitcoin: getheaders)."""
         start = 0
         for block_hash in locator:
             entry = self.node.index.entries.get(block_hash)
             if entry is not None and self.node.is_active(entry):
                 start = entry.height + 1
                 break
-        end = min(start + min(limit, MAX_HEADERS_RESULTS), self.node.height + 1)
+        end = min(start + min(limit, MAX_HEADERS_BINARY_RESULTS), self.node.height + 1)
         return [self.node.index[self.node.active[h]].header for h in range(start, end)]
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:

@@ -22,13 +22,12 @@ from pathlib import Path
 
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
+from simplecoin.core.primitives import HEADER_SIZE
 from simplecoin.core.spv import HeaderChain, SpvError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "simplecoin-headers"
-VERIFY_BATCH = 2_000  # headers verified per call when an old cache without a record is checked once
 
 
 class HeaderFile:
@@ -77,9 +76,7 @@ class HeaderFile:
         """A cache without a record: check every header, as the first sync would."""
         chain = HeaderChain(self.params)
         try:
-            headers = [BlockHeader.deserialize(raw[i : i + HEADER_SIZE]) for i in range(0, len(raw) // 80 * 80, 80)]
-            for i in range(0, len(headers), VERIFY_BATCH):
-                chain.add(headers[i : i + VERIFY_BATCH], now)
+            chain.add_raw(raw[: len(raw) // HEADER_SIZE * HEADER_SIZE], now)
         except (SpvError, DecodeError) as e:
             log.info("old header cache %s fails verification (%s): starting from the genesis", self.path, e)
             return HeaderChain(self.params)

@@ -11,13 +11,16 @@ import time
 import requests
 
 from simplecoin.core.errors import SimpleCoinError
-from simplecoin.core.hashing import hash_from_hex
+from simplecoin.core.hashing import hash_from_hex, hash_hex
+from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS, MAX_HEADERS_RESULTS
+from simplecoin.core.primitives import HEADER_SIZE
 from simplecoin.core.spv import SpvError
-from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, read_json_object
+from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, parse_json_object, read_body
 
 TIMEOUT = (3.0, 15.0)  # connect, and each read of the socket
 ANSWER_SECONDS = 30.0  # a whole answer: a node trickling one byte every few seconds is a stalled node
 MAX_RESPONSE_BYTES = 10_000_000
+BINARY = "application/octet-stream"
 
 
 class NodeError(SimpleCoinError):
@@ -40,14 +43,18 @@ class NodeClient:
         self.session = requests.Session()
         self.answered_by = ""
 
-    def _request(self, method: str, url: str, **kwargs) -> dict:
-        """One node's JSON answer. _Unreachable if it did not come whole; SpvError if it is not JSON;
-        NodeError (with the node's reason) for a 4xx/5xx."""
+    def _request(self, method: str, url: str, binary: bool = False, **kwargs) -> dict | bytes:
+        """One node's answer: JSON, or with `binary` the bytes of a 200 answer the node sends as BINARY (a node
+        that does not know the binary form answers JSON). _Unreachable if it did not come whole; SpvError if it
+        is not JSON; NodeError (with the node's reason) for a 4xx/5xx."""
         deadline = time.monotonic() + ANSWER_SECONDS
         try:
             with self.session.request(method, url, timeout=TIMEOUT, stream=True, **kwargs) as response:
                 try:
-                    data = read_json_object(response, MAX_RESPONSE_BYTES, deadline)
+                    body = read_body(response, MAX_RESPONSE_BYTES, deadline)
+                    if binary and response.status_code == 200 and response.headers.get("Content-Type") == BINARY:
+                        return body
+                    data = parse_json_object(body, response.status_code)
                 except SlowAnswer as e:
                     raise _Unreachable(f"answer took more than {ANSWER_SECONDS:.0f} s") from e
                 except BrokenAnswer as e:
@@ -60,16 +67,46 @@ class NodeClient:
         except requests.RequestException as e:
             raise _Unreachable(type(e).__name__) from e
 
-    def get(self, path: str, params: dict | None = None) -> dict:
+    def fetch(self, path: str, params: dict | None = None, binary: bool = False) -> dict | bytes:
+        """The first reachable node's answer (bytes only if `binary` and the node sent them)."""
         errors = []
         for base in self.urls:
             try:
-                data = self._request("GET", base + path, params=params)
+                data = self._request("GET", base + path, binary, params=params)
                 self.answered_by = base
                 return data
             except _Unreachable as e:
                 errors.append(f"{base}: {e}")
         raise NodeError("no node could be reached (" + "; ".join(errors) + ")", "unreachable")
+
+    def get(self, path: str, params: dict | None = None) -> dict:
+        data = self.fetch(path, params)
+        assert isinstance(data, dict), "only a binary request is answered in bytes"
+        return data
+
+    def headers(self, locator: list[bytes]) -> bytes:
+        """The active-chain headers after `locator`, 80 bytes each, oldest first: the binary answer of up to
+        MAX_HEADERS_BINARY_RESULTS, or an old node's JSON one of up to MAX_HEADERS_RESULTS. SpvError if it is
+        not whole headers within those caps (the headers themselves are checked by the caller)."""
+        params = {"locator": ",".join(hash_hex(h) for h in locator), "format": "binary"}
+        answer = self.fetch("/headers", params, binary=True)
+        if isinstance(answer, bytes):
+            if len(answer) % HEADER_SIZE or len(answer) > MAX_HEADERS_BINARY_RESULTS * HEADER_SIZE:
+                raise SpvError(
+                    f"{self.answered_by} answered /headers with {len(answer)} bytes, not whole headers "
+                    f"(at most {MAX_HEADERS_BINARY_RESULTS})"
+                )
+            return answer
+        listed = answer.get("headers")
+        if not isinstance(listed, list) or len(listed) > MAX_HEADERS_RESULTS:
+            raise SpvError(f"{self.answered_by} answered /headers without a header list")
+        try:
+            raw = b"".join(bytes.fromhex(h) for h in listed)
+        except (ValueError, TypeError) as e:
+            raise SpvError(f"{self.answered_by} sent undecodable headers") from e
+        if len(raw) != len(listed) * HEADER_SIZE:
+            raise SpvError(f"{self.answered_by} sent undecodable headers")
+        return raw
 
     def send_tx(self, raw: bytes) -> list[tuple[str, str]]:
         """POST the tx to every node; (url, "" or the error) per node. NodeError if none accepted it."""
