@@ -150,6 +150,7 @@ LAYERS = {
     "web": {"core", "node"},
     "wallet": {"core"},
     "server": {"core", "node", "web"},
+    "cli": {"core", "node", "wallet", "server"},  # the commands (miner.py, wallet.py): on top, imported by none
 }
 SHARED = {"simplecoin", "simplecoin.httpjson", "simplecoin.bounded"}  # helpers any layer may use
 

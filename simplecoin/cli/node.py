@@ -11,6 +11,10 @@ that validates, serves and relays.
 The processes talk only through multiprocessing Pipes: the server sends block templates to the miners,
 the miners send back solved headers. Ctrl-C or SIGTERM stops them all; if one dies, the others are stopped
 and the exit code is non-zero.
+
+`miner.py` in a checkout and the installed `simplecoin-node` (also `python -m simplecoin.cli.node`) run this
+`main`; only `miner.py` reads the config.yaml beside it by default. Installed, the node reads a settings file
+only when given `--config`, and without one has the same settings as the repository's config.yaml.
 """
 
 from __future__ import annotations
@@ -40,8 +44,7 @@ from simplecoin.server import FATAL_EXIT_CODE, REFUSED_EXIT_CODE, serve
 from simplecoin.wallet import hd
 from simplecoin.wallet.keyfile import WalletFile, WalletFileError
 
-log = logging.getLogger("miner")
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.yaml"
+log = logging.getLogger("miner")  # not __name__: the log lines read "miner: ..." as they did before the move
 STOP_SECONDS = 15  # how long the processes get to stop before they are killed
 
 
@@ -52,14 +55,18 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"miner: {message}\n")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, default_config: Path | None = None) -> argparse.Namespace:
     p = OneLineParser(
         description="Run a SimpleCoin node: it mines, or with --no-mine only validates, serves and relays. "
         "Flags override config.yaml.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--config", type=Path, help=f"the YAML settings file (default: {DEFAULT_CONFIG.name} beside miner.py)"
+        "--config",
+        type=Path,
+        help=f"the YAML settings file (default: {default_config.name} beside miner.py)"
+        if default_config is not None
+        else "the YAML settings file (default: none; the built-in settings are the ones config.yaml lists)",
     )
     p.add_argument("--network", choices=sorted(NETWORKS), help="the chain to join (default: main)")
     p.add_argument("--data-dir", help="where the chain and the wallet live (default: ~/.simplecoin/NETWORK)")
@@ -98,9 +105,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    path = args.config or DEFAULT_CONFIG
-    file_values = read_config_file(path) if args.config or path.exists() else {}
+def load_config(args: argparse.Namespace, default_config: Path | None = None) -> Config:
+    """The settings: flags over the file (`--config`, else `default_config` if it exists) over the defaults."""
+    path = args.config or default_config
+    file_values = read_config_file(path) if args.config or (path is not None and path.exists()) else {}
     flags = {
         "network": args.network,
         "data_dir": args.data_dir,
@@ -118,7 +126,8 @@ def load_config(args: argparse.Namespace) -> Config:
         "max_hashrate": args.max_hashrate,
         "regtest_asert": args.regtest_asert,
     }
-    config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=str(path.name))
+    source = path.name if path is not None else "config"
+    config = build_config(file_values, {k: v for k, v in flags.items() if v is not None}, source=source)
     check_data_dir(config.data_dir)  # creates nothing: a refused start leaves nothing behind
     return config
 
@@ -151,10 +160,11 @@ def reward_address(config: Config, ask: Callable[[str], str] | None = None) -> s
     return wallet.keys[0].address
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, default_config: Path | None = None) -> int:
+    """Run a node until Ctrl-C or SIGTERM; `default_config` is the settings file read without --config."""
+    args = parse_args(argv, default_config)
     try:
-        config = load_config(args)
+        config = load_config(args, default_config)
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         lock = DataDirLock.acquire(config.data_dir)  # before the port: "in use by pid N" says more than "port busy"
     except ConfigError as e:
