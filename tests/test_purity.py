@@ -151,6 +151,7 @@ LAYERS = {
     "wallet": {"core"},
     "server": {"core", "node", "web"},
     "demo": {"core", "wallet"},  # the classroom network starts nodes as processes and talks to them over HTTP
+    "cli": {"core", "node", "wallet", "server"},  # the commands (miner.py, wallet.py): on top, imported by none
 }
 SHARED = {"simplecoin", "simplecoin.httpjson", "simplecoin.bounded"}  # helpers any layer may use
 

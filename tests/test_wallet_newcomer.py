@@ -23,8 +23,8 @@ from types import SimpleNamespace
 import pexpect
 import pytest
 
-import miner
-import wallet as wallet_cli
+from simplecoin.cli import node as miner
+from simplecoin.cli import wallet as wallet_cli
 from simplecoin.core.amounts import COIN
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import REGTEST

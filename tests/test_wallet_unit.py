@@ -350,7 +350,7 @@ class Prompter:
 
 def app_sending(setup: Setup, monkeypatch, prompter: Prompter, *flags: str, rate: int, interactive: bool):
     """wallet.py's App for `send BOB 1 <flags>`, on the in-process node, the node's estimate being `rate`."""
-    import wallet
+    from simplecoin.cli import wallet
 
     args = wallet.parse_args(
         ["--network", "regtest", "--wallet", str(setup.wallet.path), *flags, "send", BOB_ADDRESS, "1"]
@@ -380,7 +380,7 @@ def test_a_fee_rate_over_10x_the_relay_minimum_is_asked_about_again_even_with_ye
 
 
 def test_without_a_terminal_a_high_fee_with_yes_is_refused_in_one_line(setup: Setup, monkeypatch):
-    import wallet
+    from simplecoin.cli import wallet
 
     # The issue's case: 1 coin at a 10,000-per-byte estimate (one input, two outputs: 209 bytes) paid 0.0209 coin.
     app, sent = app_sending(setup, monkeypatch, Prompter(), "--yes", rate=10_000, interactive=False)

@@ -69,7 +69,7 @@ def wait_until(
 
 @dataclass
 class NodeProcess:
-    """One running `miner.py`."""
+    """One running `miner.py` (or another command that runs its `main`)."""
 
     data_dir: Path
     port: int
@@ -80,6 +80,8 @@ class NodeProcess:
     new_session: bool = False  # own session and process group, like a node started from its own terminal
     log_offset: int = 0  # where this run's output starts in the log (a restarted node appends)
     host: str = "127.0.0.1"  # any 127.x.y.z: all of 127.0.0.0/8 is loopback
+    command: tuple[str, ...] = (sys.executable, "miner.py")  # or an installed `simplecoin-node` (test_packaging)
+    cwd: Path = REPO
 
     @property
     def url(self) -> str:
@@ -93,8 +95,8 @@ class NodeProcess:
         log = self.log_path.open("ab")
         self.log_offset = log.tell()
         self.process = subprocess.Popen(
-            [sys.executable, "miner.py", *self.args],
-            cwd=REPO,
+            [*self.command, *self.args],
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
