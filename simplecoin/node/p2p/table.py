@@ -69,6 +69,16 @@ class Peer:
         return self.address.url
 
 
+@dataclass(frozen=True)
+class PeerFigures:
+    """What GET /metrics shows of the peer table."""
+
+    inbound: int  # connected peers that called us first (not added by hand nor chosen by us)
+    outbound: int  # connected peers we chose or were told to use (--peer)
+    banned: int  # identities banned now
+    best_height: int  # the best height a connected peer claimed in its hello: a hint, never trusted (-1: none)
+
+
 class PeerTable:
     """Our peers (bounded: MAX_MANUAL + MAX_OUTBOUND + MAX_INBOUND), their scores and bans, under one lock."""
 
@@ -271,6 +281,18 @@ class PeerTable:
     def count(self) -> int:
         with self.lock:
             return sum(1 for p in self.peers.values() if p.connected)
+
+    def figures(self) -> PeerFigures:
+        """Counts for GET /metrics: connected peers by direction, identities banned now, the best height claimed."""
+        with self.lock:
+            connected = [p for p in self.peers.values() if p.connected]
+            now = self.bans.clock()
+            return PeerFigures(
+                inbound=sum(1 for p in connected if not (p.outbound or p.manual)),
+                outbound=sum(1 for p in connected if p.outbound or p.manual),
+                banned=sum(1 for until in self.bans.until.values() if until > now),
+                best_height=max((p.height for p in connected), default=-1),
+            )
 
     def describe(self) -> list[dict]:
         """Our peers as numbers and flags: nothing a peer wrote in its own words is shown (it could be anything)."""
