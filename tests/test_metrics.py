@@ -1,0 +1,213 @@
+"""GET /metrics: Prometheus's text format, read back with prometheus_client's own parser.
+
+The chain: 13 mined blocks (the `funded` fixture), then the fork below, which the tests submit through the service:
+
+    genesis - m1 - ... - m12 - m13
+                             \\
+                              f13 - f14     (more work: m13 goes off, a reorg of depth 1)
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import sys
+import threading
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from simplecoin.core.errors import ValidationError
+from simplecoin.core.hashing import hash_hex
+from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.service import NodeService
+from simplecoin.web.app import create_app
+from tests.framework.nodes import running_node, wait_until
+
+OWN_URL = "http://127.0.0.1:1"
+
+
+def scrape(client, **kwargs) -> dict[tuple[str, tuple], float]:
+    """GET /metrics parsed: (sample name, sorted labels) -> value."""
+    response = client.get("/metrics", **kwargs)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    return samples(response.get_data(as_text=True))
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def app_of(funded):
+    node, builder = funded
+    service = NodeService(node)
+    peers = PeerManager(service, OWN_URL, progress=False)
+    app = create_app(service, peers)
+    return service, builder, app, app.test_client()
+
+
+def test_the_figures_are_those_of_status(app_of):
+    service, _, _, client = app_of
+    got = scrape(client)
+    status = client.get("/status").get_json()
+    assert got[("simplecoin_height", ())] == status["height"] == 13
+    assert got[("simplecoin_chain_work", ())] == float(int(status["chain_work"]))
+    assert got[("simplecoin_mempool_transactions", ())] == status["mempool"] == 0
+    assert got[("simplecoin_mempool_bytes", ())] == status["mempool_bytes"]
+    assert got[("simplecoin_mempool_min_fee_rate", ())] == service.fee_estimate().min_relay
+    assert got[("simplecoin_peers", (("direction", "inbound"),))] == 0
+    assert got[("simplecoin_peers", (("direction", "outbound"),))] == 0
+    assert got[("simplecoin_banned", ())] == 0
+    assert got[("simplecoin_sync_progress_ratio", ())] == 1.0
+    assert got[("simplecoin_node_info", (("genesis", status["genesis"]), ("network", "regtest")))] == 1
+
+
+def test_a_reorg_moves_the_reorg_counter_and_its_depth(app_of):
+    service, builder, _, client = app_of
+    before = scrape(client)
+    assert before[("simplecoin_reorgs_total", ())] == 0
+    for block in builder.chain(["f13", "f14"], parent="m12"):
+        service.submit_block(block, requested=True)
+    assert service.tip().hash == builder["f14"].hash
+    after = scrape(client)
+    assert after[("simplecoin_reorgs_total", ())] == 1
+    assert after[("simplecoin_reorg_depth_blocks_count", ())] == 1
+    assert after[("simplecoin_reorg_depth_blocks_sum", ())] == 1  # m13 went off
+    assert after[("simplecoin_reorg_depth_blocks_bucket", (("le", "1.0"),))] == 1
+    # f13 alone had the work of m13 (no reorg); f14 put both on
+    connected = after[("simplecoin_blocks_connected_total", ())] - before[("simplecoin_blocks_connected_total", ())]
+    assert connected == 2
+    assert after[("simplecoin_height", ())] == 14
+
+
+def test_rejects_are_counted_by_kind_and_reason(app_of):
+    service, builder, _, client = app_of
+    bad = builder.block("bad", parent="m13", coinbase_extra=1)
+    with pytest.raises(ValidationError):
+        service.submit_block(bad, requested=True)
+    with pytest.raises(ValidationError):
+        service.submit_block(bad, requested=True)  # known invalid now: another reason
+    unsigned = builder.spend("m1", sign=False)
+    with pytest.raises(ValidationError) as refused:
+        service.submit_tx(unsigned)
+    got = scrape(client)
+    assert got[("simplecoin_rejects_total", (("kind", "block"), ("reason", "bad-cb-amount")))] == 1
+    assert got[("simplecoin_rejects_total", (("kind", "block"), ("reason", "duplicate-invalid")))] == 1
+    assert got[("simplecoin_rejects_total", (("kind", "tx"), ("reason", refused.value.reason)))] == 1
+
+
+def test_other_machines_get_403_unless_configured(funded):
+    node, _ = funded
+    service = NodeService(node)
+    private = create_app(service).test_client()
+    stranger = {"REMOTE_ADDR": "192.0.2.7"}
+    response = private.get("/metrics", environ_base=stranger)
+    assert response.status_code == 403
+    assert response.get_json()["reason"] == "local-only"
+    for local in ("127.0.0.1", "::1"):
+        assert private.get("/metrics", environ_base={"REMOTE_ADDR": local}).status_code == 200
+    assert private.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.9"}).status_code == 403  # another node
+    public = create_app(service, metrics_public=True).test_client()
+    assert ("simplecoin_height", ()) in scrape(public, environ_base=stranger)
+
+
+def test_requests_are_labelled_by_rule_so_random_paths_add_no_labels(app_of):
+    _, builder, _, client = app_of
+    rng = random.Random(20)
+    for _ in range(1_000):
+        client.get("/no/such/" + "".join(rng.choices("abcdefghij/", k=12)))
+    for name in ("m1", "m2", "m3"):
+        assert client.get(f"/block/{hash_hex(builder[name].hash)}").status_code == 200
+    client.get("/block/" + "00" * 32)  # unknown block: 404, same rule
+    client.get("/status")  # answered by the fast path, counted all the same
+    got = scrape(client)
+    endpoints = {dict(labels)["endpoint"] for (name, labels) in got if name == "simplecoin_http_requests_total"}
+    assert endpoints == {"unmatched", "/block/<ref>", "/status"}
+    requests = {labels: value for (name, labels), value in got.items() if name == "simplecoin_http_requests_total"}
+    assert requests[(("endpoint", "unmatched"), ("method", "GET"), ("status", "404"))] == 1_000
+    rule = (("endpoint", "/block/<ref>"), ("method", "GET"))
+    assert requests[(*rule, ("status", "200"))] == 3
+    assert requests[(*rule, ("status", "404"))] == 1
+    assert got[("simplecoin_http_request_duration_seconds_count", (("endpoint", "/block/<ref>"),))] == 4
+    assert got[("simplecoin_http_requests_total", (("endpoint", "/status"), ("method", "GET"), ("status", "200")))] == 1
+
+
+def test_scraping_never_waits_for_the_node_lock(app_of):
+    """A thread holds the node lock (a block being connected, say): the scrape is answered all the same."""
+    service, _, _, client = app_of
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    answers: list[dict] = []
+    scraper = threading.Thread(target=lambda: answers.append(scrape(client)), daemon=True)
+    scraper.start()
+    scraper.join(timeout=10)
+    try:
+        assert not scraper.is_alive(), "GET /metrics waited for the node lock"
+        assert answers[0][("simplecoin_height", ())] == 13
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+
+def test_waits_for_the_node_lock_are_timed(app_of):
+    service, _, _, client = app_of
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    before = scrape(client)
+    waiter = threading.Thread(target=service.tip, daemon=True)  # takes the lock: waits for the holder
+    waiter.start()
+    wait_until(lambda: waiting_for_the_lock(waiter), timeout=10, what="the waiter to wait for the lock")
+    release.set()
+    waiter.join(timeout=10)
+    holder.join(timeout=10)
+    after = scrape(client)
+    waits = ("simplecoin_node_lock_wait_seconds_count", ())
+    assert after[waits] == before[waits] + 1
+    assert after[("simplecoin_node_lock_wait_seconds_sum", ())] > before[("simplecoin_node_lock_wait_seconds_sum", ())]
+    acquisitions = ("simplecoin_node_lock_acquisitions_total", ())
+    assert after[acquisitions] >= before[acquisitions] + 1  # the waiter's (the holder's was before)
+
+
+def waiting_for_the_lock(thread: threading.Thread) -> bool:
+    """Whether `thread` is blocked in TimedLock's waiting acquire (its innermost Python frame is that line)."""
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None or frame.f_code.co_name != "acquire":
+        return False
+    line = inspect.getframeinfo(frame).code_context or [""]
+    return "timeout=timeout" in line[0]
+
+
+def test_a_running_node_serves_metrics_whose_height_is_that_of_status(tmp_path):
+    with running_node(tmp_path / "a", mine=True) as node:
+        wait_until(lambda: node.status()["height"] >= 2, timeout=60, what="two blocks mined")
+        response = node.get("/metrics")
+        assert response.status_code == 200
+        got = samples(response.text)
+        status = node.status()
+        # Mining goes on between the two reads: the height of /metrics is never ahead of a later /status.
+        assert 2 <= got[("simplecoin_height", ())] <= status["height"]
+        assert got[("simplecoin_blocks_connected_total", ())] >= 2
+        assert got[("simplecoin_hashrate", ())] >= 0
+        assert ("process_resident_memory_bytes", ()) in got
