@@ -19,10 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex
+from simplecoin.node.config import ConfigError, build_config, read_config_file
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
-from tests.framework.nodes import running_node, wait_until
+from tests.framework.fakepeer import call
+from tests.framework.nodes import REPO, running_node, wait_until
 
 OWN_URL = "http://127.0.0.1:1"
 
@@ -199,8 +201,19 @@ def waiting_for_the_lock(thread: threading.Thread) -> bool:
     return "timeout=timeout" in line[0]
 
 
+def test_metrics_public_is_a_config_key_false_by_default():
+    assert build_config({}, {}).metrics_public is False
+    assert build_config(read_config_file(REPO / "config.yaml"), {}).metrics_public is False
+    assert build_config({"metrics_public": True}, {}).metrics_public is True
+    with pytest.raises(ConfigError, match="metrics_public must be true or false"):
+        build_config({"metrics_public": "yes"}, {})
+
+
 def test_a_running_node_serves_metrics_whose_height_is_that_of_status(tmp_path):
-    with running_node(tmp_path / "a", mine=True) as node:
+    """A real node whose config opens its metrics to other machines: a request from another address is served."""
+    config = tmp_path / "node.yaml"
+    config.write_text("metrics_public: true\n")
+    with running_node(tmp_path / "a", mine=True, extra=("--config", str(config))) as node:
         wait_until(lambda: node.status()["height"] >= 2, timeout=60, what="two blocks mined")
         response = node.get("/metrics")
         assert response.status_code == 200
@@ -209,5 +222,5 @@ def test_a_running_node_serves_metrics_whose_height_is_that_of_status(tmp_path):
         # Mining goes on between the two reads: the height of /metrics is never ahead of a later /status.
         assert 2 <= got[("simplecoin_height", ())] <= status["height"]
         assert got[("simplecoin_blocks_connected_total", ())] >= 2
-        assert got[("simplecoin_hashrate", ())] >= 0
         assert ("process_resident_memory_bytes", ()) in got
+        assert call(node.address, "GET", "/metrics", source="127.0.0.9")[0] == 200  # another machine, as it were
