@@ -9,10 +9,12 @@ The chain: 13 mined blocks (the `funded` fixture), then the fork below, which th
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import random
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -140,9 +142,9 @@ def test_requests_are_labelled_by_rule_so_random_paths_add_no_labels(app_of):
     assert got[("simplecoin_http_requests_total", (("endpoint", "/status"), ("method", "GET"), ("status", "200")))] == 1
 
 
-def test_scraping_never_waits_for_the_node_lock(app_of):
-    """A thread holds the node lock (a block being connected, say): the scrape is answered all the same."""
-    service, _, _, client = app_of
+@contextlib.contextmanager
+def lock_held_by_another_thread(service: NodeService) -> Iterator[threading.Event]:
+    """The node lock held by another thread (a block being connected, say) until the event is set or the block ends."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -153,37 +155,34 @@ def test_scraping_never_waits_for_the_node_lock(app_of):
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert held.wait(10)
-    answers: list[dict] = []
-    scraper = threading.Thread(target=lambda: answers.append(scrape(client)), daemon=True)
-    scraper.start()
-    scraper.join(timeout=10)
     try:
-        assert not scraper.is_alive(), "GET /metrics waited for the node lock"
-        assert answers[0][("simplecoin_height", ())] == 13
+        yield release
     finally:
         release.set()
         holder.join(timeout=10)
 
 
+def test_scraping_never_waits_for_the_node_lock(app_of):
+    """While another thread holds the node lock, the scrape is answered all the same."""
+    service, _, _, client = app_of
+    with lock_held_by_another_thread(service):
+        answers: list[dict] = []
+        scraper = threading.Thread(target=lambda: answers.append(scrape(client)), daemon=True)
+        scraper.start()
+        scraper.join(timeout=10)
+        assert not scraper.is_alive(), "GET /metrics waited for the node lock"
+        assert answers[0][("simplecoin_height", ())] == 13
+
+
 def test_waits_for_the_node_lock_are_timed(app_of):
     service, _, _, client = app_of
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with service.lock:
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert held.wait(10)
-    before = scrape(client)
-    waiter = threading.Thread(target=service.tip, daemon=True)  # takes the lock: waits for the holder
-    waiter.start()
-    wait_until(lambda: waiting_for_the_lock(waiter), timeout=10, what="the waiter to wait for the lock")
-    release.set()
-    waiter.join(timeout=10)
-    holder.join(timeout=10)
+    with lock_held_by_another_thread(service) as release:
+        before = scrape(client)
+        waiter = threading.Thread(target=service.tip, daemon=True)  # takes the lock: waits for the holder
+        waiter.start()
+        wait_until(lambda: waiting_for_the_lock(waiter), timeout=10, what="the waiter to wait for the lock")
+        release.set()
+        waiter.join(timeout=10)
     after = scrape(client)
     waits = ("simplecoin_node_lock_wait_seconds_count", ())
     assert after[waits] == before[waits] + 1
