@@ -10,7 +10,6 @@ The chain: 13 mined blocks (the `funded` fixture), then the fork below, which th
 from __future__ import annotations
 
 import contextlib
-import inspect
 import random
 import sys
 import threading
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex
 from simplecoin.node.config import ConfigError, build_config, read_config_file
+from simplecoin.node.metrics import TimedLock
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
@@ -192,12 +192,9 @@ def test_waits_for_the_node_lock_are_timed(app_of):
 
 
 def waiting_for_the_lock(thread: threading.Thread) -> bool:
-    """Whether `thread` is blocked in TimedLock's waiting acquire (its innermost Python frame is that line)."""
+    """Whether `thread` is blocked waiting for a TimedLock (its innermost Python frame is the waiting one)."""
     frame = sys._current_frames().get(thread.ident)
-    if frame is None or frame.f_code.co_name != "acquire":
-        return False
-    line = inspect.getframeinfo(frame).code_context or [""]
-    return "timeout=timeout" in line[0]
+    return frame is not None and frame.f_code is TimedLock._wait.__code__
 
 
 def test_metrics_public_is_a_config_key_false_by_default():

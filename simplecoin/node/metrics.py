@@ -37,15 +37,15 @@ class TimedLock:
         self.acquisitions = 0  # changed only by the thread holding the lock; read by anyone (an int: atomic)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(blocking=False):
-            self.acquisitions += 1
-            return True
-        if not blocking:
+        if not self._lock.acquire(blocking=False) and not (blocking and self._wait(timeout)):
             return False
+        self.acquisitions += 1
+        return True
+
+    def _wait(self, timeout: float) -> bool:
         start = time.perf_counter()
         if not self._lock.acquire(timeout=timeout):
             return False
-        self.acquisitions += 1
         self._waits.observe(time.perf_counter() - start)
         return True
 
@@ -53,7 +53,11 @@ class TimedLock:
         self._lock.release()
 
     def __enter__(self) -> bool:
-        return self.acquire()
+        # `acquire` inlined: this is what every `with service.lock:` costs
+        if not self._lock.acquire(blocking=False):
+            self._wait(-1)
+        self.acquisitions += 1
+        return True
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
