@@ -20,11 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex
+from simplecoin.core.primitives import OutPoint
 from simplecoin.node.config import ConfigError, build_config, read_config_file
-from simplecoin.node.metrics import TimedLock
+from simplecoin.node.metrics import NodeMetrics, TimedLock
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
+from tests.framework.builder import BOB
 from tests.framework.fakepeer import call
 from tests.framework.nodes import REPO, running_node, wait_until
 
@@ -104,6 +106,23 @@ def test_rejects_are_counted_by_kind_and_reason(app_of):
     assert got[("simplecoin_rejects_total", (("kind", "block"), ("reason", "bad-cb-amount")))] == 1
     assert got[("simplecoin_rejects_total", (("kind", "block"), ("reason", "duplicate-invalid")))] == 1
     assert got[("simplecoin_rejects_total", (("kind", "tx"), ("reason", refused.value.reason)))] == 1
+
+
+def test_a_block_found_invalid_while_reorganising_is_a_reject(app_of):
+    """f13 spends a coin that does not exist; stored (it ties m13), it is checked only when f14 makes it the best.
+
+    genesis - ... - m12 - m13
+                       \
+                        f13 (invalid) - f14
+    """
+    service, builder, _, client = app_of
+    missing = builder.spend([OutPoint(b"\x01" * 32, 0)], [(1_000, BOB.pubkey_hash)])
+    service.submit_block(builder.block("f13", parent="m12", txs=[missing]), requested=True)
+    service.submit_block(builder.block("f14"), requested=True)
+    assert service.tip().hash == builder["m13"].hash
+    got = scrape(client)
+    assert got[("simplecoin_rejects_total", (("kind", "block"), ("reason", "bad-txns-inputs-missingorspent")))] == 1
+    assert got[("simplecoin_reorgs_total", ())] == 0
 
 
 def test_other_machines_get_403_unless_configured(funded):
@@ -189,6 +208,24 @@ def test_waits_for_the_node_lock_are_timed(app_of):
     assert after[("simplecoin_node_lock_wait_seconds_sum", ())] > before[("simplecoin_node_lock_wait_seconds_sum", ())]
     acquisitions = ("simplecoin_node_lock_acquisitions_total", ())
     assert after[acquisitions] >= before[acquisitions] + 1  # the waiter's (the holder's was before)
+
+
+def test_the_timed_lock_is_still_a_reentrant_lock():
+    lock = NodeMetrics().lock
+    with lock, lock:  # re-entrant: the service's methods call each other under it
+        assert lock.acquisitions == 2
+        outside: list[bool] = []
+
+        def try_both_ways() -> None:
+            outside.append(lock.acquire(blocking=False) or lock.acquire(timeout=0.01))
+
+        other = threading.Thread(target=try_both_ways)
+        other.start()
+        other.join(timeout=10)
+        assert outside == [False]  # neither a try nor a timed wait gets it from another thread
+    assert lock.acquire(blocking=False)
+    lock.release()
+    assert lock.acquisitions == 3
 
 
 def waiting_for_the_lock(thread: threading.Thread) -> bool:

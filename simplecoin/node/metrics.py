@@ -93,7 +93,10 @@ class NodeMetrics:
         self.lock = TimedLock(self.lock_waits)
 
     def chain_moved(self, reorg: ReorgResult) -> None:
-        """Count what a change of the active chain did."""
+        """Count what a change of the active chain did, and the blocks it found invalid on the way (rejects: not the
+        one submitted, whose error was raised and counted by the service)."""
+        for _, error in reorg.invalid:
+            self.rejected("block", error.reason)
         if reorg.connected:
             self.blocks_connected.inc(len(reorg.connected))
         if reorg.disconnected:
