@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex
+from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint
 from simplecoin.node.config import ConfigError, build_config, read_config_file
 from simplecoin.node.metrics import NodeMetrics, TimedLock
@@ -72,6 +73,27 @@ def test_the_figures_are_those_of_status(app_of):
     assert got[("simplecoin_banned", ())] == 0
     assert got[("simplecoin_sync_progress_ratio", ())] == 1.0
     assert got[("simplecoin_node_info", (("genesis", status["genesis"]), ("network", "regtest")))] == 1
+
+
+def test_peers_by_direction_bans_and_sync_progress(app_of):
+    """One peer added by hand and one that said hello, both connected; their hellos claimed heights 20 and 26."""
+    _, _, app, client = app_of
+    peers = app.extensions["simplecoin"].peers
+    peers.add("127.66.0.1:5000")
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    assert peers.hello_from("127.66.0.2", hello)
+    peers.hello_from("127.66.0.3", hello)  # never connected: not counted
+    with peers.lock:  # what a successful handshake sets (manager._handshake)
+        for peer, height in zip(list(peers.peers.values())[:2], (20, 26), strict=True):
+            peer.connected, peer.height = True, height
+    peers.misbehaved("127.66.0.9", "a test")
+    got = scrape(client)
+    assert got[("simplecoin_peers", (("direction", "manual"),))] == 1
+    assert got[("simplecoin_peers", (("direction", "inbound"),))] == 1
+    assert got[("simplecoin_peers", (("direction", "outbound"),))] == 0
+    assert got[("simplecoin_banned", ())] == 1
+    assert got[("simplecoin_peers_best_height", ())] == 26
+    assert got[("simplecoin_sync_progress_ratio", ())] == pytest.approx(13 / 26)
 
 
 def test_a_reorg_moves_the_reorg_counter_and_its_depth(app_of):

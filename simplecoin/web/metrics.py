@@ -71,6 +71,7 @@ class NodeCollector(Collector):
         peers = GaugeMetricFamily("simplecoin_peers", "Connected peers by direction", labels=["direction"])
         peers.add_metric(["inbound"], figures.inbound if figures else 0)
         peers.add_metric(["outbound"], figures.outbound if figures else 0)
+        peers.add_metric(["manual"], figures.manual if figures else 0)
         yield peers
         yield GaugeMetricFamily("simplecoin_banned", "Peer identities banned now", figures.banned if figures else 0)
         best = figures.best_height if figures else -1

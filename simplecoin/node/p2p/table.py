@@ -73,8 +73,9 @@ class Peer:
 class PeerFigures:
     """What GET /metrics shows of the peer table."""
 
-    inbound: int  # connected peers that called us first (not added by hand nor chosen by us)
-    outbound: int  # connected peers we chose or were told to use (--peer)
+    inbound: int  # connected peers that said hello to us (neither chosen by us nor added by hand)
+    outbound: int  # connected peers we chose from the address tables
+    manual: int  # connected peers the operator added (--peer, POST /peers)
     banned: int  # identities banned now
     best_height: int  # the best height a connected peer claimed in its hello: a hint, never trusted (-1: none)
 
@@ -289,7 +290,8 @@ class PeerTable:
             now = self.bans.clock()
             return PeerFigures(
                 inbound=sum(1 for p in connected if not (p.outbound or p.manual)),
-                outbound=sum(1 for p in connected if p.outbound or p.manual),
+                outbound=sum(1 for p in connected if p.outbound and not p.manual),
+                manual=sum(1 for p in connected if p.manual),
                 banned=sum(1 for until in self.bans.until.values() if until > now),
                 best_height=max((p.height for p in connected), default=-1),
             )
