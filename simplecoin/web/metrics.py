@@ -24,11 +24,13 @@ from prometheus_client.registry import Collector
 
 from simplecoin.node.p2p.inbound import Inbound
 from simplecoin.node.p2p.manager import PeerManager
+from simplecoin.node.p2p.table import PeerFigures
 from simplecoin.node.service import NodeService
 from simplecoin.web.api import ApiError
 
 UNMATCHED = "unmatched"  # the endpoint label of a request no URL rule matched (a 404, whatever its path)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})  # any other: "other"
+NO_PEERS = PeerFigures(inbound=0, outbound=0, manual=0, banned=0, best_height=-1)  # a node without a peer layer
 # An API answer takes a millisecond or so; a page of a big block or a sync's batch of blocks, up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -67,14 +69,13 @@ class NodeCollector(Collector):
         yield from self.service.metrics.collect()
 
     def _peers(self, height: int) -> Iterator[Metric]:
-        figures = self.peers.table.figures() if self.peers is not None else None
+        figures = self.peers.table.figures() if self.peers is not None else NO_PEERS
         peers = GaugeMetricFamily("simplecoin_peers", "Connected peers by direction", labels=["direction"])
-        peers.add_metric(["inbound"], figures.inbound if figures else 0)
-        peers.add_metric(["outbound"], figures.outbound if figures else 0)
-        peers.add_metric(["manual"], figures.manual if figures else 0)
+        for direction in ("inbound", "outbound", "manual"):
+            peers.add_metric([direction], getattr(figures, direction))
         yield peers
-        yield GaugeMetricFamily("simplecoin_banned", "Peer identities banned now", figures.banned if figures else 0)
-        best = figures.best_height if figures else -1
+        yield GaugeMetricFamily("simplecoin_banned", "Peer identities banned now", figures.banned)
+        best = figures.best_height
         yield GaugeMetricFamily(
             "simplecoin_peers_best_height", "Best height a connected peer claimed (a hint; -1: no peer)", best
         )
