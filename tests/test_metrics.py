@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.core.hashing import hash_hex
@@ -28,6 +27,7 @@ from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
 from tests.framework.builder import BOB
+from tests.framework.client import metric_samples, metrics
 from tests.framework.fakepeer import call
 from tests.framework.nodes import REPO, running_node, wait_until
 
@@ -39,15 +39,7 @@ def scrape(client, **kwargs) -> dict[tuple[str, tuple], float]:
     response = client.get("/metrics", **kwargs)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.content_type.startswith("text/plain; version=0.0.4")
-    return samples(response.get_data(as_text=True))
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return metric_samples(response.get_data(as_text=True))
 
 
 @pytest.fixture
@@ -270,9 +262,7 @@ def test_a_running_node_serves_metrics_whose_height_is_that_of_status(tmp_path):
     config.write_text("metrics_public: true\n")
     with running_node(tmp_path / "a", mine=True, extra=("--config", str(config))) as node:
         wait_until(lambda: node.status()["height"] >= 2, timeout=60, what="two blocks mined")
-        response = node.get("/metrics")
-        assert response.status_code == 200
-        got = samples(response.text)
+        got = metrics(node)
         status = node.status()
         # Mining goes on between the two reads: the height of /metrics is never ahead of a later /status.
         assert 2 <= got[("simplecoin_height", ())] <= status["height"]
