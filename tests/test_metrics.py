@@ -52,13 +52,15 @@ def app_of(funded):
 
 
 def test_the_figures_are_those_of_status(app_of):
-    service, _, _, client = app_of
+    service, builder, _, client = app_of
+    paid = builder.spend("m1")
+    service.submit_tx(paid)
     got = scrape(client)
     status = client.get("/status").get_json()
     assert got[("simplecoin_height", ())] == status["height"] == 13
     assert got[("simplecoin_chain_work", ())] == float(int(status["chain_work"]))
-    assert got[("simplecoin_mempool_transactions", ())] == status["mempool"] == 0
-    assert got[("simplecoin_mempool_bytes", ())] == status["mempool_bytes"]
+    assert got[("simplecoin_mempool_transactions", ())] == status["mempool"] == 1
+    assert got[("simplecoin_mempool_bytes", ())] == status["mempool_bytes"] == paid.size
     assert got[("simplecoin_mempool_min_fee_rate", ())] == service.fee_estimate().min_relay
     assert got[("simplecoin_peers", (("direction", "inbound"),))] == 0
     assert got[("simplecoin_peers", (("direction", "outbound"),))] == 0
