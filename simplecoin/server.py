@@ -259,7 +259,7 @@ def serve(config: Config, conns: list[Connection], reward_address: str | None, l
     peers = PeerManager(
         service, config.public_url, config.peers, path=config.data_dir / addrman.FILE_NAME, wall_clock=wall_clock
     )
-    app = create_app(service, peers)
+    app = create_app(service, peers, metrics_public=config.metrics_public)
     server = create_guarded_server(
         app,
         rules=ConnectionRules(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, REQUEST_SECONDS),

@@ -26,7 +26,16 @@ from simplecoin.node.store import Store
 from simplecoin.wallet import hd
 from simplecoin.wallet.keyfile import HD_VERSION, WalletFile
 from tests.framework.builder import ChainBuilder, recompute_utxos
-from tests.framework.client import confirmed, get_json, mature_coinbases, reward_key, spend, submit, tx_info
+from tests.framework.client import (
+    confirmed,
+    get_json,
+    mature_coinbases,
+    metrics,
+    reward_key,
+    spend,
+    submit,
+    tx_info,
+)
 from tests.framework.fakepeer import FakePeer, chain_answers
 from tests.framework.nodes import NodeProcess, child_pids, free_port, running_node, wait_until
 
@@ -187,6 +196,7 @@ def test_partition_heals_onto_the_most_work_chain_and_the_losing_tx_is_mined_aga
         assert get_json(c, f"/block/{base + 1}")["hash"] == get_json(a, f"/block/{base + 1}")["hash"]
         assert get_json(c, f"/block/{base + 1}")["hash"] != first_after_split_on_c, "C's side should have lost"
         assert get_json(c, f"/block/{losing_block}")["active"] is False
+        assert metrics(c)[("simplecoin_reorgs_total", ())] >= 1  # what an operator's alert on reorgs reads
 
         # The losing side's tx went back to a mempool and is mined again, on the winning chain, for both.
         again = {
@@ -278,9 +288,7 @@ def test_peer_serving_an_invalid_block_is_rejected_and_banned(tmp_path: Path) ->
         assert stored["status"] == "invalid"
         assert stored["active"] is False
         # A banned peer's block pushes are refused too.
-        pushed = node.post(
-            "/p2p/block", json={"hex": bad.serialize().hex()}, headers={"X-SimpleCoin-Peer": fake.url}
-        )
+        pushed = node.post("/p2p/block", json={"hex": bad.serialize().hex()}, headers={"X-SimpleCoin-Peer": fake.url})
         assert pushed.status_code == 403
         assert pushed.json()["reason"] == "banned"
 

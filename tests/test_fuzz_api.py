@@ -8,7 +8,7 @@ transactions and blocks go to the POST endpoints. The rules checked on every ans
 
 - never a 5xx;
 - every 4xx (but HEAD's, which has no body) is JSON with a string "error" and a string "reason";
-- every 2xx to a GET or POST is JSON;
+- every 2xx to a GET or POST is JSON, but GET /metrics's (Prometheus's text format, parsed);
 - but a GET of an explorer page (`/`, `/explorer/...`) is HTML, whatever its status.
 
 Afterwards the node must still answer /status and still mine.
@@ -28,6 +28,7 @@ import requests
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.params import MAIN, REGTEST
@@ -146,6 +147,8 @@ def check(method: str, path: str, response: requests.Response) -> None:
         assert body["error"], where
         assert isinstance(body.get("reason"), str), where
         assert body["reason"], where
+    elif 200 <= response.status_code < 300 and method == "GET" and page == "/metrics":  # Prometheus's text format
+        assert any(f.name == "simplecoin_height" for f in text_string_to_metric_families(response.text)), where
     elif 200 <= response.status_code < 300 and method in ("GET", "POST"):
         assert isinstance(response.json(), dict), where
 

@@ -48,6 +48,7 @@ class Config:
     log_level: str
     clock_offset: float = 0.0  # seconds added to this machine's clock wherever the node reads it (tests, experiments)
     max_hashrate: float | None = None  # hashes per second each mining process is held to (tests, experiments)
+    metrics_public: bool = False  # GET /metrics answers other machines too (default: only this one)
 
     @property
     def url(self) -> str:
@@ -71,6 +72,7 @@ KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "clock_offset": ((int, float), "a number of seconds (negative: behind)"),
     "max_hashrate": ((int, float), "a number of hashes per second, more than 0"),
     "regtest_asert": (int, "a whole number of seconds a block, 1 to 600 (regtest only)"),
+    "metrics_public": (bool, "true or false"),
 }
 MAX_CLOCK_OFFSET = 7 * 24 * 3600  # a week either way: enough to try any clock rule, and no typo of years
 
@@ -175,6 +177,7 @@ def build_config(file_values: dict[str, Any], flags: dict[str, Any], source: str
         log_level=log_level,
         clock_offset=float(clock_offset),
         max_hashrate=None if max_hashrate is None else float(max_hashrate),
+        metrics_public=values.get("metrics_public", False),
     )
 
 

@@ -10,12 +10,14 @@ changed while the lock was free.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from simplecoin.bounded import BoundedDict
 from simplecoin.core.chain import IndexEntry
@@ -27,6 +29,7 @@ from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node import snapshots
 from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, OutputSpend, SideBranch, TxLookup
+from simplecoin.node.metrics import NodeMetrics
 from simplecoin.node.node import BlockOutcome, Node
 from simplecoin.node.poolhistory import PoolHistory, PoolSample
 from simplecoin.node.snapshots import FeeEstimate, MempoolSnapshot
@@ -36,6 +39,24 @@ log = logging.getLogger(__name__)
 # Requests checking signatures at once: all cores but one, which stays free for reads and the mining pump.
 VERIFY_THREADS = max(1, (os.cpu_count() or 1) - 1)
 SEEN_LIMIT = 50_000  # hashes remembered so each block and tx is relayed once
+Submit = TypeVar("Submit", bound=Callable)
+
+
+def _counting_rejects(kind: str) -> Callable[[Submit], Submit]:
+    """Have a submit method count each refusal by its reject reason (GET /metrics), whichever check raised it."""
+
+    def wrap(method: Submit) -> Submit:
+        @functools.wraps(method)
+        def counted(self: NodeService, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except ValidationError as e:
+                self.metrics.rejected(kind, e.reason)
+                raise
+
+        return counted  # type: ignore[return-value]
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -56,7 +77,8 @@ class NodeService:
         self.node = node
         self.lookups = Lookups(node)
         self.params = node.params
-        self.lock = threading.RLock()
+        self.metrics = NodeMetrics()  # what GET /metrics counts: blocks, reorgs, rejects, waits for the lock
+        self.lock = self.metrics.lock  # re-entrant; it times the waits for it (metrics.TimedLock)
         self._listeners: list[Callable[[Event], None]] = []
         self._relayed: BoundedDict[bytes, None] = BoundedDict(SEEN_LIMIT)
         self.hashrate = 0.0
@@ -94,6 +116,7 @@ class NodeService:
     # (the input carries its key; the signature hash covers only the tx), so no chain state is involved; the
     # node remembers what passed (its signature cache) and what failed (its recent rejects).
 
+    @_counting_rejects("block")
     def submit_block(self, block: Block, source: str = "", requested: bool = False) -> BlockOutcome:
         """Check a block, store it, follow the most-work chain; relay it if it joined our active chain.
 
@@ -113,6 +136,7 @@ class NodeService:
             on_active_chain = self.lookups.on_active_chain(block.hash)
             returned = self.lookups.pending(outcome.reorg.returned)
             self._refresh_status()
+        self.metrics.chain_moved(outcome.reorg)
         # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
         # would hand every peer the same junk.
         if outcome.status == "accepted" and on_active_chain and self.first_sighting(block.hash):
@@ -122,6 +146,7 @@ class NodeService:
             self._emit(Event("tx", tx.txid, tx.serialize(), ""))
         return outcome
 
+    @_counting_rejects("tx")
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
         """Check a tx and add it to the pool; relay it if it is new to us."""
         entry, fresh = self._accept_tx(tx, relay=True)
@@ -175,10 +200,11 @@ class NodeService:
             if self.node.store.write_error is None:
                 return
             old_tip = self.node.tip.hash
-            self.node.resume()
+            moved = self.node.resume()
             tip = self.node.tip
             raw = self.lookups.relayable("block", tip.hash) if tip.hash != old_tip else None
             self._refresh_status()
+        self.metrics.chain_moved(moved)
         if raw is not None and self.first_sighting(tip.hash):
             self._emit(Event("block", tip.hash, raw, "", tip_changed=True))
 
@@ -234,10 +260,16 @@ class NodeService:
                 self.lock.release()
         return {**self._status, "hashrate": round(self.hashrate, 1)}
 
+    def last_status(self) -> tuple[dict, tuple[int, int]]:
+        """What the last change left: the figures of /status and the fee floors (relay minimum, rolling minimum per
+        byte). Never touches the lock: GET /metrics is scraped while blocks are checked."""
+        return self._status, self._fee_floors
+
     def _refresh_status(self) -> None:
         """Take the state /status shows (lock held by the caller)."""
         self._status = self.lookups.status()
         self._pool_history.note(int(self.node.clock()), self._status["mempool"], self._status["mempool_bytes"])
+        self._fee_floors = self.lookups.fee_floors()
 
     def pool_history(self) -> tuple[PoolSample, ...]:
         """The mempool's (time, count, bytes) samples, oldest first (bounded); never waits for the lock."""

@@ -23,6 +23,7 @@ from simplecoin.node.store import StoreFault
 from simplecoin.web.api import ApiError, api, status_json
 from simplecoin.web.explorer import explorer
 from simplecoin.web.limits import UploadBudget
+from simplecoin.web.metrics import RequestMetrics, install_metrics
 from simplecoin.web.state import EXTENSION, AppState
 
 log = logging.getLogger(__name__)  # also Flask's app.logger (named after the app), which logs handler crashes
@@ -41,18 +42,21 @@ def create_app(
     peers: Any = None,
     upload_budget: UploadBudget | None = None,
     clock: Callable[[], float] = time.monotonic,
+    metrics_public: bool = False,
 ) -> Flask:
     """The Flask app for one node. `peers` (a PeerManager) is optional: without it the node has none.
 
     `upload_budget` defaults to UPLOAD_BUDGET_BYTES per UPLOAD_WINDOW_SECONDS; `clock` is what it is measured by.
+    `metrics_public`: GET /metrics answers any client, not only the node's own machine (config `metrics_public`).
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     budget = upload_budget or UploadBudget(UPLOAD_BUDGET_BYTES, UPLOAD_WINDOW_SECONDS)
     app.extensions[EXTENSION] = AppState(service, peers, budget, clock)
+    requests = install_metrics(app, service, peers, metrics_public)  # first: its clock starts before other hooks
     app.register_blueprint(api)
     app.register_blueprint(explorer)  # HTML pages at / and /explorer/...; it handles its own pages' errors
-    app.wsgi_app = _status_fast_path(app, app.wsgi_app)
+    app.wsgi_app = _status_fast_path(app, app.wsgi_app, requests)
 
     @app.errorhandler(ApiError)
     def api_error(e: ApiError):
@@ -91,18 +95,20 @@ def create_app(
     return app
 
 
-def _status_fast_path(app: Flask, wsgi_app):
+def _status_fast_path(app: Flask, wsgi_app, requests: RequestMetrics):
     """WSGI middleware answering `GET /status` without Flask's per-request machinery.
 
     /status is what monitors, explorers and peers poll most; Flask's request context, URL matching and
     response object cost several times what building the answer does. The body is the same bytes
-    `jsonify` would give (the app's JSON provider, compact, a newline); any other request goes to Flask.
+    `jsonify` would give (the app's JSON provider, compact, a newline); any other request goes to Flask. It is
+    counted in `requests` (GET /metrics) as Flask's would be.
     """
     state: AppState = app.extensions[EXTENSION]
 
     def fast(environ, start_response):
         if environ.get("PATH_INFO") != "/status" or environ.get("REQUEST_METHOD") != "GET":
             return wsgi_app(environ, start_response)
+        started = time.perf_counter()
         try:
             body = (app.json.dumps(status_json(state.service, state.peers), separators=(",", ":")) + "\n").encode()
             status = "200 OK"
@@ -110,6 +116,7 @@ def _status_fast_path(app: Flask, wsgi_app):
             log.exception("Exception on /status [GET]")
             body = (app.json.dumps({"error": "internal error", "reason": "internal-error"}) + "\n").encode()
             status = "500 INTERNAL SERVER ERROR"
+        requests.observe("/status", "GET", int(status[:3]), time.perf_counter() - started)
         start_response(status, [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body)))])
         return [body]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.keys import PrivateKey
 from simplecoin.core.params import REGTEST
@@ -59,3 +61,19 @@ def tx_info(node: NodeProcess, txid: str) -> dict | None:
 def confirmed(node: NodeProcess, txid: str) -> dict | None:
     info = tx_info(node, txid)
     return info if info is not None and info["confirmations"] >= 1 else None
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus's text format, read by prometheus_client's own parser: (sample name, sorted labels) -> value."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def metrics(node: NodeProcess) -> dict[tuple[str, tuple], float]:
+    """The node's GET /metrics (asked from this machine, which it serves), parsed."""
+    response = node.get("/metrics")
+    response.raise_for_status()
+    return metric_samples(response.text)

@@ -53,12 +53,17 @@ class Inbound:
         """The operator adds a peer (Bitcoin: the addnode RPC): from this machine only, or anyone could point the
         node at any address. NotLocal from elsewhere; BadAddress if the address is refused."""
         assert self.peers is not None, "a node without a peer layer adds no peers"
+        if not self.from_operator(remote_ip):
+            raise NotLocal(remote_ip)
+        return self.peers.add(text)
+
+    def from_operator(self, remote_ip: str) -> bool:
+        """Whether a request comes from the operator's machine: what may steer the node or read its metrics."""
         # The operator's tools connect from 127.0.0.1 or ::1 (or the node's own address); other loopback addresses
         # are other local nodes and processes, which may not steer this one.
         remote = ip_or_none(remote_ip)
-        if remote is None or (str(remote) not in ("127.0.0.1", "::1") and str(remote) != self.peers.own.host):
-            raise NotLocal(remote_ip)
-        return self.peers.add(text)
+        own = self.peers.own.host if self.peers is not None else None
+        return remote is not None and (str(remote) in ("127.0.0.1", "::1") or str(remote) == own)
 
     def hello(self, remote_ip: str, data: dict) -> dict:
         """Another node said hello (from an admitted identity): remember it; answer with our network and tip."""

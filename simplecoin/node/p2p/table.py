@@ -72,6 +72,11 @@ class Peer:
         return self.address.url
 
 
+def direction(peer: Peer) -> str:
+    """How we came to know the peer: manual (the operator added it), outbound (we chose it) or inbound."""
+    return "manual" if peer.manual else "outbound" if peer.outbound else "inbound"
+
+
 @dataclass(frozen=True)
 class PeerView:
     """One peer as the explorer shows it (`PeerTable.views`)."""
@@ -87,6 +92,17 @@ class PeerView:
     banned: bool
     failures: int
     retry_in: float  # seconds until the next visit (0: due)
+
+
+@dataclass(frozen=True)
+class PeerFigures:
+    """What GET /metrics shows of the peer table."""
+
+    inbound: int  # connected peers that said hello to us (neither chosen by us nor added by hand)
+    outbound: int  # connected peers we chose from the address tables
+    manual: int  # connected peers the operator added (--peer, POST /peers)
+    banned: int  # identities banned now
+    best_height: int  # the best height a connected peer claimed in its hello: a hint, never trusted (-1: none)
 
 
 class PeerTable:
@@ -313,7 +329,7 @@ class PeerTable:
             return [
                 PeerView(
                     str(p.address),
-                    "manual" if p.manual else "outbound" if p.outbound else "inbound",
+                    direction(p),
                     p.connected,
                     p.since,
                     p.height,
@@ -326,6 +342,20 @@ class PeerTable:
                 )
                 for p in sorted(self.peers.values(), key=lambda p: p.address)
             ]
+
+    def figures(self) -> PeerFigures:
+        """Counts for GET /metrics: connected peers by direction, identities banned now, the best height claimed."""
+        with self.lock:
+            connected = [p for p in self.peers.values() if p.connected]
+            now = self.bans.clock()
+            directions = [direction(p) for p in connected]
+            return PeerFigures(
+                inbound=directions.count("inbound"),
+                outbound=directions.count("outbound"),
+                manual=directions.count("manual"),
+                banned=sum(1 for until in self.bans.until.values() if until > now),
+                best_height=max((p.height for p in connected), default=-1),
+            )
 
     def describe(self) -> list[dict]:
         """Our peers as numbers and flags: nothing a peer wrote in its own words is shown (it could be anything)."""
