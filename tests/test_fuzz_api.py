@@ -8,7 +8,8 @@ transactions and blocks go to the POST endpoints. The rules checked on every ans
 
 - never a 5xx;
 - every 4xx (but HEAD's, which has no body) is JSON with a string "error" and a string "reason";
-- every 2xx to a GET or POST is JSON, but GET /metrics's (Prometheus's text format, parsed);
+- every 2xx to a GET or POST is JSON, but GET /metrics's (Prometheus's text format, parsed) and a binary
+  GET /headers's (whole 80-byte headers);
 - but a GET of an explorer page (`/`, `/explorer/...`) is HTML, whatever its status.
 
 Afterwards the node must still answer /status and still mine.
@@ -149,6 +150,9 @@ def check(method: str, path: str, response: requests.Response) -> None:
         assert body["reason"], where
     elif 200 <= response.status_code < 300 and method == "GET" and page == "/metrics":  # Prometheus's text format
         assert any(f.name == "simplecoin_height" for f in text_string_to_metric_families(response.text)), where
+    elif 200 <= response.status_code < 300 and response.headers.get("Content-Type") == "application/octet-stream":
+        assert page == "/headers", where  # the one binary answer: GET /headers?format=binary, whole 80-byte headers
+        assert len(response.content) % 80 == 0, where
     elif 200 <= response.status_code < 300 and method in ("GET", "POST"):
         assert isinstance(response.json(), dict), where
 
