@@ -17,8 +17,10 @@ Tables:
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
 SCHEMA_VERSION = 1
 COINS_PER_QUERY = 400  # outpoints per get_coins query: 800 parameters, under SQLite's old 999 limit
+IDLE_READERS = 8  # read-only connections kept open for reuse; more are opened while more threads read at once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +45,8 @@ CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB N
 CREATE TABLE IF NOT EXISTS utxo (
     txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
     height INTEGER NOT NULL, coinbase INTEGER NOT NULL, PRIMARY KEY (txid, idx)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS utxo_by_address ON utxo (pubkey_hash);
+CREATE INDEX IF NOT EXISTS utxo_by_address_amount ON utxo (pubkey_hash, amount DESC, txid, idx, height, coinbase);
+DROP INDEX IF EXISTS utxo_by_address;
 CREATE TABLE IF NOT EXISTS tx_index (
     txid BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tx_index_by_height ON tx_index (height);
@@ -67,6 +71,25 @@ class HistoryRow:
     position: int
     received: int  # paid to the address by this tx
     sent: int  # spent from the address by this tx
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSnapshot:
+    """An address as one block left it: read in one SQLite read transaction, so every figure is of `tip_hash`.
+
+    Coins come largest first, then by (txid, index); history newest first. A cursor is the last row of a page,
+    so it stays valid across blocks: the next page starts after it, whatever was added or spent since.
+    """
+
+    tip_height: int
+    tip_hash: bytes
+    balance: int  # every confirmed coin of the address
+    immature: int  # of which coinbase outputs not yet spendable in the next block
+    utxo_count: int
+    utxos: list[tuple[OutPoint, Coin]]
+    next_utxo_cursor: tuple[int, bytes, int] | None  # (amount, txid, index) of the last coin; None: no more
+    history: list[HistoryRow]
+    next_history_cursor: tuple[int, int] | None  # (height, position) of the last row; None: no more
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +146,9 @@ class Store:
 
     def __init__(self, path: str | Path, params: NetworkParams) -> None:
         self.params = params
+        # Readers' own connections (WAL: each reads a snapshot while the node writes); none for a database in memory.
+        self._reader_uri = None if str(path) == ":memory:" else Path(path).resolve().as_uri() + "?mode=ro"
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -134,7 +160,42 @@ class Store:
         self._check_meta()
 
     def close(self) -> None:
+        while not self._idle_readers.empty():
+            self._idle_readers.get_nowait().close()
         self._db.close()
+
+    @property
+    def has_readers(self) -> bool:
+        """Whether reads can run on their own connections, without the writer's (not for ':memory:')."""
+        return self._reader_uri is not None
+
+    @contextmanager
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection inside one read transaction: every query sees the same committed state.
+
+        Safe from any thread and without the node lock (the writer never waits for a reader in WAL mode). A
+        store in memory has no second connection: the caller then holds the node lock and this is the writer's.
+        """
+        if self._reader_uri is None:
+            yield self._db
+            return
+        try:
+            conn = self._idle_readers.get_nowait()
+        except queue.Empty:
+            conn = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        if self._idle_readers.qsize() < IDLE_READERS:
+            self._idle_readers.put(conn)
+        else:
+            conn.close()
 
     def _check_meta(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
@@ -229,6 +290,79 @@ class Store:
             " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?",
             (pubkey_hash, limit, offset),
         )
+        return [HistoryRow(*row) for row in rows]
+
+    def address_snapshot(
+        self,
+        pubkey_hash: bytes,
+        utxo_cursor: tuple[int, bytes, int] | None,
+        utxo_limit: int,
+        history_cursor: tuple[int, int] | None,
+        history_limit: int,
+        history_offset: int = 0,
+    ) -> AddressSnapshot:
+        """An address's totals, a page of its coins and a page of its history, all of one tip (see AddressSnapshot).
+
+        Each query is an index seek plus the page (utxo_by_address_amount covers the coins' columns), and the
+        totals one pass over that index: bounded time and bytes at any number of coins, outside the node lock.
+        """
+        with self._read_transaction() as db:
+            tip_height, tip_hash = db.execute(
+                "SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1"
+            ).fetchone()
+            # A coinbase output is spendable in the next block once it is coinbase_maturity blocks deep.
+            young = tip_height + 1 - self.params.coinbase_maturity
+            count, balance, immature = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(amount), 0),"
+                " COALESCE(SUM(CASE WHEN coinbase AND height > ? THEN amount ELSE 0 END), 0)"
+                " FROM utxo WHERE pubkey_hash = ?",
+                (young, pubkey_hash),
+            ).fetchone()
+            coins = self._utxo_page(db, pubkey_hash, utxo_cursor, utxo_limit + 1)
+            rows = self._history_page(db, pubkey_hash, history_cursor, history_limit + 1, history_offset)
+        next_utxo = next_history = None
+        if len(coins) > utxo_limit:
+            coins = coins[:utxo_limit]
+            last_outpoint, last_coin = coins[-1]
+            next_utxo = (last_coin.amount, last_outpoint.txid, last_outpoint.index)
+        if len(rows) > history_limit:
+            rows = rows[:history_limit]
+            next_history = (rows[-1].height, rows[-1].position)
+        return AddressSnapshot(tip_height, tip_hash, balance, immature, count, coins, next_utxo, rows, next_history)
+
+    @staticmethod
+    def _utxo_page(
+        db: sqlite3.Connection, pubkey_hash: bytes, cursor: tuple[int, bytes, int] | None, limit: int
+    ) -> list[tuple[OutPoint, Coin]]:
+        """Coins after `cursor` in (amount DESC, txid, index) order: the rest of the cursor's amount, then smaller
+        ones (two seeks: one mixed-direction comparison would scan every coin of the cursor's amount)."""
+        columns = "SELECT txid, idx, amount, height, coinbase FROM utxo WHERE pubkey_hash = ?"
+        order = " ORDER BY amount DESC, txid, idx LIMIT ?"
+        if cursor is None:
+            found = db.execute(columns + order, (pubkey_hash, limit)).fetchall()
+        else:
+            amount, txid, index = cursor
+            found = db.execute(
+                columns + " AND amount = ? AND (txid, idx) > (?, ?)" + order, (pubkey_hash, amount, txid, index, limit)
+            ).fetchall()
+            if len(found) < limit:
+                found += db.execute(columns + " AND amount < ?" + order, (pubkey_hash, amount, limit - len(found)))
+        return [
+            (OutPoint(txid, idx), Coin(amount, pubkey_hash, height, bool(cb)))
+            for txid, idx, amount, height, cb in found
+        ]
+
+    @staticmethod
+    def _history_page(
+        db: sqlite3.Connection, pubkey_hash: bytes, cursor: tuple[int, int] | None, limit: int, offset: int
+    ) -> list[HistoryRow]:
+        """History rows older than `cursor` (height, position), newest first, skipping `offset` of them (a seek for
+        the cursor; SQLite walks past an offset row by row)."""
+        query = "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
+        args: tuple = (pubkey_hash,)
+        if cursor is not None:
+            query, args = query + " AND (height, position) < (?, ?)", (*args, *cursor)
+        rows = db.execute(query + " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?", (*args, limit, offset))
         return [HistoryRow(*row) for row in rows]
 
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
