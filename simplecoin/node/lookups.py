@@ -19,12 +19,16 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
-from simplecoin.node.store import HistoryRow
+from simplecoin.node.store import AddressSnapshot, HistoryRow
 
 
 class NotFound(SimpleCoinError):
     """Raised when a block, transaction or address the caller asked for is not known."""
 
+
+# Coins of an address in one /address answer: ~150 bytes of JSON each, so a page stays near 150 kB whatever the
+# address holds (a whole 112,001-coin address was 14.4 MB, read under the node lock).
+MAX_UTXO_PAGE = 1_000
 
 # An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
@@ -56,14 +60,24 @@ class MerkleProof:
 
 @dataclass(frozen=True)
 class AddressInfo:
-    """One address: confirmed balance, coins and history (a page), and its pending transactions."""
+    """One address at one tip: confirmed totals, a page of coins and of history, and its pending transactions.
+
+    The confirmed part is what block `tip_hash` left; the pending part is the pool on that same tip (see
+    NodeService.address), so no coin is shown both confirmed and pending.
+    """
 
     balance: int
     pending_received: int
     pending_sent: int
-    utxos: dict[OutPoint, Coin]
-    history: list[HistoryRow]
+    utxos: list[tuple[OutPoint, Coin]]  # a page, largest first
+    history: list[HistoryRow]  # a page, newest first
     pending: list[MempoolEntry]
+    tip_height: int = 0
+    tip_hash: bytes = b""
+    immature: int = 0  # of `balance`: coinbase outputs not spendable in the next block
+    utxo_count: int = 0  # all confirmed coins, not only this page's
+    next_utxo_cursor: tuple[int, bytes, int] | None = None  # None: the last page of coins
+    next_history_cursor: tuple[int, int] | None = None  # None: the last page of history
 
 
 @dataclass(frozen=True)
@@ -145,16 +159,36 @@ class Lookups:
         assert block is not None, "active-chain blocks are stored"
         return block, height, position
 
-    def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
-        """Balance, coins and a page of history from the store; what the mempool adds and takes."""
+    def address(
+        self,
+        pubkey_hash: bytes,
+        offset: int,
+        limit: int,
+        utxo_cursor: tuple[int, bytes, int] | None = None,
+        utxo_limit: int = MAX_UTXO_PAGE,
+        history_cursor: tuple[int, int] | None = None,
+    ) -> AddressInfo:
+        """Totals and a page of coins and history from the store; what the mempool adds and takes."""
+        snapshot = self.node.store.address_snapshot(pubkey_hash, utxo_cursor, utxo_limit, history_cursor, limit, offset)
+        return self.with_pending(snapshot, pubkey_hash)
+
+    def with_pending(self, snapshot: AddressSnapshot, pubkey_hash: bytes) -> AddressInfo:
+        """`snapshot` with the pool's activity for the address: the pool is on `snapshot`'s tip only if the
+        caller checked it is the node's tip."""
         pending, received, sent = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
         return AddressInfo(
-            balance=self.node.store.balance(pubkey_hash),
+            balance=snapshot.balance,
             pending_received=received,
             pending_sent=sent,
-            utxos=self.node.store.utxos(pubkey_hash),
-            history=self.node.store.history(pubkey_hash, limit, offset),
+            utxos=snapshot.utxos,
+            history=snapshot.history,
             pending=pending,
+            tip_height=snapshot.tip_height,
+            tip_hash=snapshot.tip_hash,
+            immature=snapshot.immature,
+            utxo_count=snapshot.utxo_count,
+            next_utxo_cursor=snapshot.next_utxo_cursor,
+            next_history_cursor=snapshot.next_history_cursor,
         )
 
     def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:

@@ -16,6 +16,7 @@ from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_addr
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
 from simplecoin.core.primitives import BlockHeader, Transaction
 from simplecoin.node.addrman import BadAddress, identity
+from simplecoin.node.lookups import MAX_UTXO_PAGE
 from simplecoin.node.p2p.inbound import Banned, Inbound, NotLocal
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.relay import MAX_INV
@@ -25,6 +26,8 @@ from simplecoin.web.state import app_state
 MAX_PAGE = 100
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+UTXO_CURSOR_RE = re.compile(r"([0-9]{1,19}):([0-9a-fA-F]{64}):([0-9]{1,10})")  # amount:txid:index of a page's last coin
+HISTORY_CURSOR_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")  # height:position of a page's last row
 
 api = Blueprint("api", __name__)
 
@@ -83,6 +86,28 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     if not NUMBER_RE.fullmatch(text) or not low <= int(text) <= high:
         raise ApiError(400, f"'{name}' must be a whole number from {low} to {high}", "bad-param")
     return int(text)
+
+
+def utxo_cursor_arg() -> tuple[int, bytes, int] | None:
+    """`utxo_cursor`: where the last page of coins ended, as `next_utxo_cursor` gave it."""
+    text = request.args.get("utxo_cursor")
+    if text is None:
+        return None
+    match = UTXO_CURSOR_RE.fullmatch(text)
+    if match is None:
+        raise ApiError(400, "'utxo_cursor' must be amount:txid:index, as next_utxo_cursor gave it", "bad-param")
+    return int(match[1]), hash_from_hex(match[2]), int(match[3])
+
+
+def history_cursor_arg() -> tuple[int, int] | None:
+    """`history_cursor`: where the last page of history ended, as `next_history_cursor` gave it."""
+    text = request.args.get("history_cursor")
+    if text is None:
+        return None
+    match = HISTORY_CURSOR_RE.fullmatch(text)
+    if match is None:
+        raise ApiError(400, "'history_cursor' must be height:position, as next_history_cursor gave it", "bad-param")
+    return int(match[1]), int(match[2])
 
 
 def parse_address(text: str) -> bytes:
@@ -171,16 +196,23 @@ def status():  # GET is answered by _status_fast_path; this serves HEAD
 
 @api.get("/address/<address>")
 def address(address: str):
+    """Totals, a page of coins (largest first) and of history (newest first), pending txs: docs/api.md."""
     pubkey_hash = parse_address(address)
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", 25, 1, MAX_PAGE)
-    info = _service().address(pubkey_hash, offset, limit)
-    tip = _service().tip().height
+    utxo_limit = int_arg("utxo_limit", MAX_UTXO_PAGE, 1, MAX_UTXO_PAGE)
+    info = _service().address(pubkey_hash, offset, limit, utxo_cursor_arg(), utxo_limit, history_cursor_arg())
+    next_utxo = info.next_utxo_cursor
+    next_history = info.next_history_cursor
     return jsonify(
         address=address,
+        tip_height=info.tip_height,
+        tip=hash_hex(info.tip_hash),
         balance=info.balance,
+        immature=info.immature,
         pending_received=info.pending_received,
         pending_sent=info.pending_sent,
+        utxo_count=info.utxo_count,
         utxos=[
             {
                 "txid": hash_hex(o.txid),
@@ -189,18 +221,20 @@ def address(address: str):
                 "height": c.height,
                 "coinbase": c.is_coinbase,
             }
-            for o, c in sorted(info.utxos.items(), key=lambda item: (item[1].height, item[0].txid, item[0].index))
+            for o, c in info.utxos
         ],
+        next_utxo_cursor=f"{next_utxo[0]}:{hash_hex(next_utxo[1])}:{next_utxo[2]}" if next_utxo else None,
         history=[
             {
                 "txid": hash_hex(row.txid),
                 "height": row.height,
-                "confirmations": tip - row.height + 1,
+                "confirmations": info.tip_height - row.height + 1,
                 "received": row.received,
                 "sent": row.sent,
             }
             for row in info.history
         ],
+        next_history_cursor=f"{next_history[0]}:{next_history[1]}" if next_history else None,
         pending=[{"txid": hash_hex(e.tx.txid), "fee": e.fee} for e in info.pending],
         offset=offset,
         limit=limit,
