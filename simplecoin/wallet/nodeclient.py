@@ -13,7 +13,7 @@ import requests
 from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash_from_hex
 from simplecoin.core.spv import SpvError
-from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, read_json_object
+from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, TooLargeAnswer, read_json_object
 
 TIMEOUT = (3.0, 15.0)  # connect, and each read of the socket
 ANSWER_SECONDS = 30.0  # a whole answer: a node trickling one byte every few seconds is a stalled node
@@ -52,6 +52,14 @@ class NodeClient:
                     raise _Unreachable(f"answer took more than {ANSWER_SECONDS:.0f} s") from e
                 except BrokenAnswer as e:
                     raise _Unreachable(str(e)) from e
+                except TooLargeAnswer as e:
+                    # Not a lie: a node that answers a whole address at once (no paging) sends 14 MB for 112,000
+                    # coins. Say what happened rather than blame the node.
+                    raise NodeError(
+                        f"{url} answered more than {MAX_RESPONSE_BYTES:,} bytes, more than the wallet reads of one "
+                        "answer (a node without paged /address answers sends every coin of a busy address at once)",
+                        "too-large",
+                    ) from e
                 except BadAnswer as e:
                     raise SpvError(f"{url} is not trustworthy: it {e}") from e
                 if response.status_code >= 400:
