@@ -299,6 +299,15 @@ def test_bad_address(api: Api, address: str):
     assert_error(api.get(f"/address/{address}"), 400, "bad-address")
 
 
+def test_attack_a_dust_flood_is_refused_at_post_tx(api: Api):
+    """Issue 21: 112,001 one-unit outputs to a victim's address for 0.031 coin of fees; each is dust now."""
+    change = (REGTEST.subsidy(2) - 3_400 - 100_000, MINER_KEY.pubkey_hash)
+    flood = api.builder.spend("m2", [change, *[(1, BOB.pubkey_hash)] * 3_400])
+    body = assert_error(api.post("/tx", json={"hex": flood.serialize().hex()}), 400, "dust")
+    assert "output 1 pays 1 < 513, the dust threshold" in body["error"]
+    assert api.get(f"/address/{addr(BOB)}").get_json()["pending"] == []
+
+
 def test_address_pages_coins_and_history_by_cursor(api: Api):
     whole = api.get(f"/address/{addr(MINER_KEY)}?limit=100").get_json()
     coins, cursor = [], None
