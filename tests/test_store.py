@@ -7,7 +7,7 @@ import pytest
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import OutPoint
 from simplecoin.node.node import Node
-from simplecoin.node.store import Store, StoreError
+from simplecoin.node.store import AddressQuery, Store, StoreError
 from tests.conftest import NOW
 from tests.framework.builder import ALICE, BOB, recompute_utxos
 
@@ -97,7 +97,7 @@ def test_unusable_path_is_a_store_error(tmp_path):
 def _walk_coins(store: Store, pubkey_hash: bytes, limit: int) -> list[tuple[OutPoint, int]]:
     coins, cursor = [], None
     while True:
-        page = store.address_snapshot(pubkey_hash, cursor, limit, None, 1)
+        page = store.address_snapshot(AddressQuery(pubkey_hash, history_limit=1, utxo_limit=limit, utxo_cursor=cursor))
         coins += [(outpoint, coin.amount) for outpoint, coin in page.utxos]
         cursor = page.next_utxo_cursor
         if cursor is None:
@@ -114,7 +114,7 @@ def test_address_snapshot_pages_coins_largest_first_with_ties(funded):
     )
     for limit in (1, 2, 3, 100):
         assert _walk_coins(node.store, ALICE.pubkey_hash, limit) == expected
-    page = node.store.address_snapshot(ALICE.pubkey_hash, None, 3, None, 10)
+    page = node.store.address_snapshot(AddressQuery(ALICE.pubkey_hash, utxo_limit=3))
     assert (page.balance, page.utxo_count, page.immature) == (sum(amounts), len(amounts), 0)
     assert (page.tip_height, page.tip_hash) == (14, b["p14"].hash)
     assert page.next_utxo_cursor == (700, pay.txid, 1)
@@ -124,12 +124,12 @@ def test_a_coin_cursor_stays_valid_across_blocks(funded):
     node, b = funded
     pay = b.spend("m1", [(1_000 * (i + 1), ALICE.pubkey_hash) for i in range(6)], fee=10_000)
     node.submit_block(b.block("p14", txs=[pay]))
-    first = node.store.address_snapshot(ALICE.pubkey_hash, None, 2, None, 1)
+    first = node.store.address_snapshot(AddressQuery(ALICE.pubkey_hash, utxo_limit=2))
     assert [c.amount for _, c in first.utxos] == [6_000, 5_000]
     # a block spends a coin of the first page and one after the cursor, and pays Alice a larger coin
     spend = b.spend([OutPoint(pay.txid, 5), OutPoint(pay.txid, 2)], [(8_000, ALICE.pubkey_hash)], key=ALICE, fee=1_000)
     node.submit_block(b.block("p15", txs=[spend]))
-    rest = node.store.address_snapshot(ALICE.pubkey_hash, first.next_utxo_cursor, 10, None, 1)
+    rest = node.store.address_snapshot(AddressQuery(ALICE.pubkey_hash, utxo_cursor=first.next_utxo_cursor))
     assert [c.amount for _, c in rest.utxos] == [4_000, 2_000, 1_000]  # after the cursor; 3,000 was spent
     assert rest.tip_height == 15
 
@@ -137,7 +137,7 @@ def test_a_coin_cursor_stays_valid_across_blocks(funded):
 def test_address_snapshot_counts_young_coinbases_as_immature(funded):
     node, b = funded  # 13 coinbases of the miner's, the newest not mature yet
     tip = node.height
-    page = node.store.address_snapshot(b.key.pubkey_hash, None, 100, None, 100)
+    page = node.store.address_snapshot(AddressQuery(b.key.pubkey_hash, history_limit=100))
     young = [c for _, c in page.utxos if c.is_coinbase and tip + 1 - c.height < REGTEST.coinbase_maturity]
     assert young, "the fixture has young coinbases"
     assert page.immature == sum(c.amount for c in young)
@@ -149,7 +149,7 @@ def test_a_history_cursor_pages_newest_first(funded):
     rows = node.store.history(b.key.pubkey_hash, limit=100)
     walked, cursor = [], None
     while True:
-        page = node.store.address_snapshot(b.key.pubkey_hash, None, 1, cursor, 4)
+        page = node.store.address_snapshot(AddressQuery(b.key.pubkey_hash, history_limit=4, history_cursor=cursor))
         walked += page.history
         cursor = page.next_history_cursor
         if cursor is None:
@@ -162,11 +162,11 @@ def test_address_snapshot_reads_while_the_writer_holds_a_transaction(funded):
     """The reader has its own connection: a write in progress neither blocks it nor shows half-done."""
     node, b = funded
     store = node.store
-    before = store.address_snapshot(b.key.pubkey_hash, None, 100, None, 100)
+    before = store.address_snapshot(AddressQuery(b.key.pubkey_hash, history_limit=100))
     store._db.execute("BEGIN IMMEDIATE")
     try:
         store._db.execute("DELETE FROM utxo WHERE pubkey_hash = ?", (b.key.pubkey_hash,))
-        during = store.address_snapshot(b.key.pubkey_hash, None, 100, None, 100)
+        during = store.address_snapshot(AddressQuery(b.key.pubkey_hash, history_limit=100))
     finally:
         store._db.rollback()
     assert during == before

@@ -19,16 +19,12 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
-from simplecoin.node.store import AddressSnapshot, HistoryRow
+from simplecoin.node.store import AddressQuery, AddressSnapshot, HistoryRow
 
 
 class NotFound(SimpleCoinError):
     """Raised when a block, transaction or address the caller asked for is not known."""
 
-
-# Coins of an address in one /address answer: ~150 bytes of JSON each, so a page stays near 150 kB whatever the
-# address holds (a whole 112,001-coin address was 14.4 MB, read under the node lock).
-MAX_UTXO_PAGE = 1_000
 
 # An address's history page for a light wallet (tx bytes and merkle proofs together) stops adding entries once
 # this many bytes of transactions are in it, so one answer stays far below the wallet's 10 MB read cap.
@@ -159,18 +155,9 @@ class Lookups:
         assert block is not None, "active-chain blocks are stored"
         return block, height, position
 
-    def address(
-        self,
-        pubkey_hash: bytes,
-        offset: int,
-        limit: int,
-        utxo_cursor: tuple[int, bytes, int] | None = None,
-        utxo_limit: int = MAX_UTXO_PAGE,
-        history_cursor: tuple[int, int] | None = None,
-    ) -> AddressInfo:
+    def address(self, query: AddressQuery) -> AddressInfo:
         """Totals and a page of coins and history from the store; what the mempool adds and takes."""
-        snapshot = self.node.store.address_snapshot(pubkey_hash, utxo_cursor, utxo_limit, history_cursor, limit, offset)
-        return self.with_pending(snapshot, pubkey_hash)
+        return self.with_pending(self.node.store.address_snapshot(query), query.pubkey_hash)
 
     def with_pending(self, snapshot: AddressSnapshot, pubkey_hash: bytes) -> AddressInfo:
         """`snapshot` with the pool's activity for the address: the pool is on `snapshot`'s tip only if the

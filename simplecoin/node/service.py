@@ -24,16 +24,9 @@ from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
-from simplecoin.node.lookups import (
-    MAX_UTXO_PAGE,
-    AddressInfo,
-    AddressPage,
-    FeeEstimate,
-    Lookups,
-    MerkleProof,
-    TxLookup,
-)
+from simplecoin.node.lookups import AddressInfo, AddressPage, FeeEstimate, Lookups, MerkleProof, TxLookup
 from simplecoin.node.node import BlockOutcome, Node
+from simplecoin.node.store import AddressQuery
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +223,7 @@ class NodeService:
         with self.lock:
             return self.lookups.merkle_proof(txid)
 
-    def address(
-        self,
-        pubkey_hash: bytes,
-        offset: int,
-        limit: int,
-        utxo_cursor: tuple[int, bytes, int] | None = None,
-        utxo_limit: int = MAX_UTXO_PAGE,
-        history_cursor: tuple[int, int] | None = None,
-    ) -> AddressInfo:
+    def address(self, query: AddressQuery) -> AddressInfo:
         """An address's totals, a page of coins and of history, and its pending txs, all of one tip.
 
         The store part is read without the lock, on a read-only connection (a 112,001-coin address held the lock
@@ -249,12 +234,12 @@ class NodeService:
         """
         store = self.node.store
         for _ in range(SNAPSHOT_TRIES if store.has_readers else 0):
-            snapshot = store.address_snapshot(pubkey_hash, utxo_cursor, utxo_limit, history_cursor, limit, offset)
+            snapshot = store.address_snapshot(query)
             with self.lock:
                 if self.node.tip.hash == snapshot.tip_hash:
-                    return self.lookups.with_pending(snapshot, pubkey_hash)
+                    return self.lookups.with_pending(snapshot, query.pubkey_hash)
         with self.lock:
-            return self.lookups.address(pubkey_hash, offset, limit, utxo_cursor, utxo_limit, history_cursor)
+            return self.lookups.address(query)
 
     def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
         with self.lock:

@@ -32,6 +32,7 @@ from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
 SCHEMA_VERSION = 1
 COINS_PER_QUERY = 400  # outpoints per get_coins query: 800 parameters, under SQLite's old 999 limit
+MAX_UTXO_PAGE = 1_000  # coins per address page: ~150 kB of JSON (a whole 112,001-coin address was 14.4 MB)
 IDLE_READERS = 8  # read-only connections kept open for reuse; more are opened while more threads read at once
 
 SCHEMA = """
@@ -71,6 +72,18 @@ class HistoryRow:
     position: int
     received: int  # paid to the address by this tx
     sent: int  # spent from the address by this tx
+
+
+@dataclass(frozen=True, slots=True)
+class AddressQuery:
+    """Which page of an address to read: coins after `utxo_cursor`, history rows after `history_cursor`."""
+
+    pubkey_hash: bytes
+    history_limit: int = 25
+    history_offset: int = 0  # rows skipped after the cursor (SQLite walks them: prefer the cursor)
+    history_cursor: tuple[int, int] | None = None  # (height, position) of the last row seen
+    utxo_limit: int = MAX_UTXO_PAGE
+    utxo_cursor: tuple[int, bytes, int] | None = None  # (amount, txid, index) of the last coin seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,20 +305,13 @@ class Store:
         )
         return [HistoryRow(*row) for row in rows]
 
-    def address_snapshot(
-        self,
-        pubkey_hash: bytes,
-        utxo_cursor: tuple[int, bytes, int] | None,
-        utxo_limit: int,
-        history_cursor: tuple[int, int] | None,
-        history_limit: int,
-        history_offset: int = 0,
-    ) -> AddressSnapshot:
+    def address_snapshot(self, query: AddressQuery) -> AddressSnapshot:
         """An address's totals, a page of its coins and a page of its history, all of one tip (see AddressSnapshot).
 
         Each query is an index seek plus the page (utxo_by_address_amount covers the coins' columns), and the
         totals one pass over that index: bounded time and bytes at any number of coins, outside the node lock.
         """
+        pubkey_hash, utxo_limit, history_limit = query.pubkey_hash, query.utxo_limit, query.history_limit
         with self._read_transaction() as db:
             tip_height, tip_hash = db.execute(
                 "SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1"
@@ -318,8 +324,8 @@ class Store:
                 " FROM utxo WHERE pubkey_hash = ?",
                 (young, pubkey_hash),
             ).fetchone()
-            coins = self._utxo_page(db, pubkey_hash, utxo_cursor, utxo_limit + 1)
-            rows = self._history_page(db, pubkey_hash, history_cursor, history_limit + 1, history_offset)
+            coins = self._utxo_page(db, pubkey_hash, query.utxo_cursor, utxo_limit + 1)
+            rows = self._history_page(db, pubkey_hash, query.history_cursor, history_limit + 1, query.history_offset)
         next_utxo = next_history = None
         if len(coins) > utxo_limit:
             coins = coins[:utxo_limit]

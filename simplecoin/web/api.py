@@ -16,11 +16,11 @@ from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_addr
 from simplecoin.core.params import MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_RESULTS, MAX_LOCATOR_HASHES
 from simplecoin.core.primitives import BlockHeader, Transaction
 from simplecoin.node.addrman import BadAddress, identity
-from simplecoin.node.lookups import MAX_UTXO_PAGE
 from simplecoin.node.p2p.inbound import Banned, Inbound, NotLocal
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.relay import MAX_INV
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import MAX_UTXO_PAGE, AddressQuery
 from simplecoin.web.state import app_state
 
 MAX_PAGE = 100
@@ -88,26 +88,15 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(text)
 
 
-def utxo_cursor_arg() -> tuple[int, bytes, int] | None:
-    """`utxo_cursor`: where the last page of coins ended, as `next_utxo_cursor` gave it."""
-    text = request.args.get("utxo_cursor")
+def cursor_arg(name: str, pattern: re.Pattern, form: str) -> tuple[str, ...] | None:
+    """The parts of a paging cursor (`utxo_cursor`, `history_cursor`) as the last page's `next_...` gave it."""
+    text = request.args.get(name)
     if text is None:
         return None
-    match = UTXO_CURSOR_RE.fullmatch(text)
+    match = pattern.fullmatch(text)
     if match is None:
-        raise ApiError(400, "'utxo_cursor' must be amount:txid:index, as next_utxo_cursor gave it", "bad-param")
-    return int(match[1]), hash_from_hex(match[2]), int(match[3])
-
-
-def history_cursor_arg() -> tuple[int, int] | None:
-    """`history_cursor`: where the last page of history ended, as `next_history_cursor` gave it."""
-    text = request.args.get("history_cursor")
-    if text is None:
-        return None
-    match = HISTORY_CURSOR_RE.fullmatch(text)
-    if match is None:
-        raise ApiError(400, "'history_cursor' must be height:position, as next_history_cursor gave it", "bad-param")
-    return int(match[1]), int(match[2])
+        raise ApiError(400, f"'{name}' must be {form}, as next_{name} gave it", "bad-param")
+    return match.groups()
 
 
 def parse_address(text: str) -> bytes:
@@ -201,7 +190,17 @@ def address(address: str):
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", 25, 1, MAX_PAGE)
     utxo_limit = int_arg("utxo_limit", MAX_UTXO_PAGE, 1, MAX_UTXO_PAGE)
-    info = _service().address(pubkey_hash, offset, limit, utxo_cursor_arg(), utxo_limit, history_cursor_arg())
+    coin = cursor_arg("utxo_cursor", UTXO_CURSOR_RE, "amount:txid:index")
+    row = cursor_arg("history_cursor", HISTORY_CURSOR_RE, "height:position")
+    query = AddressQuery(
+        pubkey_hash,
+        history_limit=limit,
+        history_offset=offset,
+        history_cursor=(int(row[0]), int(row[1])) if row else None,
+        utxo_limit=utxo_limit,
+        utxo_cursor=(int(coin[0]), hash_from_hex(coin[1]), int(coin[2])) if coin else None,
+    )
+    info = _service().address(query)
     next_utxo = info.next_utxo_cursor
     next_history = info.next_history_cursor
     return jsonify(

@@ -21,9 +21,7 @@ from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import Block, OutPoint
 from simplecoin.node import mempool_file
-from simplecoin.node.node import Node
-from simplecoin.node.store import Store
-from tests.framework.builder import MINER_KEY, ChainBuilder
+from tests.framework.builder import MINER_KEY, funded_data_dir
 from tests.framework.fakepeer import call
 from tests.framework.nodes import wait_until
 
@@ -51,12 +49,8 @@ class Prepared:
 
 
 def prepare(data_dir: Path, pool_txs: int = 12_000, victim_coins: int = 112_001, pushes: int = 30) -> Prepared:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    b = ChainBuilder(REGTEST)
-    node = Node(Store(data_dir / "chain.db", REGTEST), REGTEST)
+    node, b = funded_data_dir(data_dir, REGTEST)
     try:
-        for block in b.chain([f"m{i}" for i in range(1, 14)]):
-            node.submit_block(block)
         fan, source, left = [], b.coinbase_outpoint("m1"), REGTEST.subsidy(1)
         wanted = [(1, VICTIM)] * victim_coins + [(PAYMENT, MINER_KEY.pubkey_hash)] * pool_txs
         for i in range(0, len(wanted), PER_TX):
