@@ -111,3 +111,12 @@ def test_the_address_index_follows_adds_and_removals(funded):
     node.submit_block(b.block("p1", txs=[pay]))  # mined: out of the pool and out of the index
     assert pool.by_address == {}
     assert len(node.mempool) == 0
+
+
+def test_dust_is_refused_before_its_signatures_are_checked(funded):
+    """Cheap checks first: a dust tx is not worth verifying (the node's tx_to_verify says so)."""
+    node, b = funded
+    flood = b.spend("m1", [(1, ALICE.pubkey_hash)] * 100, fee=100_000)
+    assert node.tx_to_verify(flood) == []
+    with pytest.raises(TxValidationError, match="dust"):
+        node.accept_tx(flood)

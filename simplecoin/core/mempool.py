@@ -194,10 +194,7 @@ class Mempool:
             raise TxValidationError("coinbase", "a coinbase is only valid in a block")
         if checked_fee is None:
             check_transaction(tx, self.params)
-        dust = self.policy.dust_threshold
-        for i, txout in enumerate(tx.outputs):
-            if txout.amount < dust:  # Bitcoin: IsStandardTx's "dust"
-                raise TxValidationError("dust", f"output {i} pays {txout.amount} < {dust}, the dust threshold")
+        self.check_standard(tx)
         if not is_final(tx, next_height, median_time_past):
             raise TxValidationError("bad-txns-nonfinal", f"tx {hash_hex(txid)} is locked until {tx.locktime}")
         for txin in tx.inputs:
@@ -230,6 +227,13 @@ class Mempool:
                 "mempool-full", f"fee rate {entry.fee_rate:.2f}/byte is too low for a full pool (it was evicted)"
             )
         return entry
+
+    def check_standard(self, tx: Transaction) -> None:
+        """TxValidationError("dust") for an output below the dust threshold (Bitcoin: IsStandardTx's "dust")."""
+        dust = self.policy.dust_threshold
+        for i, txout in enumerate(tx.outputs):
+            if txout.amount < dust:
+                raise TxValidationError("dust", f"output {i} pays {txout.amount} < {dust}, the dust threshold")
 
     def view(self, chain: CoinView, next_height: int) -> CoinView:
         """The UTXO set as a transaction entering the pool sees it: plus pending outputs, minus pending spends."""
