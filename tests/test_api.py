@@ -340,6 +340,8 @@ def test_address_pages_coins_and_history_by_cursor(api: Api):
         "utxo_cursor=1:2:3",
         "utxo_cursor=" + "1:" + "ab" * 32,
         "utxo_cursor=-1:" + "ab" * 32 + ":0",
+        "utxo_cursor=9999999999999999999:" + "ab" * 32 + ":0",  # past SQLite's int64: refused, not a 500
+        "history_cursor=99999999999:0",
         "history_cursor=1",
         "history_cursor=a:b",
         "utxo_limit=0",

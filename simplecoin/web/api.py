@@ -26,7 +26,8 @@ from simplecoin.web.state import app_state
 MAX_PAGE = 100
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
-UTXO_CURSOR_RE = re.compile(r"([0-9]{1,19}):([0-9a-fA-F]{64}):([0-9]{1,10})")  # amount:txid:index of a page's last coin
+# amount:txid:index of a page's last coin; 18 digits fit SQLite's int64 (all money is 2.1e15 base units)
+UTXO_CURSOR_RE = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64}):([0-9]{1,10})")
 HISTORY_CURSOR_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")  # height:position of a page's last row
 
 api = Blueprint("api", __name__)
@@ -190,15 +191,15 @@ def address(address: str):
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", 25, 1, MAX_PAGE)
     utxo_limit = int_arg("utxo_limit", MAX_UTXO_PAGE, 1, MAX_UTXO_PAGE)
-    coin = cursor_arg("utxo_cursor", UTXO_CURSOR_RE, "amount:txid:index")
-    row = cursor_arg("history_cursor", HISTORY_CURSOR_RE, "height:position")
+    last_coin = cursor_arg("utxo_cursor", UTXO_CURSOR_RE, "amount:txid:index")
+    last_row = cursor_arg("history_cursor", HISTORY_CURSOR_RE, "height:position")
     query = AddressQuery(
         pubkey_hash,
         history_limit=limit,
         history_offset=offset,
-        history_cursor=(int(row[0]), int(row[1])) if row else None,
+        history_cursor=(int(last_row[0]), int(last_row[1])) if last_row else None,
         utxo_limit=utxo_limit,
-        utxo_cursor=(int(coin[0]), hash_from_hex(coin[1]), int(coin[2])) if coin else None,
+        utxo_cursor=(int(last_coin[0]), hash_from_hex(last_coin[1]), int(last_coin[2])) if last_coin else None,
     )
     info = _service().address(query)
     next_utxo = info.next_utxo_cursor
