@@ -161,12 +161,6 @@ class LightWallet(VerifiedHistory):
             )
         return report
 
-    def _tip_height(self) -> int:
-        height = self.client.get("/status").get("height")
-        if not isinstance(height, int) or height < 0:
-            raise SpvError(f"{self.client.answered_by} is not trustworthy: its status has no height")
-        return height
-
     def _coins(self, report: dict, address: str) -> list[tuple[OutPoint, int, bool]]:
         """(outpoint, amount, mature) of each coin in an /address page (mature: spendable in the page's next
         block)."""
@@ -334,25 +328,29 @@ class _CoinWalk:
 
     def __init__(self, light: LightWallet, key: WalletKey, first: dict, pending_spends: set[OutPoint]) -> None:
         self.light, self.key, self.first, self.pending_spends = light, key, first, pending_spends
-        self.seen = 0  # spendable coins read
+        self.seen = 0  # the amount of the spendable coins read
         self.done = False  # every page read
 
     def coins(self) -> Iterator[Spendable]:
-        report, read = self.first, 0
+        report, listed = self.first, set()
         while True:
             for outpoint, amount, mature in self.light._coins(report, self.key.address):
+                if outpoint in listed:  # a cursor that went back: the same coin twice would be spent twice
+                    raise SpvError(f"{self.light.client.answered_by} is not trustworthy: it lists {outpoint} twice")
+                listed.add(outpoint)
                 if mature and outpoint not in self.pending_spends:
                     self.seen += amount
                     yield Spendable(outpoint, amount, self.key)
-            read += len(report["utxos"])
             cursor = report["next_utxo_cursor"]
             if cursor is None:
                 self.done = True
                 return
-            if read >= MAX_UTXOS:
+            if not report["utxos"]:  # "more after nothing" would keep the wallet asking forever
+                raise SpvError(f"{self.light.client.answered_by} is not trustworthy: an empty page with a next one")
+            if len(listed) >= MAX_UTXOS:
                 raise WalletError(
-                    f"{self.key.address} holds more than {MAX_UTXOS} coins ({report['utxo_count']} by the node's "
-                    f"count), more than the wallet lists; its balance and payments of its largest coins still work"
+                    f"{self.key.address} holds more than {MAX_UTXOS} coins, more than the wallet lists; its balance "
+                    "and payments from its largest coins still work"
                 )
             report = self.light._address_report(self.key.address, utxo_cursor=cursor)
 
