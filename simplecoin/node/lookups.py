@@ -7,7 +7,8 @@ holds the node lock (`NodeService` does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.coins import Coin
@@ -19,7 +20,7 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
-from simplecoin.node.store import AddressQuery, AddressSnapshot, HistoryRow
+from simplecoin.node.store import AddressSnapshot, HistoryRow, StoreReader
 
 
 class NotFound(SimpleCoinError):
@@ -97,6 +98,8 @@ class AddressPage:
     pending: list[MempoolEntry]
     next_offset: int | None  # None: this was the last page
     tip_height: int
+    tip_hash: bytes = b""  # the block the confirmed part was read at
+    first: bool = False  # the first page (offset 0): the one that carries the pending txs
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,6 @@ class Lookups:
         assert block is not None, "active-chain blocks are stored"
         return block, height, position
 
-    def address(self, query: AddressQuery) -> AddressInfo:
-        """Totals and a page of coins and history from the store; what the mempool adds and takes."""
-        return self.with_pending(self.node.store.address_snapshot(query), query.pubkey_hash)
-
     def with_pending(self, snapshot: AddressSnapshot, pubkey_hash: bytes) -> AddressInfo:
         """`snapshot` with the pool's activity for the address: the pool is on `snapshot`'s tip only if the
         caller checked it is the node's tip."""
@@ -178,49 +177,22 @@ class Lookups:
             next_history_cursor=snapshot.next_history_cursor,
         )
 
-    def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
-        """A history page with tx bytes and merkle proofs: one request per page for a light wallet, not two
-        per tx (Electrum: blockchain.scripthash.get_history + transaction.get_merkle, batched)."""
-        rows = self.node.store.history(pubkey_hash, limit + 1, offset)
-        more = len(rows) > limit
-        blocks: dict[int, Block] = {}
-        proven: list[ProvenTx] = []
-        parents: dict[bytes, Transaction] = {}
-        size = 0
-        for row in rows[:limit]:
-            if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
-                more = True
-                break
-            block = blocks.get(row.height)
-            if block is None:
-                block = blocks[row.height] = self.block(self.node.active[row.height])[0]
-            tx = block.txs[row.position]
-            branch = merkle_branch([t.txid for t in block.txs], row.position)
-            proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
-            size += tx.size
-            if row.sent:
-                size += self._add_parents(tx, pubkey_hash, parents)
-        pending = []
-        if offset == 0:
-            pending, _, _ = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
-            for entry in pending:
-                self._add_parents(entry.tx, pubkey_hash, parents)
-        next_offset = offset + len(proven) if more else None
-        return AddressPage(proven, parents, pending, next_offset, self.node.height)
+    def with_pending_txs(self, page: AddressPage, pubkey_hash: bytes) -> AddressPage:
+        """`page` (from `confirmed_page`) with the address's pending txs and their parents, on its first page: the
+        pool is on the page's tip only if the caller checked it is the node's tip."""
+        if not page.first:
+            return page
+        pending, _, _ = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
+        parents = dict(page.parents)
+        for entry in pending:
+            _add_parents(entry.tx, pubkey_hash, parents, self._find_tx)
+        return replace(page, parents=parents, pending=pending)
 
-    def _add_parents(self, tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction]) -> int:
-        """Add the txs whose outputs `tx` spends from `pubkey_hash`; return the bytes added."""
-        added = 0
-        for txin in tx.inputs:
-            if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
-                continue
-            try:
-                parent = self.tx(txin.prevout.txid).tx
-            except NotFound:
-                continue
-            parents[txin.prevout.txid] = parent
-            added += parent.size
-        return added
+    def _find_tx(self, txid: bytes) -> Transaction | None:
+        try:
+            return self.tx(txid).tx
+        except NotFound:
+            return None
 
     def fee_estimate(self) -> FeeEstimate:
         """A fee rate likely to be mined soon; docs/api.md (GET /fee-estimate) gives the method.
@@ -334,3 +306,54 @@ class Lookups:
 
     def pending_in_dependency_order(self) -> list[Transaction]:
         return [entry.tx for entry in self.node.mempool.in_dependency_order()]
+
+
+def confirmed_page(reader: StoreReader, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
+    """A history page with tx bytes and merkle proofs, all read from `reader` (one state of the store, no node
+    lock needed): one request per page for a light wallet, not two per tx (Electrum: blockchain.scripthash.
+    get_history + transaction.get_merkle, batched). No pending txs: `Lookups.with_pending_txs` adds those."""
+    tip_height, tip_hash = reader.tip()
+    rows = reader.history(pubkey_hash, limit + 1, offset)
+    more = len(rows) > limit
+    blocks: dict[int, Block] = {}
+    proven: list[ProvenTx] = []
+    parents: dict[bytes, Transaction] = {}
+    size = 0
+
+    def find(txid: bytes) -> Transaction | None:
+        location = reader.tx_location(txid)
+        return None if location is None else block_at(location[0]).txs[location[1]]
+
+    def block_at(height: int) -> Block:
+        if height not in blocks:
+            blocks[height] = reader.block(reader.hash_at(height))
+        return blocks[height]
+
+    for row in rows[:limit]:
+        if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
+            more = True
+            break
+        block = block_at(row.height)
+        tx = block.txs[row.position]
+        branch = merkle_branch([t.txid for t in block.txs], row.position)
+        proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
+        size += tx.size
+        if row.sent:
+            size += _add_parents(tx, pubkey_hash, parents, find)
+    next_offset = offset + len(proven) if more else None
+    return AddressPage(proven, parents, [], next_offset, tip_height, tip_hash, first=offset == 0)
+
+
+def _add_parents(
+    tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction], find: Callable[[bytes], Transaction | None]
+) -> int:
+    """Add the txs whose outputs `tx` spends from `pubkey_hash` (found by `find`); return the bytes added."""
+    added = 0
+    for txin in tx.inputs:
+        if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
+            continue
+        parent = find(txin.prevout.txid)
+        if parent is not None:
+            parents[txin.prevout.txid] = parent
+            added += parent.size
+    return added

@@ -105,6 +105,103 @@ class AddressSnapshot:
     next_history_cursor: tuple[int, int] | None  # (height, position) of the last row; None: no more
 
 
+class StoreReader:
+    """Reads inside one read transaction (`Store.reading`): every answer is of the same committed state, so an
+    address page and the tip it was read at agree, and NodeService reads them without the node lock."""
+
+    def __init__(self, db: sqlite3.Connection, maturity: int) -> None:
+        self._db, self.maturity = db, maturity
+
+    def tip(self) -> tuple[int, bytes]:
+        """(height, hash) of the active chain's tip."""
+        height, block_hash = self._db.execute(
+            "SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        return height, block_hash
+
+    def hash_at(self, height: int) -> bytes:
+        """The active-chain block at `height` (one the caller read from this reader)."""
+        (block_hash,) = self._db.execute("SELECT hash FROM active_chain WHERE height = ?", (height,)).fetchone()
+        return block_hash
+
+    def block(self, block_hash: bytes) -> Block:
+        """A stored block (one the caller read from this reader)."""
+        (raw,) = self._db.execute("SELECT raw FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
+        return Block.deserialize(raw)
+
+    def tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        """(height, position) of a transaction in the active chain."""
+        row = self._db.execute("SELECT height, position FROM tx_index WHERE txid = ?", (txid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def history(self, pubkey_hash: bytes, limit: int, offset: int) -> list[HistoryRow]:
+        """Transactions touching an address, newest first."""
+        return self._history_page(pubkey_hash, None, limit, offset)
+
+    def address_snapshot(self, query: AddressQuery) -> AddressSnapshot:
+        """An address's totals, a page of its coins and a page of its history, all of one tip (see AddressSnapshot).
+
+        Each query is an index seek plus the page (utxo_by_address_amount covers the coins' columns), and the
+        totals one pass over that index: bounded time and bytes at any number of coins, outside the node lock.
+        """
+        pubkey_hash, utxo_limit, history_limit = query.pubkey_hash, query.utxo_limit, query.history_limit
+        tip_height, tip_hash = self.tip()
+        # A coinbase output is spendable in the next block once it is coinbase_maturity blocks deep.
+        young = tip_height + 1 - self.maturity
+        count, balance, immature = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(amount), 0),"
+            " COALESCE(SUM(CASE WHEN coinbase AND height > ? THEN amount ELSE 0 END), 0)"
+            " FROM utxo WHERE pubkey_hash = ?",
+            (young, pubkey_hash),
+        ).fetchone()
+        coins = self._utxo_page(pubkey_hash, query.utxo_cursor, utxo_limit + 1)
+        rows = self._history_page(pubkey_hash, query.history_cursor, history_limit + 1, query.history_offset)
+        next_utxo = next_history = None
+        if len(coins) > utxo_limit:
+            coins = coins[:utxo_limit]
+            last_outpoint, last_coin = coins[-1]
+            next_utxo = (last_coin.amount, last_outpoint.txid, last_outpoint.index)
+        if len(rows) > history_limit:
+            rows = rows[:history_limit]
+            next_history = (rows[-1].height, rows[-1].position)
+        return AddressSnapshot(tip_height, tip_hash, balance, immature, count, coins, next_utxo, rows, next_history)
+
+    def _utxo_page(
+        self, pubkey_hash: bytes, cursor: tuple[int, bytes, int] | None, limit: int
+    ) -> list[tuple[OutPoint, Coin]]:
+        """Coins after `cursor` in (amount DESC, txid, index) order: the rest of the cursor's amount, then smaller
+        ones (two seeks: one mixed-direction comparison would scan every coin of the cursor's amount)."""
+        columns = "SELECT txid, idx, amount, height, coinbase FROM utxo WHERE pubkey_hash = ?"
+        order = " ORDER BY amount DESC, txid, idx LIMIT ?"
+        if cursor is None:
+            found = self._db.execute(columns + order, (pubkey_hash, limit)).fetchall()
+        else:
+            amount, txid, index = cursor
+            found = self._db.execute(
+                columns + " AND amount = ? AND (txid, idx) > (?, ?)" + order, (pubkey_hash, amount, txid, index, limit)
+            ).fetchall()
+            if len(found) < limit:
+                found += self._db.execute(
+                    columns + " AND amount < ?" + order, (pubkey_hash, amount, limit - len(found))
+                )
+        return [
+            (OutPoint(txid, idx), Coin(amount, pubkey_hash, height, bool(cb)))
+            for txid, idx, amount, height, cb in found
+        ]
+
+    def _history_page(
+        self, pubkey_hash: bytes, cursor: tuple[int, int] | None, limit: int, offset: int
+    ) -> list[HistoryRow]:
+        """History rows older than `cursor` (height, position), newest first, skipping `offset` of them (a seek for
+        the cursor; SQLite walks past an offset row by row)."""
+        query = "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
+        args: tuple = (pubkey_hash,)
+        if cursor is not None:
+            query, args = query + " AND (height, position) < (?, ?)", (*args, *cursor)
+        rows = self._db.execute(query + " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        return [HistoryRow(*row) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredIndexEntry:
     header: BlockHeader
@@ -181,6 +278,12 @@ class Store:
     def has_readers(self) -> bool:
         """Whether reads can run on their own connections, without the writer's (not for ':memory:')."""
         return self._reader_uri is not None
+
+    @contextmanager
+    def reading(self) -> Iterator[StoreReader]:
+        """A StoreReader on one read transaction (see _read_transaction)."""
+        with self._read_transaction() as db:
+            yield StoreReader(db, self.params.coinbase_maturity)
 
     @contextmanager
     def _read_transaction(self) -> Iterator[sqlite3.Connection]:
@@ -306,70 +409,9 @@ class Store:
         return [HistoryRow(*row) for row in rows]
 
     def address_snapshot(self, query: AddressQuery) -> AddressSnapshot:
-        """An address's totals, a page of its coins and a page of its history, all of one tip (see AddressSnapshot).
-
-        Each query is an index seek plus the page (utxo_by_address_amount covers the coins' columns), and the
-        totals one pass over that index: bounded time and bytes at any number of coins, outside the node lock.
-        """
-        pubkey_hash, utxo_limit, history_limit = query.pubkey_hash, query.utxo_limit, query.history_limit
-        with self._read_transaction() as db:
-            tip_height, tip_hash = db.execute(
-                "SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1"
-            ).fetchone()
-            # A coinbase output is spendable in the next block once it is coinbase_maturity blocks deep.
-            young = tip_height + 1 - self.params.coinbase_maturity
-            count, balance, immature = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(amount), 0),"
-                " COALESCE(SUM(CASE WHEN coinbase AND height > ? THEN amount ELSE 0 END), 0)"
-                " FROM utxo WHERE pubkey_hash = ?",
-                (young, pubkey_hash),
-            ).fetchone()
-            coins = self._utxo_page(db, pubkey_hash, query.utxo_cursor, utxo_limit + 1)
-            rows = self._history_page(db, pubkey_hash, query.history_cursor, history_limit + 1, query.history_offset)
-        next_utxo = next_history = None
-        if len(coins) > utxo_limit:
-            coins = coins[:utxo_limit]
-            last_outpoint, last_coin = coins[-1]
-            next_utxo = (last_coin.amount, last_outpoint.txid, last_outpoint.index)
-        if len(rows) > history_limit:
-            rows = rows[:history_limit]
-            next_history = (rows[-1].height, rows[-1].position)
-        return AddressSnapshot(tip_height, tip_hash, balance, immature, count, coins, next_utxo, rows, next_history)
-
-    @staticmethod
-    def _utxo_page(
-        db: sqlite3.Connection, pubkey_hash: bytes, cursor: tuple[int, bytes, int] | None, limit: int
-    ) -> list[tuple[OutPoint, Coin]]:
-        """Coins after `cursor` in (amount DESC, txid, index) order: the rest of the cursor's amount, then smaller
-        ones (two seeks: one mixed-direction comparison would scan every coin of the cursor's amount)."""
-        columns = "SELECT txid, idx, amount, height, coinbase FROM utxo WHERE pubkey_hash = ?"
-        order = " ORDER BY amount DESC, txid, idx LIMIT ?"
-        if cursor is None:
-            found = db.execute(columns + order, (pubkey_hash, limit)).fetchall()
-        else:
-            amount, txid, index = cursor
-            found = db.execute(
-                columns + " AND amount = ? AND (txid, idx) > (?, ?)" + order, (pubkey_hash, amount, txid, index, limit)
-            ).fetchall()
-            if len(found) < limit:
-                found += db.execute(columns + " AND amount < ?" + order, (pubkey_hash, amount, limit - len(found)))
-        return [
-            (OutPoint(txid, idx), Coin(amount, pubkey_hash, height, bool(cb)))
-            for txid, idx, amount, height, cb in found
-        ]
-
-    @staticmethod
-    def _history_page(
-        db: sqlite3.Connection, pubkey_hash: bytes, cursor: tuple[int, int] | None, limit: int, offset: int
-    ) -> list[HistoryRow]:
-        """History rows older than `cursor` (height, position), newest first, skipping `offset` of them (a seek for
-        the cursor; SQLite walks past an offset row by row)."""
-        query = "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
-        args: tuple = (pubkey_hash,)
-        if cursor is not None:
-            query, args = query + " AND (height, position) < (?, ?)", (*args, *cursor)
-        rows = db.execute(query + " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?", (*args, limit, offset))
-        return [HistoryRow(*row) for row in rows]
+        """An address's totals and pages, all of one tip: StoreReader.address_snapshot in its own read."""
+        with self.reading() as reader:
+            return reader.address_snapshot(query)
 
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
         """(height, position) of a transaction in the active chain."""
