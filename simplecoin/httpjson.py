@@ -19,6 +19,10 @@ class BrokenAnswer(BadAnswer):
     """Raised when an answer did not arrive whole: cut off, reset, or broken by the network."""
 
 
+class TooLargeAnswer(BadAnswer):
+    """Raised when an answer is longer than the reader's cap."""
+
+
 class SlowAnswer(BrokenAnswer):
     """Raised when an answer is still arriving at its deadline."""
 
@@ -53,7 +57,7 @@ def read_body(response: requests.Response, max_bytes: int, deadline: float | Non
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as e:
         raise BrokenAnswer(f"answer broke off: {type(e).__name__}") from e
     if total > max_bytes:
-        raise BadAnswer(f"answered more than {max_bytes} bytes")
+        raise TooLargeAnswer(f"answered more than {max_bytes} bytes")
     return b"".join(chunks)
 
 

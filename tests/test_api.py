@@ -260,7 +260,10 @@ def test_address_of_the_miner_pages_its_history(api: Api):
     # 14 coinbases, m1's spent by `paid`
     assert len(miner["utxos"]) == 13
     assert all(u["coinbase"] for u in miner["utxos"])
-    assert [u["height"] for u in miner["utxos"]] == list(range(2, 15))
+    assert sorted(u["height"] for u in miner["utxos"]) == list(range(2, 15))
+    by_size = [(-u["amount"], bytes.fromhex(u["txid"])[::-1], u["index"]) for u in miner["utxos"]]
+    assert by_size == sorted(by_size)  # largest first, then by txid
+    assert (miner["utxo_count"], miner["next_utxo_cursor"], miner["tip_height"]) == (13, None, 14)
     assert miner["balance"] == sum(u["amount"] for u in miner["utxos"])
     assert len(miner["history"]) == 15  # 14 coinbases and the spend
     page = api.get(f"/address/{addr(MINER_KEY)}?offset=2&limit=3").get_json()
@@ -296,6 +299,59 @@ def test_address_pending(api: Api):
 )
 def test_bad_address(api: Api, address: str):
     assert_error(api.get(f"/address/{address}"), 400, "bad-address")
+
+
+def test_attack_a_dust_flood_is_refused_at_post_tx(api: Api):
+    """Issue 21: 112,001 one-unit outputs to a victim's address for 0.031 coin of fees; each is dust now."""
+    change = (REGTEST.subsidy(2) - 3_400 - 100_000, MINER_KEY.pubkey_hash)
+    flood = api.builder.spend("m2", [change, *[(1, BOB.pubkey_hash)] * 3_400])
+    body = assert_error(api.post("/tx", json={"hex": flood.serialize().hex()}), 400, "dust")
+    assert "output 1 pays 1 < 513, the dust threshold" in body["error"]
+    assert api.get(f"/address/{addr(BOB)}").get_json()["pending"] == []
+
+
+def test_address_pages_coins_and_history_by_cursor(api: Api):
+    whole = api.get(f"/address/{addr(MINER_KEY)}?limit=100").get_json()
+    coins, cursor = [], None
+    while True:
+        query = f"?utxo_limit=4&utxo_cursor={cursor}" if cursor else "?utxo_limit=4"
+        page = api.get(f"/address/{addr(MINER_KEY)}{query}").get_json()
+        assert len(page["utxos"]) <= 4
+        assert (page["balance"], page["utxo_count"]) == (whole["balance"], 13)  # totals on every page
+        coins += page["utxos"]
+        cursor = page["next_utxo_cursor"]
+        if cursor is None:
+            break
+    assert coins == whole["utxos"]
+    rows, cursor = [], None
+    while True:
+        query = f"?limit=6&history_cursor={cursor}" if cursor else "?limit=6"
+        page = api.get(f"/address/{addr(MINER_KEY)}{query}").get_json()
+        rows += page["history"]
+        cursor = page["next_history_cursor"]
+        if cursor is None:
+            break
+    assert rows == whole["history"]
+    assert whole["tip"] == api.get("/status").get_json()["tip"]
+    assert whole["immature"] == sum(u["amount"] for u in whole["utxos"] if 15 - u["height"] < REGTEST.coinbase_maturity)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "utxo_cursor=1:2:3",
+        "utxo_cursor=" + "1:" + "ab" * 32,
+        "utxo_cursor=-1:" + "ab" * 32 + ":0",
+        "utxo_cursor=9999999999999999999:" + "ab" * 32 + ":0",  # past SQLite's int64: refused, not a 500
+        "history_cursor=99999999999:0",
+        "history_cursor=1",
+        "history_cursor=a:b",
+        "utxo_limit=0",
+        "utxo_limit=1001",
+    ],
+)
+def test_address_bad_cursor(api: Api, query: str):
+    assert_error(api.get(f"/address/{addr(BOB)}?{query}"), 400, "bad-param")
 
 
 @pytest.mark.parametrize("query", ["offset=-1", "offset=x", "limit=0", "limit=101", "offset=1000000001"])

@@ -185,6 +185,14 @@ def test_lock_benchmark_prints_every_figure():
 
 
 @pytest.mark.slow
+def test_address_benchmark_prints_every_figure():
+    stdout = run_quick("bench_address.py", timeout=600)
+    assert_labels(stdout, ["1. the victim's first page", "GET /address: n=20", "2. block pushes while 16 clients"])
+    assert_labels(stdout, ["pushes: n=10", "reads:  n=", "SUMMARY", "first page p50", "block push p99 under 16"])
+    assert verdicts(stdout) == 2
+
+
+@pytest.mark.slow
 def test_relay_benchmark_prints_every_figure():
     stdout = run_quick("bench_relay.py", timeout=600)
     assert_labels(stdout, ["reference, same run, no slow peers: block", "1. block N1 -> N8:", "2. tx    N1 -> N8:"])

@@ -137,12 +137,13 @@ def test_descendant_limit_counts_the_parent_itself(funded):
 
 def test_ancestor_size_limit(funded):
     node, b = funded
-    dust = [(1, BOB.pubkey_hash)] * 699  # about 19.7 kB a transaction: the sixth passes 101 kB of ancestors
+    small = MempoolPolicy().dust_threshold  # the smallest output that is not dust
+    many = [(small, BOB.pubkey_hash)] * 699  # about 19.7 kB a transaction: the sixth passes 101 kB of ancestors
     fee = 25_000
-    big = [b.spend("m1", [(b["m1"].txs[0].outputs[0].amount - 699 - fee, BOB.pubkey_hash), *dust], fee=fee)]
+    big = [b.spend("m1", [(b["m1"].txs[0].outputs[0].amount - 699 * small - fee, BOB.pubkey_hash), *many], fee=fee)]
     while sum(tx.size for tx in big) <= DEFAULT_ANCESTOR_SIZE_LIMIT:
         prev = big[-1]
-        out = [(prev.outputs[0].amount - 699 - fee, BOB.pubkey_hash), *dust]
+        out = [(prev.outputs[0].amount - 699 * small - fee, BOB.pubkey_hash), *many]
         big.append(b.spend(OutPoint(prev.txid, 0), out, key=BOB))
     for tx in big[:-1]:
         node.submit_tx(tx)

@@ -178,6 +178,7 @@ def test_mempool_policy_reasons(funded):
         "txn-already-in-mempool": tx,
         "txn-mempool-conflict": b.spend("m1", fee=2 * DEFAULT_FEE_X),
         "min-relay-fee-not-met": b.spend("m2", fee=1),
+        "dust": b.spend("m2", [(REGTEST.subsidy(2) - DEFAULT_FEE_X - 512, BOB.pubkey_hash), (512, BOB.pubkey_hash)]),
         "coinbase": make_coinbase(SPEND_HEIGHT, BOB.pubkey_hash, 1),
         "too-long-mempool-chain": long_chain_tip(node, b, "m3"),
     }
@@ -302,6 +303,7 @@ TESTED_ELSEWHERE = {
     "txn-already-in-mempool",
     "txn-mempool-conflict",
     "min-relay-fee-not-met",
+    "dust",  # test_mempool_policy_reasons above; the attack in test_mempool_address.py
     "coinbase",
     "mempool-full",
     "too-long-mempool-chain",  # test_mempool_policy_reasons above; the other limits in test_mempool_policy.py

@@ -608,3 +608,20 @@ def test_a_pending_tx_whose_bytes_do_not_hash_is_detected(world: World):
         with pytest.raises(SpvError, match="is wrong"):
             world.light(url, "lib").history()
         assert_cli_detects(world, url, "hash to something else")
+
+
+@pytest.mark.parametrize("lie", ["empty page, next cursor", "the same page again"])
+def test_a_coin_cursor_that_never_ends_is_a_lie_not_a_loop(world: World, lie: str):
+    """Coins are read page by page (issue 21): a node must not keep the wallet paging forever, nor hand it a
+    coin twice (it would be spent twice)."""
+    address = world.wallet.keys[0].address
+
+    def endless(path: str, data: dict) -> dict:
+        if path.endswith("/txs"):
+            return data
+        cursor = "1:" + "ab" * 32 + ":0"
+        return {**data, "utxos": [] if lie.startswith("empty") else data["utxos"], "next_utxo_cursor": cursor}
+
+    with node_url(world, {f"/address/{address}": endless}) as url:
+        with pytest.raises(SpvError, match="is not trustworthy"):
+            world.light(url, "lib").spendable(world.wallet)

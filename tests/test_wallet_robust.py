@@ -74,6 +74,9 @@ def raw_node(mode: str) -> Iterator[str]:
                 elif mode == "garbage":
                     body = b"<html>not json</html>"
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                elif mode == "huge":  # a JSON object of 20,000 bytes
+                    body = b'{"pad": "' + b"x" * 19_989 + b'"}'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
                 elif mode == "stall":  # a byte every 0.3 s: each read is quick, the answer never ends
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 99999\r\n\r\n")
                     while not stop.is_set():
@@ -124,6 +127,15 @@ def test_a_broken_answer_is_one_line_and_an_exit_code(wallet_file: Path, mode: s
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(start)
     assert "Traceback" not in result.stderr
+
+
+def test_an_answer_over_the_cap_names_its_size_not_a_lie(monkeypatch):
+    """A whole busy address from a node without paging was 14.4 MB: "untrustworthy node" blamed an honest node."""
+    monkeypatch.setattr(client, "MAX_RESPONSE_BYTES", 10_000)
+    with raw_node("huge") as url, pytest.raises(NodeError, match=r"answered more than 10,000 bytes") as caught:
+        NodeClient([url]).get("/address/x")
+    assert caught.value.reason == "too-large"
+    assert "trustworthy" not in str(caught.value)
 
 
 def test_a_stalled_answer_ends_within_the_answer_deadline(wallet_file: Path, monkeypatch):

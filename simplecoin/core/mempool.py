@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from simplecoin.core.coins import Coin, CoinView
 from simplecoin.core.errors import TxValidationError
-from simplecoin.core.hashing import hash_hex
+from simplecoin.core.hashing import hash160, hash_hex
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, OutPoint, Transaction
 from simplecoin.core.validation import check_transaction, check_tx_inputs, check_tx_signatures, is_final
@@ -64,6 +64,16 @@ OUTPUT_USAGE = 125  # per output: TxOut and its pubkey hash
 BYTE_USAGE = 1
 
 
+# Bitcoin: GetDustThreshold with DUST_RELAY_TX_FEE (3,000 sat/kvB, three times the minimum relay fee): an output is
+# dust when spending it would cost more than a third of it. Ours: 3 base units per byte x (a 28-byte output plus the
+# 143-byte input that spends it, as the wallet's size estimate counts one) = 513 base units. Policy only: a block may
+# still pay dust, and the pool (what templates are made from) never holds it. Without it 112,001 one-unit outputs
+# to a victim's address cost an attacker 0.031 coin of fees (docs/security.md, "Addresses with many coins").
+DUST_RELAY_FEE_RATE = 3  # base units per byte
+OUTPUT_BYTES = 28  # 8 amount + 20 pubkey hash
+SPENDING_INPUT_BYTES = 143  # 36 outpoint + 34 key + 73 signature (wallet/payment.py's _estimated_size)
+
+
 def entry_usage(tx: Transaction) -> int:
     """Estimated bytes of memory the pool spends on `tx` (Bitcoin: CTxMemPoolEntry's DynamicMemoryUsage)."""
     return ENTRY_USAGE_BASE + INPUT_USAGE * len(tx.inputs) + OUTPUT_USAGE * len(tx.outputs) + BYTE_USAGE * tx.size
@@ -79,6 +89,12 @@ class MempoolPolicy:
     ancestor_size_limit: int = DEFAULT_ANCESTOR_SIZE_LIMIT
     descendant_limit: int = DEFAULT_DESCENDANT_LIMIT
     descendant_size_limit: int = DEFAULT_DESCENDANT_SIZE_LIMIT
+    dust_relay_fee_rate: int = DUST_RELAY_FEE_RATE  # base units per byte; 0 relays dust
+
+    @property
+    def dust_threshold(self) -> int:
+        """The smallest output amount that is not dust (Bitcoin: GetDustThreshold)."""
+        return self.dust_relay_fee_rate * (OUTPUT_BYTES + SPENDING_INPUT_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,10 @@ class Mempool:
         self.entries: dict[bytes, MempoolEntry] = {}  # bound: usage <= policy.max_usage; see _trim for eviction
         self.spenders: dict[OutPoint, bytes] = {}  # outpoint -> txid of the pool tx spending it
         self.links: dict[bytes, _Links] = {}  # one per entry
+        # pubkey hash -> txids of the entries that pay it or spend its coins: an address lookup costs that address's
+        # entries, not the pool's (it scanned every entry and read each input's coin, under the node lock). Bound:
+        # one txid per distinct address of an entry, removed with the entry.
+        self.by_address: dict[bytes, set[bytes]] = {}
         self.total_bytes = 0  # serialized bytes (what GET /status reports)
         self.changes = 0  # entries added or removed so far: a check made at one count still holds at the same count
         self.usage = 0  # estimated memory, what the cap counts
@@ -174,6 +194,7 @@ class Mempool:
             raise TxValidationError("coinbase", "a coinbase is only valid in a block")
         if checked_fee is None:
             check_transaction(tx, self.params)
+        self.check_standard(tx)
         if not is_final(tx, next_height, median_time_past):
             raise TxValidationError("bad-txns-nonfinal", f"tx {hash_hex(txid)} is locked until {tx.locktime}")
         for txin in tx.inputs:
@@ -206,6 +227,13 @@ class Mempool:
                 "mempool-full", f"fee rate {entry.fee_rate:.2f}/byte is too low for a full pool (it was evicted)"
             )
         return entry
+
+    def check_standard(self, tx: Transaction) -> None:
+        """TxValidationError("dust") for an output below the dust threshold (Bitcoin: IsStandardTx's "dust")."""
+        dust = self.policy.dust_threshold
+        for i, txout in enumerate(tx.outputs):
+            if txout.amount < dust:
+                raise TxValidationError("dust", f"output {i} pays {txout.amount} < {dust}, the dust threshold")
 
     def view(self, chain: CoinView, next_height: int) -> CoinView:
         """The UTXO set as a transaction entering the pool sees it: plus pending outputs, minus pending spends."""
@@ -309,20 +337,27 @@ class Mempool:
         return Coin.from_output(entry.tx.outputs[outpoint.index], height, False)
 
     def activity(self, pubkey_hash: bytes, chain: CoinView, next_height: int) -> tuple[list[MempoolEntry], int, int]:
-        """Pending transactions that pay `pubkey_hash` or spend its coins, with what they pay it and take."""
+        """Pending transactions that pay `pubkey_hash` or spend its coins, with what they pay it and take.
+
+        Reads only that address's entries (`by_address`), and the coins of their inputs that are the address's.
+        """
         entries, received, sent = [], 0, 0
-        for entry in self.entries.values():
-            mine_out = sum(o.amount for o in entry.tx.outputs if o.pubkey_hash == pubkey_hash)
-            mine_in = 0
+        for txid in sorted(self.by_address.get(pubkey_hash, ())):
+            entry = self.entries[txid]
+            received += sum(o.amount for o in entry.tx.outputs if o.pubkey_hash == pubkey_hash)
             for txin in entry.tx.inputs:
-                coin = chain.get_coin(txin.prevout) or self.coin(txin.prevout, next_height)
-                if coin is not None and coin.pubkey_hash == pubkey_hash:
-                    mine_in += coin.amount
-            if mine_out or mine_in:
-                entries.append(entry)
-                received += mine_out
-                sent += mine_in
+                if hash160(txin.pubkey) != pubkey_hash:  # a valid input's key hashes to its coin's address
+                    continue
+                coin = self.coin(txin.prevout, next_height) or chain.get_coin(txin.prevout)
+                if coin is not None:
+                    sent += coin.amount
+            entries.append(entry)
         return entries, received, sent
+
+    @staticmethod
+    def _addresses(tx: Transaction) -> set[bytes]:
+        """The addresses `tx` pays, and those whose coins it spends (the keys of its inputs, hashed)."""
+        return {o.pubkey_hash for o in tx.outputs} | {hash160(txin.pubkey) for txin in tx.inputs}
 
     def in_dependency_order(self) -> list[MempoolEntry]:
         """Every entry, parents before children (a parent has fewer ancestors than any child of it)."""
@@ -358,6 +393,8 @@ class Mempool:
         self.entries[txid] = entry
         for txin in entry.tx.inputs:
             self.spenders[txin.prevout] = txid
+        for pkh in self._addresses(entry.tx):
+            self.by_address.setdefault(pkh, set()).add(txid)
         links = _Links(
             parents,
             anc_count=len(ancestors) + 1,
@@ -403,6 +440,11 @@ class Mempool:
         del self.entries[txid]
         for txin in entry.tx.inputs:
             del self.spenders[txin.prevout]
+        for pkh in self._addresses(entry.tx):
+            txids = self.by_address[pkh]
+            txids.discard(txid)
+            if not txids:
+                del self.by_address[pkh]
         self.total_bytes -= size
         self.usage -= entry.usage
 

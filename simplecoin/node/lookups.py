@@ -8,7 +8,8 @@ holds the node lock (`NodeService` does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from simplecoin.core.chain import BlockStatus, IndexEntry
 from simplecoin.core.coins import Coin
@@ -20,7 +21,7 @@ from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.snapshots import PoolFigures, SnapshotKey
-from simplecoin.node.store import HistoryRow
+from simplecoin.node.store import AddressSnapshot, HistoryRow, StoreReader
 
 
 class NotFound(SimpleCoinError):
@@ -69,14 +70,24 @@ class MerkleProof:
 
 @dataclass(frozen=True)
 class AddressInfo:
-    """One address: confirmed balance, coins and history (a page), and its pending transactions."""
+    """One address at one tip: confirmed totals, a page of coins and of history, and its pending transactions.
+
+    The confirmed part is what block `tip_hash` left; the pending part is the pool on that same tip (see
+    NodeService.address), so no coin is shown both confirmed and pending.
+    """
 
     balance: int
     pending_received: int
     pending_sent: int
-    utxos: dict[OutPoint, Coin]
-    history: list[HistoryRow]
+    utxos: list[tuple[OutPoint, Coin]]  # a page, largest first
+    history: list[HistoryRow]  # a page, newest first
     pending: list[MempoolEntry]
+    tip_height: int = 0
+    tip_hash: bytes = b""
+    immature: int = 0  # of `balance`: coinbase outputs not spendable in the next block
+    utxo_count: int = 0  # all confirmed coins, not only this page's
+    next_utxo_cursor: tuple[int, bytes, int] | None = None  # None: the last page of coins
+    next_history_cursor: tuple[int, int] | None = None  # None: the last page of history
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ class AddressPage:
     pending: list[MempoolEntry]
     next_offset: int | None  # None: this was the last page
     tip_height: int
+    tip_hash: bytes = b""  # the block the confirmed part was read at
+    first: bool = False  # the first page (offset 0): the one that carries the pending txs
 
 
 class Lookups:
@@ -204,61 +217,41 @@ class Lookups:
         assert block is not None, "active-chain blocks are stored"
         return block, height, position
 
-    def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
-        """Balance, coins and a page of history from the store; what the mempool adds and takes."""
+    def with_pending(self, snapshot: AddressSnapshot, pubkey_hash: bytes) -> AddressInfo:
+        """`snapshot` with the pool's activity for the address: the pool is on `snapshot`'s tip only if the
+        caller checked it is the node's tip."""
         pending, received, sent = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
         return AddressInfo(
-            balance=self.node.store.balance(pubkey_hash),
+            balance=snapshot.balance,
             pending_received=received,
             pending_sent=sent,
-            utxos=self.node.store.utxos(pubkey_hash),
-            history=self.node.store.history(pubkey_hash, limit, offset),
+            utxos=snapshot.utxos,
+            history=snapshot.history,
             pending=pending,
+            tip_height=snapshot.tip_height,
+            tip_hash=snapshot.tip_hash,
+            immature=snapshot.immature,
+            utxo_count=snapshot.utxo_count,
+            next_utxo_cursor=snapshot.next_utxo_cursor,
+            next_history_cursor=snapshot.next_history_cursor,
         )
 
-    def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
-        """A history page with tx bytes and merkle proofs: one request per page for a light wallet, not two
-        per tx (Electrum: blockchain.scripthash.get_history + transaction.get_merkle, batched)."""
-        rows = self.node.store.history(pubkey_hash, limit + 1, offset)
-        more = len(rows) > limit
-        blocks: dict[int, Block] = {}
-        proven: list[ProvenTx] = []
-        parents: dict[bytes, Transaction] = {}
-        size = 0
-        for row in rows[:limit]:
-            if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
-                more = True
-                break
-            block = blocks.get(row.height)
-            if block is None:
-                block = blocks[row.height] = self.block(self.node.active[row.height])[0]
-            tx = block.txs[row.position]
-            branch = merkle_branch([t.txid for t in block.txs], row.position)
-            proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
-            size += tx.size
-            if row.sent:
-                size += self._add_parents(tx, pubkey_hash, parents)
-        pending = []
-        if offset == 0:
-            pending, _, _ = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
-            for entry in pending:
-                self._add_parents(entry.tx, pubkey_hash, parents)
-        next_offset = offset + len(proven) if more else None
-        return AddressPage(proven, parents, pending, next_offset, self.node.height)
+    def with_pending_txs(self, page: AddressPage, pubkey_hash: bytes) -> AddressPage:
+        """`page` (from `confirmed_page`) with the address's pending txs and their parents, on its first page: the
+        pool is on the page's tip only if the caller checked it is the node's tip."""
+        if not page.first:
+            return page
+        pending, _, _ = self.node.mempool.activity(pubkey_hash, self.node.store, self.node.height + 1)
+        parents = dict(page.parents)
+        for entry in pending:
+            _add_parents(entry.tx, pubkey_hash, parents, self._find_tx)
+        return replace(page, parents=parents, pending=pending)
 
-    def _add_parents(self, tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction]) -> int:
-        """Add the txs whose outputs `tx` spends from `pubkey_hash`; return the bytes added."""
-        added = 0
-        for txin in tx.inputs:
-            if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
-                continue
-            try:
-                parent = self.tx(txin.prevout.txid).tx
-            except NotFound:
-                continue
-            parents[txin.prevout.txid] = parent
-            added += parent.size
-        return added
+    def _find_tx(self, txid: bytes) -> Transaction | None:
+        try:
+            return self.tx(txid).tx
+        except NotFound:
+            return None
 
     def pool_key(self) -> SnapshotKey:
         """What a snapshot of the pool is valid for: the tip and the pool's count of changes."""
@@ -413,3 +406,54 @@ class Lookups:
 
     def pending_in_dependency_order(self) -> list[Transaction]:
         return [entry.tx for entry in self.node.mempool.in_dependency_order()]
+
+
+def confirmed_page(reader: StoreReader, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
+    """A history page with tx bytes and merkle proofs, all read from `reader` (one state of the store, no node
+    lock needed): one request per page for a light wallet, not two per tx (Electrum: blockchain.scripthash.
+    get_history + transaction.get_merkle, batched). No pending txs: `Lookups.with_pending_txs` adds those."""
+    tip_height, tip_hash = reader.tip()
+    rows = reader.history(pubkey_hash, limit + 1, offset)
+    more = len(rows) > limit
+    blocks: dict[int, Block] = {}
+    proven: list[ProvenTx] = []
+    parents: dict[bytes, Transaction] = {}
+    size = 0
+
+    def find(txid: bytes) -> Transaction | None:
+        location = reader.tx_location(txid)
+        return None if location is None else block_at(location[0]).txs[location[1]]
+
+    def block_at(height: int) -> Block:
+        if height not in blocks:
+            blocks[height] = reader.block(reader.hash_at(height))
+        return blocks[height]
+
+    for row in rows[:limit]:
+        if proven and size >= MAX_ADDRESS_PAGE_TX_BYTES:
+            more = True
+            break
+        block = block_at(row.height)
+        tx = block.txs[row.position]
+        branch = merkle_branch([t.txid for t in block.txs], row.position)
+        proven.append(ProvenTx(tx, row.height, row.position, block.hash, branch))
+        size += tx.size
+        if row.sent:
+            size += _add_parents(tx, pubkey_hash, parents, find)
+    next_offset = offset + len(proven) if more else None
+    return AddressPage(proven, parents, [], next_offset, tip_height, tip_hash, first=offset == 0)
+
+
+def _add_parents(
+    tx: Transaction, pubkey_hash: bytes, parents: dict[bytes, Transaction], find: Callable[[bytes], Transaction | None]
+) -> int:
+    """Add the txs whose outputs `tx` spends from `pubkey_hash` (found by `find`); return the bytes added."""
+    added = 0
+    for txin in tx.inputs:
+        if tx.is_coinbase() or hash160(txin.pubkey) != pubkey_hash or txin.prevout.txid in parents:
+            continue
+        parent = find(txin.prevout.txid)
+        if parent is not None:
+            parents[txin.prevout.txid] = parent
+            added += parent.size
+    return added

@@ -394,6 +394,7 @@ class Node:
         height, tip = self.height + 1, self.tip.hash
         try:
             check_transaction(tx, self.params)
+            self.mempool.check_standard(tx)  # policy: a dust flood costs no signature check
             view = self._inputs.view(tx, tip)
             self._inputs.keep(tx, tip, view)
             fee, _ = check_tx_inputs(tx, self.mempool.view(view, height), height, self.params)

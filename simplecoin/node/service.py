@@ -28,13 +28,25 @@ from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node import snapshots
-from simplecoin.node.lookups import AddressInfo, AddressPage, Lookups, MerkleProof, OutputSpend, SideBranch, TxLookup
+from simplecoin.node.lookups import (
+    AddressInfo,
+    AddressPage,
+    Lookups,
+    MerkleProof,
+    OutputSpend,
+    SideBranch,
+    TxLookup,
+    confirmed_page,
+)
 from simplecoin.node.metrics import NodeMetrics
 from simplecoin.node.node import BlockOutcome, Node
 from simplecoin.node.poolhistory import PoolHistory, PoolSample
 from simplecoin.node.snapshots import FeeEstimate, MempoolSnapshot
+from simplecoin.node.store import AddressQuery
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Requests checking signatures at once: all cores but one, which stays free for reads and the mining pump.
 VERIFY_THREADS = max(1, (os.cpu_count() or 1) - 1)
@@ -57,6 +69,9 @@ def _counting_rejects(kind: str) -> Callable[[Submit], Submit]:
         return counted  # type: ignore[return-value]
 
     return wrap
+
+
+SNAPSHOT_TRIES = 3  # address pages read outside the lock before one is read under it (the tip kept moving)
 
 
 @dataclass(frozen=True)
@@ -322,13 +337,46 @@ class NodeService:
         with self.lock:
             return self.lookups.merkle_proof(txid)
 
-    def address(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressInfo:
-        with self.lock:
-            return self.lookups.address(pubkey_hash, offset, limit)
+    def address(self, query: AddressQuery) -> AddressInfo:
+        """An address's totals, a page of coins and of history, and its pending txs, all of one tip.
+
+        Read outside the lock (`_at_one_tip`): a 112,001-coin address held the lock for 1.9-3.3 s, and block pushes
+        waited; the lock is taken only to read the address's own pool entries (Mempool.by_address).
+        """
+        store = self.node.store
+        return self._at_one_tip(
+            lambda: store.address_snapshot(query),
+            lambda snapshot: snapshot.tip_hash,
+            lambda snapshot: self.lookups.with_pending(snapshot, query.pubkey_hash),
+        )
 
     def address_page(self, pubkey_hash: bytes, offset: int, limit: int) -> AddressPage:
+        """A light wallet's history page with proofs, read outside the lock (`_at_one_tip`): up to 2 MB of txs
+        and the blocks holding them took 0.4 s under it for the dust flood's victim."""
+
+        def read() -> AddressPage:
+            with self.node.store.reading() as reader:
+                return confirmed_page(reader, pubkey_hash, offset, limit)
+
+        return self._at_one_tip(
+            read, lambda page: page.tip_hash, lambda page: self.lookups.with_pending_txs(page, pubkey_hash)
+        )
+
+    def _at_one_tip(self, read: Callable[[], T], tip_of: Callable[[T], bytes], finish: Callable[[T], R]) -> R:
+        """`finish(read())`, where `read` reads the store without the lock (its own read-only connection) and
+        `finish` adds what the node holds in memory (the pool) under it, both at the same tip.
+
+        A page read at another tip than the pool's could show a coin both confirmed and pending, so it is read
+        again; if the tip moved every time, it is read under the lock (bounded: a page, never a whole address).
+        A store in memory has no second connection: then everything is read under the lock.
+        """
+        for _ in range(SNAPSHOT_TRIES if self.node.store.has_readers else 0):
+            snapshot = read()
+            with self.lock:
+                if self.node.tip.hash == tip_of(snapshot):
+                    return finish(snapshot)
         with self.lock:
-            return self.lookups.address_page(pubkey_hash, offset, limit)
+            return finish(read())
 
     def fee_estimate(self) -> FeeEstimate:
         snapshot, (min_relay, rolling_min) = self._pool()

@@ -18,8 +18,10 @@ Tables:
 from __future__ import annotations
 
 import functools
+import queue
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,8 @@ from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
 SCHEMA_VERSION = 1
 COINS_PER_QUERY = 400  # outpoints per get_coins query: 800 parameters, under SQLite's old 999 limit
+MAX_UTXO_PAGE = 1_000  # coins per address page: ~150 kB of JSON (a whole 112,001-coin address was 14.4 MB)
+IDLE_READERS = 8  # read-only connections kept open for reuse; more are opened while more threads read at once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +48,8 @@ CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB N
 CREATE TABLE IF NOT EXISTS utxo (
     txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
     height INTEGER NOT NULL, coinbase INTEGER NOT NULL, PRIMARY KEY (txid, idx)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS utxo_by_address ON utxo (pubkey_hash);
+CREATE INDEX IF NOT EXISTS utxo_by_address_amount ON utxo (pubkey_hash, amount DESC, txid, idx, height, coinbase);
+DROP INDEX IF EXISTS utxo_by_address;
 CREATE TABLE IF NOT EXISTS tx_index (
     txid BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tx_index_by_height ON tx_index (height);
@@ -114,6 +119,134 @@ class HistoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressQuery:
+    """Which page of an address to read: coins after `utxo_cursor`, history rows after `history_cursor`."""
+
+    pubkey_hash: bytes
+    history_limit: int = 25
+    history_offset: int = 0  # rows skipped after the cursor (SQLite walks them: prefer the cursor)
+    history_cursor: tuple[int, int] | None = None  # (height, position) of the last row seen
+    utxo_limit: int = MAX_UTXO_PAGE
+    utxo_cursor: tuple[int, bytes, int] | None = None  # (amount, txid, index) of the last coin seen
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSnapshot:
+    """An address as one block left it: read in one SQLite read transaction, so every figure is of `tip_hash`.
+
+    Coins come largest first, then by (txid, index); history newest first. A cursor is the last row of a page,
+    so it stays valid across blocks: the next page starts after it, whatever was added or spent since.
+    """
+
+    tip_height: int
+    tip_hash: bytes
+    balance: int  # every confirmed coin of the address
+    immature: int  # of which coinbase outputs not yet spendable in the next block
+    utxo_count: int
+    utxos: list[tuple[OutPoint, Coin]]
+    next_utxo_cursor: tuple[int, bytes, int] | None  # (amount, txid, index) of the last coin; None: no more
+    history: list[HistoryRow]
+    next_history_cursor: tuple[int, int] | None  # (height, position) of the last row; None: no more
+
+
+class StoreReader:
+    """Reads inside one read transaction (`Store.reading`): every answer is of the same committed state, so an
+    address page and the tip it was read at agree, and NodeService reads them without the node lock."""
+
+    def __init__(self, db: sqlite3.Connection, maturity: int) -> None:
+        self._db, self.maturity = db, maturity
+
+    def tip(self) -> tuple[int, bytes]:
+        """(height, hash) of the active chain's tip."""
+        height, block_hash = self._db.execute(
+            "SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        return height, block_hash
+
+    def hash_at(self, height: int) -> bytes:
+        """The active-chain block at `height` (one the caller read from this reader)."""
+        (block_hash,) = self._db.execute("SELECT hash FROM active_chain WHERE height = ?", (height,)).fetchone()
+        return block_hash
+
+    def block(self, block_hash: bytes) -> Block:
+        """A stored block (one the caller read from this reader)."""
+        (raw,) = self._db.execute("SELECT raw FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
+        return Block.deserialize(raw)
+
+    def tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        """(height, position) of a transaction in the active chain."""
+        row = self._db.execute("SELECT height, position FROM tx_index WHERE txid = ?", (txid,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def history(self, pubkey_hash: bytes, limit: int, offset: int) -> list[HistoryRow]:
+        """Transactions touching an address, newest first."""
+        return self._history_page(pubkey_hash, None, limit, offset)
+
+    def address_snapshot(self, query: AddressQuery) -> AddressSnapshot:
+        """An address's totals, a page of its coins and a page of its history, all of one tip (see AddressSnapshot).
+
+        Each query is an index seek plus the page (utxo_by_address_amount covers the coins' columns), and the
+        totals one pass over that index: bounded time and bytes at any number of coins, outside the node lock.
+        """
+        pubkey_hash, utxo_limit, history_limit = query.pubkey_hash, query.utxo_limit, query.history_limit
+        tip_height, tip_hash = self.tip()
+        # A coinbase output is spendable in the next block once it is coinbase_maturity blocks deep.
+        young = tip_height + 1 - self.maturity
+        count, balance, immature = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(amount), 0),"
+            " COALESCE(SUM(CASE WHEN coinbase AND height > ? THEN amount ELSE 0 END), 0)"
+            " FROM utxo WHERE pubkey_hash = ?",
+            (young, pubkey_hash),
+        ).fetchone()
+        coins = self._utxo_page(pubkey_hash, query.utxo_cursor, utxo_limit + 1)
+        rows = self._history_page(pubkey_hash, query.history_cursor, history_limit + 1, query.history_offset)
+        next_utxo = next_history = None
+        if len(coins) > utxo_limit:
+            coins = coins[:utxo_limit]
+            last_outpoint, last_coin = coins[-1]
+            next_utxo = (last_coin.amount, last_outpoint.txid, last_outpoint.index)
+        if len(rows) > history_limit:
+            rows = rows[:history_limit]
+            next_history = (rows[-1].height, rows[-1].position)
+        return AddressSnapshot(tip_height, tip_hash, balance, immature, count, coins, next_utxo, rows, next_history)
+
+    def _utxo_page(
+        self, pubkey_hash: bytes, cursor: tuple[int, bytes, int] | None, limit: int
+    ) -> list[tuple[OutPoint, Coin]]:
+        """Coins after `cursor` in (amount DESC, txid, index) order: the rest of the cursor's amount, then smaller
+        ones (two seeks: one mixed-direction comparison would scan every coin of the cursor's amount)."""
+        columns = "SELECT txid, idx, amount, height, coinbase FROM utxo WHERE pubkey_hash = ?"
+        order = " ORDER BY amount DESC, txid, idx LIMIT ?"
+        if cursor is None:
+            found = self._db.execute(columns + order, (pubkey_hash, limit)).fetchall()
+        else:
+            amount, txid, index = cursor
+            found = self._db.execute(
+                columns + " AND amount = ? AND (txid, idx) > (?, ?)" + order, (pubkey_hash, amount, txid, index, limit)
+            ).fetchall()
+            if len(found) < limit:
+                found += self._db.execute(
+                    columns + " AND amount < ?" + order, (pubkey_hash, amount, limit - len(found))
+                )
+        return [
+            (OutPoint(txid, idx), Coin(amount, pubkey_hash, height, bool(cb)))
+            for txid, idx, amount, height, cb in found
+        ]
+
+    def _history_page(
+        self, pubkey_hash: bytes, cursor: tuple[int, int] | None, limit: int, offset: int
+    ) -> list[HistoryRow]:
+        """History rows older than `cursor` (height, position), newest first, skipping `offset` of them (a seek for
+        the cursor; SQLite walks past an offset row by row)."""
+        query = "SELECT txid, height, position, received, sent FROM address_history WHERE pubkey_hash = ?"
+        args: tuple = (pubkey_hash,)
+        if cursor is not None:
+            query, args = query + " AND (height, position) < (?, ?)", (*args, *cursor)
+        rows = self._db.execute(query + " ORDER BY height DESC, position DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        return [HistoryRow(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredIndexEntry:
     header: BlockHeader
     status: BlockStatus
@@ -169,6 +302,9 @@ class Store:
         self.params = params
         self.path = Path(path)
         self.write_error: str | None = None  # the last write's failure (StoreWriteError), until one succeeds
+        # Readers' own connections (WAL: each reads a snapshot while the node writes); none for a database in memory.
+        self._reader_uri = None if str(path) == ":memory:" else Path(path).resolve().as_uri() + "?mode=ro"
+        self._idle_readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -180,7 +316,48 @@ class Store:
         self._check_meta()
 
     def close(self) -> None:
+        while not self._idle_readers.empty():
+            self._idle_readers.get_nowait().close()
         self._db.close()
+
+    @property
+    def has_readers(self) -> bool:
+        """Whether reads can run on their own connections, without the writer's (not for ':memory:')."""
+        return self._reader_uri is not None
+
+    @contextmanager
+    def reading(self) -> Iterator[StoreReader]:
+        """A StoreReader on one read transaction (see _read_transaction)."""
+        with self._read_transaction() as db:
+            yield StoreReader(db, self.params.coinbase_maturity)
+
+    @contextmanager
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection inside one read transaction: every query sees the same committed state.
+
+        Safe from any thread and without the node lock (the writer never waits for a reader in WAL mode). A
+        store in memory has no second connection: the caller then holds the node lock and this is the writer's.
+        """
+        if self._reader_uri is None:
+            yield self._db
+            return
+        try:
+            conn = self._idle_readers.get_nowait()
+        except queue.Empty:
+            conn = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        if self._idle_readers.qsize() < IDLE_READERS:
+            self._idle_readers.put(conn)
+        else:
+            conn.close()
 
     def _check_meta(self) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta"))
@@ -306,6 +483,11 @@ class Store:
             "SELECT height, COUNT(*) FROM tx_index WHERE height BETWEEN ? AND ? GROUP BY height", (low, high)
         )
         return dict(rows.fetchall())
+
+    def address_snapshot(self, query: AddressQuery) -> AddressSnapshot:
+        """An address's totals and pages, all of one tip: StoreReader.address_snapshot in its own read."""
+        with self.reading() as reader:
+            return reader.address_snapshot(query)
 
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
         """(height, position) of a transaction in the active chain."""

@@ -9,8 +9,9 @@ The pieces: `nodeclient.py` (asking nodes), `payment.py` (coin selection and sig
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from simplecoin.core.primitives import HEADER_SIZE, OutPoint, Transaction, TxOut
 from simplecoin.core.spv import HeaderChain, SpvError, check_tx_bytes
 from simplecoin.wallet.headerfile import HeaderFile
 from simplecoin.wallet.history import HistoryEntry, HistoryPage, VerifiedHistory
-from simplecoin.wallet.keyfile import WalletFile, locked
+from simplecoin.wallet.keyfile import WalletFile, WalletKey, locked
 from simplecoin.wallet.nodeclient import NodeClient, NodeError, parse_txid
 from simplecoin.wallet.payment import DEFAULT_FEE_RATE, FEE_SOURCE_FLAG, Payment, Spendable, WalletError, pay
 
@@ -42,7 +43,11 @@ __all__ = [
 ]
 
 MAX_ESTIMATE_RATE = 10_000  # base units per byte: a larger "estimate" is a node trying to burn our coins
-MAX_UTXOS = 200_000  # coins of one address in one /address answer (a miner collects 2,880 a day)
+# Coins the wallet asks for per /address page: the node's most, ~150 kB of JSON, far below the 10 MB it reads of
+# one answer (nodeclient.MAX_RESPONSE_BYTES). A whole 112,001-coin address in one answer was 14.4 MB, and the
+# wallet blamed the honest node for it.
+UTXO_PAGE = 1_000
+MAX_UTXOS = 200_000  # coins of one address the wallet lists page by page (a miner collects 2,880 a day)
 
 
 @dataclass(frozen=True)
@@ -117,32 +122,43 @@ class LightWallet(VerifiedHistory):
     def addresses(self) -> list[tuple[str, str]]:
         return WalletFile.addresses(self.path, self.params)
 
-    def _address_report(self, address: str, offset: int = 0, limit: int = 1) -> dict:
-        report = self.client.get(f"/address/{address}", {"limit": limit, "offset": offset})
+    def _address_report(self, address: str, offset: int = 0, limit: int = 1, utxo_cursor: str | None = None) -> dict:
+        """One /address page: totals, up to UTXO_PAGE coins after `utxo_cursor`, `limit` history rows."""
+        query: dict = {"limit": limit, "offset": offset, "utxo_limit": UTXO_PAGE}
+        if utxo_cursor is not None:
+            query["utxo_cursor"] = utxo_cursor
+        report = self.client.get(f"/address/{address}", query)
         shape = {
+            "tip_height": int,
             "balance": int,
+            "immature": int,
             "pending_received": int,
             "pending_sent": int,
             "utxos": list,
             "history": list,
             "pending": list,
         }
-        if not all(isinstance(report.get(key), kind) for key, kind in shape.items()) or not all(
-            isinstance(row, dict) and isinstance(row.get("txid"), str) for row in report["history"] + report["pending"]
+        if (
+            not all(isinstance(report.get(key), kind) for key, kind in shape.items())
+            or not all(
+                isinstance(row, dict) and isinstance(row.get("txid"), str)
+                for row in report["history"] + report["pending"]
+            )
+            or not 0 <= report["immature"] <= report["balance"]
+            or not isinstance(report.get("next_utxo_cursor"), str | None)
         ):
             raise SpvError(f"{self.client.answered_by} is not trustworthy: a malformed report on {address}")
-        if len(report["utxos"]) > MAX_UTXOS:
-            raise SpvError(f"{self.client.answered_by} is not trustworthy: over {MAX_UTXOS} coins for {address}")
+        if len(report["utxos"]) > UTXO_PAGE:
+            raise SpvError(
+                f"{self.client.answered_by} is not trustworthy: {len(report['utxos'])} coins of {address} in one "
+                f"page, over the {UTXO_PAGE} asked for"
+            )
         return report
 
-    def _tip_height(self) -> int:
-        height = self.client.get("/status").get("height")
-        if not isinstance(height, int) or height < 0:
-            raise SpvError(f"{self.client.answered_by} is not trustworthy: its status has no height")
-        return height
-
-    def _coins(self, report: dict, address: str, tip: int) -> list[tuple[OutPoint, int, bool]]:
-        """(outpoint, amount, mature) of each coin in an /address report."""
+    def _coins(self, report: dict, address: str) -> list[tuple[OutPoint, int, bool]]:
+        """(outpoint, amount, mature) of each coin in an /address page (mature: spendable in the page's next
+        block)."""
+        tip = report["tip_height"]
         coins = []
         for u in report["utxos"]:
             try:
@@ -155,16 +171,16 @@ class LightWallet(VerifiedHistory):
         return coins
 
     def balances(self) -> list[AddressBalance]:
-        """Per address: spendable, immature and pending, as the node reports them (SPV cannot prove unspent)."""
-        tip = self._tip_height()
+        """Per address: spendable, immature and pending, as the node reports them (SPV cannot prove unspent).
+
+        One request per address whatever it holds: the node sums the coins (`balance`, `immature`).
+        """
         result = []
         for address, label in self.addresses():
             report = self._address_report(address)
-            coins = self._coins(report, address, tip)
-            spendable = sum(amount for _, amount, mature in coins if mature)
-            immature = sum(amount for _, amount, mature in coins if not mature)
-            pending = int(report["pending_received"]) - int(report["pending_sent"])
-            result.append(AddressBalance(address, label, spendable, immature, pending))
+            immature = report["immature"]
+            pending = report["pending_received"] - report["pending_sent"]
+            result.append(AddressBalance(address, label, report["balance"] - immature, immature, pending))
         return result
 
     def is_used(self, address: str) -> bool:
@@ -223,19 +239,23 @@ class LightWallet(VerifiedHistory):
         return FeeRate(rate, max(floor, 0))
 
     def spendable(self, wallet: WalletFile) -> list[Spendable]:
-        """Confirmed outputs of our keys that are mature and not already spent by a pending tx."""
-        tip = self._tip_height()
+        """Confirmed outputs of our keys that are mature and not already spent by a pending tx, largest first."""
+        return list(self._spendable_coins(wallet)[0])
+
+    def _spendable_coins(self, wallet: WalletFile) -> tuple[Iterator[Spendable], Callable[[], int]]:
+        """Our spendable coins, largest first across keys, fetched a page at a time as they are read; and the
+        spendable total (exact for a key whose pages were all read, else from the node's totals)."""
         pending_spends: set[OutPoint] = set()
-        coins = []
+        firsts = []
         for key in wallet.keys:
             report = self._address_report(key.address)
             for row in report["pending"]:
                 tx = self.fetch_tx(row["txid"])["tx"]
                 pending_spends.update(txin.prevout for txin in tx.inputs)
-            for outpoint, amount, mature in self._coins(report, key.address, tip):
-                if mature:
-                    coins.append(Spendable(outpoint, amount, key))
-        return [c for c in coins if c.outpoint not in pending_spends]
+            firsts.append((key, report))
+        walks = [_CoinWalk(self, key, report, pending_spends) for key, report in firsts]
+        merged = heapq.merge(*(walk.coins() for walk in walks), key=lambda c: -c.amount)
+        return merged, lambda: sum(walk.available() for walk in walks)
 
     def _check_coin(self, coin: Spendable) -> None:
         """The coin as its parent tx (fetched by txid, so checked) says. Signatures do not commit to the amounts
@@ -272,9 +292,10 @@ class LightWallet(VerifiedHistory):
             source = FEE_SOURCE_FLAG
         if fee_rate < 0:
             raise WalletError("the fee rate must not be negative")
-        coins = self.spendable(wallet)
-        available = sum(c.amount for c in coins)
-        tx, fee, change, change_key = pay(coins, to_hash, amount, fee_rate, wallet, self.params, self._check_coin)
+        coins, available = self._spendable_coins(wallet)
+        tx, fee, change, change_key = pay(
+            coins, to_hash, amount, fee_rate, wallet, self.params, self._check_coin, available
+        )
         return Payment(
             tx,
             to_address,
@@ -282,7 +303,7 @@ class LightWallet(VerifiedHistory):
             fee,
             change,
             change_key.address if change_key else "",
-            available - amount - fee,
+            available() - amount - fee,
             fee_rate,
             source,
             wallet,
@@ -294,3 +315,42 @@ class LightWallet(VerifiedHistory):
         if payment.change_key is not None and payment.wallet is not None:
             payment.wallet.save_key(payment.change_key)
         return self.client.send_tx(payment.tx.serialize())
+
+
+class _CoinWalk:
+    """One key's spendable coins, page by page from its first /address page (largest first, as the node pages)."""
+
+    def __init__(self, light: LightWallet, key: WalletKey, first: dict, pending_spends: set[OutPoint]) -> None:
+        self.light, self.key, self.first, self.pending_spends = light, key, first, pending_spends
+        self.seen = 0  # the amount of the spendable coins read
+        self.done = False  # every page read
+
+    def coins(self) -> Iterator[Spendable]:
+        report, listed = self.first, set()
+        while True:
+            for outpoint, amount, mature in self.light._coins(report, self.key.address):
+                if outpoint in listed:  # a cursor that went back: the same coin twice would be spent twice
+                    raise SpvError(f"{self.light.client.answered_by} is not trustworthy: it lists {outpoint} twice")
+                listed.add(outpoint)
+                if mature and outpoint not in self.pending_spends:
+                    self.seen += amount
+                    yield Spendable(outpoint, amount, self.key)
+            cursor = report["next_utxo_cursor"]
+            if cursor is None:
+                self.done = True
+                return
+            if not report["utxos"]:  # "more after nothing" would keep the wallet asking forever
+                raise SpvError(f"{self.light.client.answered_by} is not trustworthy: an empty page with a next one")
+            if len(listed) >= MAX_UTXOS:
+                raise WalletError(
+                    f"{self.key.address} holds more than {MAX_UTXOS} coins, more than the wallet lists; its balance "
+                    "and payments from its largest coins still work"
+                )
+            report = self.light._address_report(self.key.address, utxo_cursor=cursor)
+
+    def available(self) -> int:
+        """Spendable total: what was read if every page was, else the node's totals less its pending spends."""
+        if self.done:
+            return self.seen
+        report = self.first
+        return max(report["balance"] - report["immature"] - report["pending_sent"], 0)

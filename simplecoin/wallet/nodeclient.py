@@ -15,7 +15,7 @@ from simplecoin.core.hashing import hash_from_hex, hash_hex
 from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS, MAX_HEADERS_RESULTS
 from simplecoin.core.primitives import HEADER_SIZE
 from simplecoin.core.spv import SpvError
-from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, parse_json_object, read_body
+from simplecoin.httpjson import BadAnswer, BrokenAnswer, SlowAnswer, TooLargeAnswer, parse_json_object, read_body
 
 TIMEOUT = (3.0, 15.0)  # connect, and each read of the socket
 ANSWER_SECONDS = 30.0  # a whole answer: a node trickling one byte every few seconds is a stalled node
@@ -59,6 +59,14 @@ class NodeClient:
                     raise _Unreachable(f"answer took more than {ANSWER_SECONDS:.0f} s") from e
                 except BrokenAnswer as e:
                     raise _Unreachable(str(e)) from e
+                except TooLargeAnswer as e:
+                    # Not a lie: a node that answers a whole address at once (no paging) sends 14 MB for 112,000
+                    # coins. Say what happened rather than blame the node.
+                    raise NodeError(
+                        f"{url} answered more than {MAX_RESPONSE_BYTES:,} bytes, more than the wallet reads of one "
+                        "answer (a node without paged /address answers sends every coin of a busy address at once)",
+                        "too-large",
+                    ) from e
                 except BadAnswer as e:
                     raise SpvError(f"{url} is not trustworthy: it {e}") from e
                 if response.status_code >= 400:

@@ -5,13 +5,13 @@ Private keys never leave this process: the transaction is signed here and only i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simplecoin.core.amounts import format_coins
 from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.keys import sign_input
-from simplecoin.core.mempool import MempoolPolicy
+from simplecoin.core.mempool import OUTPUT_BYTES, SPENDING_INPUT_BYTES, MempoolPolicy
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import OutPoint, Transaction, TxIn, TxOut
 from simplecoin.wallet.keyfile import WalletFile, WalletKey
@@ -61,25 +61,38 @@ class Payment:
 
 
 def pay(
-    coins: list[Spendable],
+    coins: Iterable[Spendable],
     to_hash: bytes,
     amount: int,
     fee_rate: int,
     wallet: WalletFile,
     params: NetworkParams,
     check_coin: Callable[[Spendable], None],
+    available: Callable[[], int] | None = None,
 ) -> tuple[Transaction, int, int, WalletKey | None]:
-    """(signed tx, fee, change, change key) paying `amount` to `to_hash` from the largest coins first.
+    """(signed tx, fee, change, change key) paying `amount` to `to_hash` from `coins`, largest first.
 
-    `check_coin` is asked about each chosen coin before anything is signed. The change key, when there is
-    change, is fresh (privacy: never an address used before) and not saved here; WalletError if the coins
-    do not cover amount and fee.
+    `coins` may be fetched lazily (page by page): only as many are read as pay, so an address of 200,000 coins
+    costs a page. `available()` is the spendable total for a message when they do not cover amount and fee
+    (default: the sum of `coins`). `check_coin` is asked about each chosen coin before anything is signed. The
+    change key, when there is change, is fresh (privacy: never an address used before) and not saved here;
+    WalletError if the coins do not cover amount and fee, or would need more inputs than a transaction holds.
     """
-    coins = sorted(coins, key=lambda c: c.amount, reverse=True)
+    max_inputs = max_payment_inputs(params)
     chosen: list[Spendable] = []
+    total = 0
     for coin in coins:
+        if len(chosen) == max_inputs:
+            have = available() if available is not None else None
+            if have is not None and have < amount + fee_rate * _estimated_size(max_inputs, 2):
+                _not_enough(have, amount + fee_rate * _estimated_size(max_inputs, 2))
+            raise WalletError(
+                f"paying {format_coins(amount)} needs more than {max_inputs} coins, the most one transaction of "
+                f"{params.max_tx_size} bytes can spend (the largest {max_inputs} hold {format_coins(total)}); "
+                "send less, or several payments"
+            )
         chosen.append(coin)
-        total = sum(c.amount for c in chosen)
+        total += coin.amount
         fee = fee_rate * _estimated_size(len(chosen), 2)
         if total >= amount + fee:
             for coin_in in chosen:
@@ -91,8 +104,11 @@ def pay(
                 change_key = wallet.next_change_key()
                 outputs.append(TxOut(change, change_key.key.pubkey_hash))
             return _signed(chosen, tuple(outputs), params), fee, change, change_key
-    available = sum(c.amount for c in coins)
-    needed = amount + fee_rate * _estimated_size(max(len(coins), 1), 2)
+    _not_enough(total, amount + fee_rate * _estimated_size(max(len(chosen), 1), 2))
+    raise AssertionError("unreachable")
+
+
+def _not_enough(available: int, needed: int) -> None:
     raise WalletError(
         f"not enough spendable coins: {format_coins(available)} spendable, {format_coins(needed)} needed with fee"
     )
@@ -101,6 +117,11 @@ def pay(
 def sweep_amount(coins: list[Spendable], fee_rate: int) -> int:
     """What `pay` sends when every coin goes and no change comes back: their sum less the fee."""
     return sum(c.amount for c in coins) - fee_rate * _estimated_size(len(coins), 2)
+
+
+def max_payment_inputs(params: NetworkParams) -> int:
+    """The most coins one payment (two outputs) spends and stays within the consensus size of a transaction."""
+    return (params.max_tx_size - _estimated_size(0, 2)) // SPENDING_INPUT_BYTES
 
 
 def _signed(chosen: list[Spendable], outputs: tuple[TxOut, ...], params: NetworkParams) -> Transaction:
@@ -117,4 +138,4 @@ def _signed(chosen: list[Spendable], outputs: tuple[TxOut, ...], params: Network
 
 def _estimated_size(inputs: int, outputs: int) -> int:
     """Bytes of a payment: 4 version + 1 + inputs x (36 outpoint + 34 key + 73 signature) + 1 + outputs x 28 + 4."""
-    return 10 + inputs * 143 + outputs * 28
+    return 10 + inputs * SPENDING_INPUT_BYTES + outputs * OUTPUT_BYTES

@@ -25,11 +25,15 @@ from simplecoin.node.p2p.inbound import Banned, Inbound, NotLocal
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.p2p.relay import MAX_INV
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import MAX_UTXO_PAGE, AddressQuery
 from simplecoin.web.state import app_state
 
 MAX_PAGE = 100
 HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 NUMBER_RE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+# amount:txid:index of a page's last coin; 18 digits fit SQLite's int64 (all money is 2.1e15 base units)
+UTXO_CURSOR_RE = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64}):([0-9]{1,10})")
+HISTORY_CURSOR_RE = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")  # height:position of a page's last row
 
 api = Blueprint("api", __name__)
 
@@ -88,6 +92,17 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     if not NUMBER_RE.fullmatch(text) or not low <= int(text) <= high:
         raise ApiError(400, f"'{name}' must be a whole number from {low} to {high}", "bad-param")
     return int(text)
+
+
+def cursor_arg(name: str, pattern: re.Pattern, form: str) -> tuple[str, ...] | None:
+    """The parts of a paging cursor (`utxo_cursor`, `history_cursor`) as the last page's `next_...` gave it."""
+    text = request.args.get(name)
+    if text is None:
+        return None
+    match = pattern.fullmatch(text)
+    if match is None:
+        raise ApiError(400, f"'{name}' must be {form}, as next_{name} gave it", "bad-param")
+    return match.groups()
 
 
 def parse_address(text: str) -> bytes:
@@ -177,16 +192,33 @@ def status():  # GET is answered by _status_fast_path; this serves HEAD
 
 @api.get("/address/<address>")
 def address(address: str):
+    """Totals, a page of coins (largest first) and of history (newest first), pending txs: docs/api.md."""
     pubkey_hash = parse_address(address)
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", 25, 1, MAX_PAGE)
-    info = _service().address(pubkey_hash, offset, limit)
-    tip = _service().tip().height
+    utxo_limit = int_arg("utxo_limit", MAX_UTXO_PAGE, 1, MAX_UTXO_PAGE)
+    last_coin = cursor_arg("utxo_cursor", UTXO_CURSOR_RE, "amount:txid:index")
+    last_row = cursor_arg("history_cursor", HISTORY_CURSOR_RE, "height:position")
+    query = AddressQuery(
+        pubkey_hash,
+        history_limit=limit,
+        history_offset=offset,
+        history_cursor=(int(last_row[0]), int(last_row[1])) if last_row else None,
+        utxo_limit=utxo_limit,
+        utxo_cursor=(int(last_coin[0]), hash_from_hex(last_coin[1]), int(last_coin[2])) if last_coin else None,
+    )
+    info = _service().address(query)
+    next_utxo = info.next_utxo_cursor
+    next_history = info.next_history_cursor
     return jsonify(
         address=address,
+        tip_height=info.tip_height,
+        tip=hash_hex(info.tip_hash),
         balance=info.balance,
+        immature=info.immature,
         pending_received=info.pending_received,
         pending_sent=info.pending_sent,
+        utxo_count=info.utxo_count,
         utxos=[
             {
                 "txid": hash_hex(o.txid),
@@ -195,18 +227,20 @@ def address(address: str):
                 "height": c.height,
                 "coinbase": c.is_coinbase,
             }
-            for o, c in sorted(info.utxos.items(), key=lambda item: (item[1].height, item[0].txid, item[0].index))
+            for o, c in info.utxos
         ],
+        next_utxo_cursor=f"{next_utxo[0]}:{hash_hex(next_utxo[1])}:{next_utxo[2]}" if next_utxo else None,
         history=[
             {
                 "txid": hash_hex(row.txid),
                 "height": row.height,
-                "confirmations": tip - row.height + 1,
+                "confirmations": info.tip_height - row.height + 1,
                 "received": row.received,
                 "sent": row.sent,
             }
             for row in info.history
         ],
+        next_history_cursor=f"{next_history[0]}:{next_history[1]}" if next_history else None,
         pending=[{"txid": hash_hex(e.tx.txid), "fee": e.fee} for e in info.pending],
         offset=offset,
         limit=limit,

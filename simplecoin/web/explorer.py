@@ -30,6 +30,7 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Transaction
 from simplecoin.node.lookups import NotFound
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import AddressQuery
 from simplecoin.web import charts
 from simplecoin.web.state import app_state
 
@@ -336,7 +337,8 @@ def address(address: str):
         raise PageNotFound(f"This is not a {service.params.name} address ({e}).", address) from e
     offset = request.args.get("offset", "0")
     offset = int(offset) if HEIGHT_RE.fullmatch(offset) else 0
-    info = service.address(pubkey_hash, offset, PAGE + 1)  # one more row tells whether there is an older page
+    # one more row tells whether there is an older page; the coins are only counted here
+    info = service.address(AddressQuery(pubkey_hash, history_limit=PAGE + 1, history_offset=offset, utxo_limit=1))
     tip = service.tip().height
     rows = info.history[:PAGE]
     times = service.block_times(sorted({r.height for r in rows}))

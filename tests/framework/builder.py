@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from simplecoin.core.chain import BlockIndex, BlockStatus
 from simplecoin.core.coins import Coin
@@ -24,6 +25,7 @@ from simplecoin.core.pow import bits_to_target
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction, TxIn, TxOut
 from simplecoin.core.validation import connect_block
 from simplecoin.node.node import Node
+from simplecoin.node.store import Store
 
 MINER_KEY = PrivateKey(bytes.fromhex("11" * 32))
 ALICE = PrivateKey(bytes.fromhex("22" * 32))
@@ -162,6 +164,17 @@ class ChainBuilder:
             tx = sign_all(tx, key, self.params)
         self.loose[tx.txid] = tx
         return tx
+
+
+def funded_data_dir(data_dir: Path, params: NetworkParams) -> tuple[Node, ChainBuilder]:
+    """A node on a store in `data_dir` at height 13 (m1..m13, MINER_KEY's coinbases), for a data directory built
+    offline and then served by a real node; the caller closes the node."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    b = ChainBuilder(params)
+    node = Node(Store(data_dir / "chain.db", params), params)
+    for block in b.chain([f"m{i}" for i in range(1, 14)]):
+        node.submit_block(block)
+    return node, b
 
 
 def sign_all(tx: Transaction, key: PrivateKey, params: NetworkParams, genesis_hash: bytes | None = None) -> Transaction:

@@ -29,10 +29,12 @@ def get_json(node: NodeProcess, path: str) -> dict:
 
 
 def mature_coinbases(node: NodeProcess, address: str) -> list[dict]:
-    """The address' coinbase UTXOs on `node` that a transaction in the next block may spend, oldest first."""
+    """The address' coinbase UTXOs on `node` that a transaction in the next block may spend, oldest first (of its
+    first page: the node lists the largest 1,000 coins, ties by txid)."""
     data = get_json(node, f"/address/{address}")
-    tip = node.status()["height"]
-    return [u for u in data["utxos"] if u["coinbase"] and tip + 1 - u["height"] >= MATURITY]
+    tip = data["tip_height"]
+    mature = [u for u in data["utxos"] if u["coinbase"] and tip + 1 - u["height"] >= MATURITY]
+    return sorted(mature, key=lambda u: u["height"])
 
 
 def spend(utxo: dict, key: PrivateKey, to: bytes = BOB.pubkey_hash) -> Transaction:

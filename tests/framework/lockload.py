@@ -20,9 +20,7 @@ import requests
 
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint, Transaction
-from simplecoin.node.node import Node
-from simplecoin.node.store import Store
-from tests.framework.builder import MINER_KEY, ChainBuilder
+from tests.framework.builder import MINER_KEY, funded_data_dir
 
 INPUTS = 690
 COIN_AMOUNT = 100_000
@@ -39,12 +37,8 @@ class Attack:
 
 def prepare(data_dir: Path, variants: int = 60) -> Attack:
     """A regtest chain in `data_dir` whose 690 coins belong to MINER_KEY, and bad spends of all of them."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    b = ChainBuilder(REGTEST)
-    node = Node(Store(data_dir / "chain.db", REGTEST), REGTEST)
+    node, b = funded_data_dir(data_dir, REGTEST)
     try:
-        for block in b.chain([f"m{i}" for i in range(1, 14)]):
-            node.submit_block(block)
         split = b.spend("m1", [(COIN_AMOUNT, MINER_KEY.pubkey_hash)] * INPUTS, fee=100_000)
         node.submit_block(b.block("s1", txs=[split]))
         assert node.height == 14, "the chain was not built"
