@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -184,9 +185,23 @@ def test_address_pages_read_the_store_outside_the_node_lock(funded):
     held = []
     reading = node.store.reading
 
+    def lock_is_free() -> bool:
+        """Whether another thread could take the node lock now (the reader's thread would hold it otherwise)."""
+        took: list[bool] = []
+
+        def try_it() -> None:
+            took.append(service.lock.acquire(blocking=False))
+            if took[0]:
+                service.lock.release()
+
+        thread = threading.Thread(target=try_it)
+        thread.start()
+        thread.join()
+        return took[0]
+
     @contextmanager
     def watched():
-        held.append(service.lock._is_owned())  # RLock: whether this thread holds it
+        held.append(not lock_is_free())
         with reading() as reader:
             yield reader
 
