@@ -122,6 +122,14 @@ class DownloadInThread:
         finally:
             self._done.set()
 
+    def wait(self, stop: threading.Event, timeout: float | None = None) -> bool:
+        """Whether the download is done; False if `stop` is set first or `timeout` seconds pass (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.wait(timeout=0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))):
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                return False
+        return True
+
     def result(self, stop: threading.Event) -> Any:
         """The download's value (its exception is raised here); None if `stop` is set first."""
         while not self._done.wait(timeout=0.1):
