@@ -292,9 +292,14 @@ class BlockSync:
         sources: list[_Source],
         number: int,
     ) -> None:
-        """Ask for the next batches of the window, each of the peer with the fewest in flight (ties: `peer`)."""
-        while waiting and len(in_flight) < MAX_IN_FLIGHT and waiting[0] < number + MAX_IN_FLIGHT:
-            free = [s for s in sources if s.busy < IN_FLIGHT_PER_PEER]
+        """Ask for the next batches of the window, each of the peer with the fewest in flight (ties: `peer`).
+
+        Batch `number`, the one checked next, is asked even past the limits: after a stall it is back in
+        `waiting` while later batches hold every slot, and nothing else can move until it comes."""
+        while waiting and (
+            waiting[0] == number or (len(in_flight) < MAX_IN_FLIGHT and waiting[0] < number + MAX_IN_FLIGHT)
+        ):
+            free = [s for s in sources if s.busy < IN_FLIGHT_PER_PEER or waiting[0] == number]
             if not free:
                 return
             chosen = min(free, key=lambda s: s.busy)  # min keeps the first of equals: `peer` is first
