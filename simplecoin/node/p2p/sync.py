@@ -25,6 +25,7 @@ from simplecoin.node.p2p.bans import SCORE_INVALID, SCORE_UNCONNECTING_HEADERS, 
 from simplecoin.node.p2p.client import (
     MAX_RESPONSE_BYTES,
     DownloadInThread,
+    DownloadThread,
     Misbehaving,
     PeerClient,
     PeerError,
@@ -114,12 +115,20 @@ PROGRESS_LOG_SECONDS = 5.0  # a progress log line at most this often (the termin
 RATE_WINDOW_SECONDS = 30.0  # the blocks/s of the progress line: over the last this many seconds
 
 
+@dataclass(frozen=True)
+class _Connection:
+    """A connection to a peer and the thread that downloads on it."""
+
+    client: PeerClient
+    thread: DownloadThread
+
+
 @dataclass
 class _Source:
     """A peer blocks are downloaded from during one sync, and its idle connections."""
 
     peer: Peer
-    idle: list[PeerClient] = field(default_factory=list)
+    idle: list[_Connection] = field(default_factory=list)
     busy: int = 0
 
 
@@ -128,7 +137,7 @@ class _Fetch:
     """One batch in flight: from whom, on which connection, since when."""
 
     source: _Source
-    client: PeerClient
+    connection: _Connection
     download: DownloadInThread
     started: float
 
@@ -258,11 +267,12 @@ class BlockSync:
         sources = [main, *(_Source(p) for p in self._helpers(peer, len(wanted)))]
         waiting: deque[int] = deque(range(len(batches)))  # batch numbers not asked for yet, in order
         in_flight: dict[int, _Fetch] = {}
+        connections: list[_Connection] = []  # each with its thread, ended when this download is
         try:
             for number in range(len(batches)):
                 blocks = None
                 while blocks is None:
-                    self._ask(batches, waiting, in_flight, sources, number)
+                    self._ask(batches, waiting, in_flight, sources, number, connections)
                     blocks = self._take(number, in_flight, waiting, sources, main)
                     if self.stop.is_set():
                         return
@@ -272,6 +282,8 @@ class BlockSync:
                 if self.stop.is_set() or not taken:
                     return
         finally:
+            for connection in connections:
+                connection.thread.close()
             self._show_progress(peer, done=True)
 
     def _helpers(self, peer: Peer, count: int) -> list[Peer]:
@@ -291,6 +303,7 @@ class BlockSync:
         in_flight: dict[int, _Fetch],
         sources: list[_Source],
         number: int,
+        connections: list[_Connection],
     ) -> None:
         """Ask for the next batches of the window, each of the peer with the fewest in flight (ties: `peer`).
 
@@ -304,10 +317,16 @@ class BlockSync:
                 return
             chosen = min(free, key=lambda s: s.busy)  # min keeps the first of equals: `peer` is first
             batch = waiting.popleft()
-            client = chosen.idle.pop() if chosen.idle else self.new_client()
+            if chosen.idle:
+                connection = chosen.idle.pop()
+            else:
+                connection = _Connection(self.new_client(), DownloadThread())
+                connections.append(connection)
             chosen.busy += 1
-            download = DownloadInThread(self._download, client, chosen.peer, batches[batch])
-            in_flight[batch] = _Fetch(chosen, client, download, self.clock())
+            download = DownloadInThread(
+                self._download, connection.client, chosen.peer, batches[batch], thread=connection.thread
+            )
+            in_flight[batch] = _Fetch(chosen, connection, download, self.clock())
 
     def _take(
         self,
@@ -338,7 +357,7 @@ class BlockSync:
         except PeerError as e:
             self._drop(fetch.source, e, in_flight, waiting, sources, main)
             return None
-        fetch.source.idle.append(fetch.client)
+        fetch.source.idle.append(fetch.connection)
         return blocks
 
     def _drop(
@@ -370,9 +389,8 @@ class BlockSync:
         batch = [h for h in wanted if self.service.lacks("block", h)]
         if not batch:
             return []
-        data = client.get(
-            peer.address, "/p2p/blocks", {"hashes": ",".join(hash_hex(h) for h in batch)}, max_bytes=MAX_RESPONSE_BYTES
-        )
+        query = "hashes=" + ",".join(hash_hex(h) for h in batch)  # hex and commas: nothing to quote
+        data = client.get(peer.address, "/p2p/blocks", query, max_bytes=MAX_RESPONSE_BYTES)
         raw = data.get("blocks")
         if not isinstance(raw, list) or len(raw) != len(batch):
             raise PeerError("blocks answer does not match the request")
