@@ -84,15 +84,15 @@ def test_the_next_batch_is_asked_for_while_this_one_is_checked(nodes, monkeypatc
     a, b, _, chain = nodes
     assert CHAIN > MAX_BLOCKS_PER_REQUEST
     recording = Recording(a)
-    submit = b.submit_block
+    submit = b.submit_blocks
     overlapped: list[bool] = []
 
-    def checking_slowly(block, source="", requested=False):
-        if not overlapped:  # the first block of the first batch: is the second batch on its way meanwhile?
+    def checking_slowly(blocks, source="", requested=False):
+        if not overlapped:  # the first batch: is the second batch on its way meanwhile?
             overlapped.append(recording.second_batch_asked.wait(timeout=10))
-        return submit(block, source=source, requested=requested)
+        return submit(blocks, source=source, requested=requested)
 
-    monkeypatch.setattr(b, "submit_block", checking_slowly)
+    monkeypatch.setattr(b, "submit_blocks", checking_slowly)
     with serving(recording) as url:
         manager = PeerManager(b, "http://127.0.0.1:1", (url,), progress=False)
         manager.start()

@@ -88,28 +88,76 @@ class NodeService:
 
         `requested=False` (a block pushed to us) is stored only if its chain could become the tip (`Node.add_block`).
         """
-        check_block(block, self.params)  # context-free: proof of work first, before anything costs more
+        outcomes, error = self.submit_blocks([block], source, requested)
+        if error is not None:
+            raise error
+        return outcomes[0]
+
+    def submit_blocks(
+        self, blocks: list[Block], source: str = "", requested: bool = False
+    ) -> tuple[list[BlockOutcome], ValidationError | None]:
+        """`submit_block` for consecutive blocks (a sync's batch), taking the lock twice for all of them, not each.
+
+        Returns the outcomes of the blocks taken, in order, and why the next was refused (None: all were
+        taken); the blocks after a refused one are not looked at.
+        """
+        checked: list[Block] = []
+        error: ValidationError | None = None
+        for block in blocks:
+            try:
+                check_block(block, self.params)  # context-free: proof of work first, before anything costs more
+            except BlockValidationError as e:
+                error = e
+                break
+            checked.append(block)
+        to_verify: list[list[Transaction]] = []
         with self.lock:
-            unverified = self.node.block_to_verify(block, requested)  # recent rejects; whether we want it
-        try:
-            self._check_signatures(unverified)
-        except TxValidationError as e:
-            raise self._refused(block.hash, BlockValidationError(e.reason, e.detail)) from e
+            for block in checked:
+                try:
+                    to_verify.append(self.node.block_to_verify(block, requested))  # recent rejects; wanted?
+                except ValidationError as e:
+                    error = e
+                    break
+        for number, unverified in enumerate(to_verify):
+            try:
+                self._check_signatures(unverified)
+            except TxValidationError as e:
+                refused = BlockValidationError(e.reason, e.detail)
+                refused.__cause__ = e
+                error = self._refused(checked[number].hash, refused)
+                to_verify = to_verify[:number]
+                break
+        outcomes: list[BlockOutcome] = []
+        relayed: list[tuple[Block, bool]] = []  # (block, tip changed) for each that joined the active chain
+        returned: list[Transaction] = []
+        failure: BaseException | None = None  # not a rule a block broke (InternalError...): raised after the relay
         with self.lock:
-            old_tip = self.node.tip.hash
-            outcome = self.node.add_block(block, source, requested, verified=[tx.txid for tx in unverified])
-            tip_changed = self.node.tip.hash != old_tip
-            on_active_chain = self.lookups.on_active_chain(block.hash)
-            returned = self.lookups.pending(outcome.reorg.returned)
+            try:
+                for block, unverified in zip(checked, to_verify, strict=False):
+                    old_tip = self.node.tip.hash
+                    try:
+                        outcome = self.node.add_block(block, source, requested, verified=[tx.txid for tx in unverified])
+                    except BlockValidationError as e:
+                        error = e
+                        break
+                    outcomes.append(outcome)
+                    if outcome.status == "accepted" and self.lookups.on_active_chain(block.hash):
+                        relayed.append((block, self.node.tip.hash != old_tip))
+                    returned += self.lookups.pending(outcome.reorg.returned)
+            except BaseException as e:  # noqa: BLE001 - raised below, once the blocks taken before it are relayed
+                failure = e
             self._refresh_status()
         # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
         # would hand every peer the same junk.
-        if outcome.status == "accepted" and on_active_chain and self.first_sighting(block.hash):
-            self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
+        for block, tip_changed in relayed:
+            if self.first_sighting(block.hash):
+                self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
         for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
             self.first_sighting(tx.txid)  # the other branch may never have had them
             self._emit(Event("tx", tx.txid, tx.serialize(), ""))
-        return outcome
+        if failure is not None:
+            raise failure
+        return outcomes, error
 
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
         """Check a tx and add it to the pool; relay it if it is new to us."""

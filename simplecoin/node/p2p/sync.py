@@ -409,17 +409,18 @@ class BlockSync:
         """Submit downloaded blocks in order; False at one from the future (the rest is later still: not now)."""
         with self.table.lock:
             sender.learn([block.hash for block in blocks])  # before the submits announce them to every other peer
-        for block in blocks:
-            try:
-                # requested=True only here: the block is on a header chain whose work we verified > ours.
-                self.service.submit_block(block, source=source, requested=True)
-            except BlockValidationError as e:
-                if e.reason == "time-too-new":  # our clock went back since presync: early, not invalid
-                    log.info("block %s is from the future (%s): taken when due", block.header.hash_hex(), e.detail)
-                    return False
-                detail = f"sent invalid block {block.header.hash_hex()} ({e.reason}: {e.detail})"
-                raise Misbehaving(block_score(e), detail) from e
-        return True
+        # requested=True only here: the blocks are on a header chain whose work we verified > ours.
+        outcomes, error = self.service.submit_blocks(blocks, source=source, requested=True)
+        if error is None:
+            return True
+        if not isinstance(error, BlockValidationError):
+            raise error  # refused before (recent rejects): the sync loop charges the peer
+        block = blocks[len(outcomes)]
+        if error.reason == "time-too-new":  # our clock went back since presync: early, not invalid
+            log.info("block %s is from the future (%s): taken when due", block.header.hash_hex(), error.detail)
+            return False
+        detail = f"sent invalid block {block.header.hash_hex()} ({error.reason}: {error.detail})"
+        raise Misbehaving(block_score(error), detail) from error
 
     def _show_progress(self, peer: Peer, done: bool = False) -> None:
         """The progress line: our height against the peer's (its hello: a hint, shown only), blocks/s, time left."""
