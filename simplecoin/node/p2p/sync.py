@@ -214,13 +214,18 @@ class BlockSync:
         """
         self._rate = SyncProgress(self.clock)
         self._first_height = self.service.tip().height
+        first = True
         while True:
-            chain, due_at = self._sync_round(client, peer)
-            if due_at is not None or len(chain.missing) < MAX_HEADERS_RESULTS or self.stop.is_set():
+            more, due_at = self._sync_round(client, peer, first)
+            first = False
+            if due_at is not None or not more or self.stop.is_set():
                 return due_at
 
-    def _sync_round(self, client: PeerClient, peer: Peer) -> tuple[HeadersPresync, int | None]:
-        """One round: headers from our tip until their work exceeds ours, then the blocks of those we lack."""
+    def _sync_round(self, client: PeerClient, peer: Peer, first: bool) -> tuple[bool, int | None]:
+        """One round: headers from our tip until their work exceeds ours, then the blocks of those we lack.
+        Returns whether to go on with another round, and when the peer's header from the future is due, if any.
+
+        Only the first round holds the peer to its hello's claim: a later one may find that we have it all."""
         tip = self.service.tip()
         locator = [hash_hex(h) for h in self.service.locator()]
         chain = HeadersPresync(self.service, self.wall_clock)
@@ -237,17 +242,19 @@ class BlockSync:
             locator = [hash_hex(h) for h in chain.locator]  # the next batch: after the last header we checked
         ours = self.service.tip().chain_work  # now: relay may have brought the same blocks meanwhile
         if chain.work <= ours:
-            if chain.due_at is not None or (not chain.missing and peer.chain_work <= ours):
-                chain.missing = []  # nothing to fetch: no next round
-                return chain, chain.due_at  # it had what we now have, or what it has more is not due yet
+            if chain.due_at is not None or not first or (not chain.missing and peer.chain_work <= ours):
+                return False, chain.due_at  # it had what we now have, or what it has more is not due yet
             # Its hello claimed more work than its headers show: a hint proven wrong. Not scored (a reorg can
             # change a claim between two requests), but a failure: it is asked again only after a backoff that
             # doubles each time, and no block is downloaded for it.
             raise PeerError(f"claimed more work than its headers show ({chain.work} <= ours {ours})")
-        self._fetch_blocks(peer, chain.missing)
-        return chain, chain.due_at
+        taken = self._fetch_blocks(peer, chain.missing)
+        # A whole round, and its hello's height (only a hint: a lie costs it one request that adds nothing, which
+        # ends the visit) says there is more.
+        more = taken and len(chain.missing) >= MAX_HEADERS_RESULTS and peer.height > self.service.tip().height
+        return more, chain.due_at
 
-    def _fetch_blocks(self, peer: Peer, wanted: list[bytes]) -> None:
+    def _fetch_blocks(self, peer: Peer, wanted: list[bytes]) -> bool:
         """Download `wanted` in batches from `peer` and every other peer that has them, and submit them in order.
 
         Batches stay in flight while the oldest is checked (taking turns left the peer idle while we checked and
@@ -255,14 +262,15 @@ class BlockSync:
         daemon thread (`DownloadInThread`) on a connection of its own. `peer`'s headers proved the chain's work;
         the others only serve blocks, each checked to be the one asked for. A batch that holds up the others
         for `stall_seconds` is taken from its peer and asked of another (Bitcoin: the block-stalling timeout);
-        the peer is dropped from this sync with a failure (if `peer` stalls, the visit ends with it).
+        the peer is dropped from this sync with a failure (if `peer` stalls, the visit ends with it). Returns
+        whether every block was taken (not: stopping, or a block from the future).
         """
         source = self.table.ban_key(peer) or str(peer.address)
         batches = [
             wanted[start : start + MAX_BLOCKS_PER_REQUEST] for start in range(0, len(wanted), MAX_BLOCKS_PER_REQUEST)
         ]
         if not batches:
-            return
+            return True
         main = _Source(peer)
         sources = [main, *(_Source(p) for p in self._helpers(peer, len(wanted)))]
         waiting: deque[int] = deque(range(len(batches)))  # batch numbers not asked for yet, in order
@@ -275,12 +283,13 @@ class BlockSync:
                     self._ask(batches, waiting, in_flight, sources, number, connections)
                     blocks = self._take(number, in_flight, waiting, sources, main)
                     if self.stop.is_set():
-                        return
+                        return False
                 self.stall_seconds = max(STALL_SECONDS, self.stall_seconds * 0.85)
                 taken = self._submit_downloaded(in_flight.pop(number).source.peer, source, blocks)
                 self._show_progress(peer)
                 if self.stop.is_set() or not taken:
-                    return
+                    return False
+            return True
         finally:
             for connection in connections:
                 connection.thread.close()
