@@ -33,7 +33,7 @@ from simplecoin.node.store import Store
 from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import ChainBuilder
-from tests.framework.fakepeer import FakePeer, chain_answers
+from tests.framework.fakepeer import FakePeer, chain_answers, stalled
 from tests.framework.nodes import serving, wait_until
 
 CHAIN = 40  # three batches of MAX_BLOCKS_PER_REQUEST
@@ -206,18 +206,7 @@ def test_a_stalling_peer_does_not_stall_the_sync(wide, monkeypatch):
     honest, _, b, builder, chain = wide
     answers = chain_answers(chain, builder.index[chain[-1].hash].chain_work)
     release = threading.Event()
-
-    def stall(handler, path, query):
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", "1000")
-        handler.end_headers()
-        handler.wfile.write(b'{"blocks"')
-        handler.wfile.flush()
-        release.wait(timeout=30)
-        handler.close_connection = True
-
-    answers["/p2p/blocks"] = stall
+    answers["/p2p/blocks"] = stalled(30, until=release)
     with FakePeer("127.0.0.3", answers) as staller, serving(create_app(honest)) as url:
         manager = PeerManager(b, "http://127.0.0.1:1", (url, staller.url), progress=False)
         manager.start()
