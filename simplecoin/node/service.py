@@ -141,19 +141,20 @@ class NodeService:
                         error = e
                         break
                     outcomes.append(outcome)
+                    # Only a block on our active chain is relayed: a side branch we stored may never win, and
+                    # relaying it would hand every peer the same junk. Marked here, under the lock we hold.
                     if outcome.status == "accepted" and self.lookups.on_active_chain(block.hash):
-                        relayed.append((block, self.node.tip.hash != old_tip))
-                    returned += self.lookups.pending(outcome.reorg.returned)
+                        if self.first_sighting(block.hash):
+                            relayed.append((block, self.node.tip.hash != old_tip))
+                    for tx in self.lookups.pending(outcome.reorg.returned):  # back from disconnected blocks:
+                        self.first_sighting(tx.txid)  # relayed again even if seen before, since peers on the
+                        returned.append(tx)  # other branch may never have had them
             except BaseException as e:  # noqa: BLE001 - raised below, once the blocks taken before it are relayed
                 failure = e
             self._refresh_status()
-        # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
-        # would hand every peer the same junk.
         for block, tip_changed in relayed:
-            if self.first_sighting(block.hash):
-                self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
-        for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
-            self.first_sighting(tx.txid)  # the other branch may never have had them
+            self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
+        for tx in returned:
             self._emit(Event("tx", tx.txid, tx.serialize(), ""))
         if failure is not None:
             raise failure
@@ -295,6 +296,11 @@ class NodeService:
         """Whether an announced block or tx is one we have not got (nor refused before): worth fetching."""
         with self.lock:
             return self.lookups.lacks(kind, item_hash)
+
+    def lacking(self, kind: str, hashes: list[bytes]) -> list[bytes]:
+        """Those of `hashes` that `lacks` would say yes to, in order, with the lock taken once (a sync's batch)."""
+        with self.lock:
+            return [h for h in hashes if self.lookups.lacks(kind, h)]
 
     def relayable(self, kind: str, item_hash: bytes) -> bytes | None:
         """The bytes of a block on our active chain or a tx in our mempool; None for anything else."""

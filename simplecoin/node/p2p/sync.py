@@ -72,7 +72,7 @@ class HeadersPresync:
         entries, locator, refused = self.service.check_headers(self.view, headers[: len(hashes)], now)
         if entries:
             self.work, self.last_hash, self.locator = entries[-1].chain_work, entries[-1].hash, locator
-        self.missing += [h for h in hashes[: len(entries)] if self.service.lacks("block", h)]
+        self.missing += self.service.lacking("block", hashes[: len(entries)])
         if refused is not None and refused.reason == "time-too-new":
             early = headers[len(entries)]
             height = self.view.entries[early.prev_hash].height + 1
@@ -395,7 +395,7 @@ class BlockSync:
 
     def _download(self, client: PeerClient, peer: Peer, wanted: list[bytes]) -> list[Block]:
         """The blocks of `wanted` we still lack, from `peer`, decoded and each checked to be the one asked for."""
-        batch = [h for h in wanted if self.service.lacks("block", h)]
+        batch = self.service.lacking("block", wanted)
         if not batch:
             return []
         query = "hashes=" + ",".join(hash_hex(h) for h in batch)  # hex and commas: nothing to quote
