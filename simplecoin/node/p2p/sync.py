@@ -289,7 +289,8 @@ class BlockSync:
                     if self.stop.is_set():
                         return False
                 self.stall_seconds = max(STALL_SECONDS, self.stall_seconds * 0.85)
-                taken = self._submit_downloaded(in_flight.pop(number).source.peer, source, blocks)
+                sender = in_flight.pop(number).source.peer
+                taken = self._submit_downloaded([peer] if sender is peer else [peer, sender], source, blocks)
                 self._show_progress(peer)
                 if self.stop.is_set() or not taken:
                     return False
@@ -418,10 +419,13 @@ class BlockSync:
             blocks.append(block)
         return blocks
 
-    def _submit_downloaded(self, sender: Peer, source: str, blocks: list[Block]) -> bool:
-        """Submit downloaded blocks in order; False at one from the future (the rest is later still: not now)."""
+    def _submit_downloaded(self, holders: list[Peer], source: str, blocks: list[Block]) -> bool:
+        """Submit downloaded blocks in order; False at one from the future (the rest is later still: not now).
+
+        `holders`: the peer whose headers listed them and the one that sent them; neither is announced them."""
         with self.table.lock:
-            sender.learn([block.hash for block in blocks])  # before the submits announce them to every other peer
+            for holder in holders:  # before the submits announce them to every other peer
+                holder.learn([block.hash for block in blocks])
         # requested=True only here: the blocks are on a header chain whose work we verified > ours.
         outcomes, error = self.service.submit_blocks(blocks, source=source, requested=True)
         if error is None:
