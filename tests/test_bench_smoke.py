@@ -205,3 +205,27 @@ def test_wallet_benchmark_prints_every_figure():
     assert_labels(stdout, ["history, newest 20, at 1,000 blocks:", "1. first history", "2. balance:"])
     assert_labels(stdout, ["history, all 200:", "3. history at 1,500 vs 1,000 blocks:"])
     assert verdicts(stdout) == 5  # one per goal; the verdict line is checked by run_quick
+
+
+SCALE_LABELS = [
+    "start until /status answers:",
+    "server RSS:",
+    "index bytes per block:",
+    "locator:",
+    "ancestor:",
+    "next_bits:",
+    "second node's sync rate:",
+    "wallet first run (every header checked):",
+    "wallet later balance:",
+    "explorer dashboard:",
+    "explorer block page:",
+    "(at 200 blocks:",
+]
+
+
+@pytest.mark.slow
+def test_scale_benchmark_prints_every_figure(tmp_path):
+    stdout = run_quick("bench_scale.py", timeout=180, args=("--blocks", "2000", "--out", str(tmp_path)))
+    assert_labels(stdout, SCALE_LABELS)
+    assert verdicts(stdout) == 10  # one per goal; the verdict line is checked by run_quick
+    assert (tmp_path / "scale" / "2000" / "complete").exists()  # cached: a second run reuses it

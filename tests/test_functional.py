@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from simplecoin.core.keys import address_from_pubkey_hash, pubkey_hash_from_address
+from simplecoin.core.mining import solve
 from simplecoin.core.params import REGTEST
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from simplecoin.wallet import hd
 from simplecoin.wallet.keyfile import HD_VERSION, WalletFile
-from tests.framework.builder import ChainBuilder, recompute_utxos
+from tests.framework.builder import MINER_KEY, ChainBuilder, recompute_utxos
 from tests.framework.client import (
     confirmed,
     get_json,
@@ -386,3 +387,38 @@ def test_zero_config_start_creates_a_wallet_and_mines_to_it(tmp_path: Path) -> N
         assert node.stop() == 0
     finally:
         node.stop()
+
+
+# -- 9. kill -9 during an initial sync ------------------------------------------------------------------------------
+
+
+def test_kill9_during_an_initial_sync_leaves_a_consistent_store_and_the_sync_resumes(tmp_path: Path) -> None:
+    """B syncs 3,000 blocks from A in batches (several kept in flight, each batch submitted under one lock) and is
+    killed half-way: its store is at a block boundary, and after a restart it syncs the rest."""
+    chain_blocks = 3_000
+    now = [float(REGTEST.genesis_time)]
+    (tmp_path / "a").mkdir()
+    builder = Node(Store(tmp_path / "a" / "chain.db", REGTEST), REGTEST, clock=lambda: now[0])
+    try:
+        while builder.height < chain_blocks:
+            now[0] += 1
+            block = solve(builder.block_template(MINER_KEY.pubkey_hash))
+            assert block is not None
+            builder.submit_block(block)
+    finally:
+        builder.close()
+    with running_node(tmp_path / "a") as a:
+        tip = a.status()["tip"]
+        b_dir = tmp_path / "b"
+        with running_node(b_dir, peers=(a.url,), host="127.0.0.2") as b:
+            assert b.process is not None
+            seen = wait_until(lambda: (h := b.status()["height"]) >= 500 and h, timeout=120, what="the sync to start")
+            children = child_pids(b.process.pid)
+            with no_orphans(children):
+                b.kill9()
+                wait_until(lambda: all_gone(children), timeout=30, what=f"{children} to be gone")
+        stored = check_store(b_dir, int(seen))
+        assert stored < chain_blocks, "the kill came after the sync: the test proved nothing"
+        with running_node(b_dir, peers=(a.url,), host="127.0.0.2") as b:
+            wait_until(lambda: b.status()["tip"] == tip, timeout=120, what="the sync to resume")
+        check_store(b_dir, chain_blocks)

@@ -131,35 +131,86 @@ class NodeService:
     # (the input carries its key; the signature hash covers only the tx), so no chain state is involved; the
     # node remembers what passed (its signature cache) and what failed (its recent rejects).
 
-    @_counting_rejects("block")
     def submit_block(self, block: Block, source: str = "", requested: bool = False) -> BlockOutcome:
         """Check a block, store it, follow the most-work chain; relay it if it joined our active chain.
 
         `requested=False` (a block pushed to us) is stored only if its chain could become the tip (`Node.add_block`).
         """
-        check_block(block, self.params)  # context-free: proof of work first, before anything costs more
+        outcomes, error = self.submit_blocks([block], source, requested)
+        if error is not None:
+            raise error
+        return outcomes[0]
+
+    def submit_blocks(
+        self, blocks: list[Block], source: str = "", requested: bool = False
+    ) -> tuple[list[BlockOutcome], ValidationError | None]:
+        """`submit_block` for consecutive blocks (a sync's batch), taking the lock twice for all of them, not each.
+
+        Returns the outcomes of the blocks taken, in order, and why the next was refused (None: all were
+        taken); the blocks after a refused one are not looked at.
+        """
+        checked: list[Block] = []
+        error: ValidationError | None = None
+        for block in blocks:
+            try:
+                check_block(block, self.params)  # context-free: proof of work first, before anything costs more
+            except BlockValidationError as e:
+                error = e
+                break
+            checked.append(block)
+        to_verify: list[list[Transaction]] = []
         with self.lock:
-            unverified = self.node.block_to_verify(block, requested)  # recent rejects; whether we want it
-        try:
-            self._check_signatures(unverified)
-        except TxValidationError as e:
-            raise self._refused(block.hash, BlockValidationError(e.reason, e.detail)) from e
+            for block in checked:
+                try:
+                    to_verify.append(self.node.block_to_verify(block, requested))  # recent rejects; wanted?
+                except ValidationError as e:
+                    error = e
+                    break
+        for number, unverified in enumerate(to_verify):
+            try:
+                self._check_signatures(unverified)
+            except TxValidationError as e:
+                refused = BlockValidationError(e.reason, e.detail)
+                refused.__cause__ = e
+                error = self._refused(checked[number].hash, refused)
+                to_verify = to_verify[:number]
+                break
+        outcomes: list[BlockOutcome] = []
+        relayed: list[tuple[Block, bool]] = []  # (block, tip changed) for each that joined the active chain
+        returned: list[Transaction] = []
+        failure: BaseException | None = None  # not a rule a block broke (InternalError...): raised after the relay
         with self.lock:
-            old_tip = self.node.tip.hash
-            outcome = self.node.add_block(block, source, requested, verified=[tx.txid for tx in unverified])
-            tip_changed = self.node.tip.hash != old_tip
-            on_active_chain = self.lookups.on_active_chain(block.hash)
-            returned = self.lookups.pending(outcome.reorg.returned)
+            try:
+                for block, unverified in zip(checked, to_verify, strict=False):
+                    old_tip = self.node.tip.hash
+                    try:
+                        outcome = self.node.add_block(block, source, requested, verified=[tx.txid for tx in unverified])
+                    except BlockValidationError as e:
+                        error = e
+                        break
+                    outcomes.append(outcome)
+                    # Only a block on our active chain is relayed: a side branch we stored may never win, and
+                    # relaying it would hand every peer the same junk. Marked here, under the lock we hold.
+                    if outcome.status == "accepted" and self.lookups.on_active_chain(block.hash):
+                        if self.first_sighting(block.hash):
+                            relayed.append((block, self.node.tip.hash != old_tip))
+                    for tx in self.lookups.pending(outcome.reorg.returned):  # back from disconnected blocks:
+                        self.first_sighting(tx.txid)  # relayed again even if seen before, since peers on the
+                        returned.append(tx)  # other branch may never have had them
+            except BaseException as e:  # noqa: BLE001 - raised below, once the blocks taken before it are relayed
+                failure = e
             self._refresh_status()
-        self.metrics.chain_moved(outcome.reorg)
-        # Only a block on our active chain is relayed: a side branch we stored may never win, and relaying it
-        # would hand every peer the same junk.
-        if outcome.status == "accepted" and on_active_chain and self.first_sighting(block.hash):
+        for outcome in outcomes:
+            self.metrics.chain_moved(outcome.reorg)
+        if error is not None:
+            self.metrics.rejected("block", error.reason)
+        for block, tip_changed in relayed:
             self._emit(Event("block", block.hash, block.serialize(), source, tip_changed))
-        for tx in returned:  # back from disconnected blocks: relayed again even if seen before, since peers on
-            self.first_sighting(tx.txid)  # the other branch may never have had them
+        for tx in returned:
             self._emit(Event("tx", tx.txid, tx.serialize(), ""))
-        return outcome
+        if failure is not None:
+            raise failure
+        return outcomes, error
 
     @_counting_rejects("tx")
     def submit_tx(self, tx: Transaction, source: str = "") -> MempoolEntry:
@@ -412,6 +463,11 @@ class NodeService:
         """Whether an announced block or tx is one we have not got (nor refused before): worth fetching."""
         with self.lock:
             return self.lookups.lacks(kind, item_hash)
+
+    def lacking(self, kind: str, hashes: list[bytes]) -> list[bytes]:
+        """Those of `hashes` that `lacks` would say yes to, in order, with the lock taken once (a sync's batch)."""
+        with self.lock:
+            return [h for h in hashes if self.lookups.lacks(kind, h)]
 
     def relayable(self, kind: str, item_hash: bytes) -> bytes | None:
         """The bytes of a block on our active chain or a tx in our mempool; None for anything else."""

@@ -91,8 +91,9 @@ def truncated(handler: BaseHTTPRequestHandler, path: str, query: str) -> None:
     handler.close_connection = True
 
 
-def stalled(seconds: float) -> Answer:
-    """Headers and a few bytes, then silence for `seconds` (urllib3's ReadTimeoutError at the reader)."""
+def stalled(seconds: float, until: threading.Event | None = None) -> Answer:
+    """Headers and a few bytes, then silence for `seconds`, or until `until` is set (urllib3's ReadTimeoutError
+    at the reader)."""
 
     def answer(handler, path, query):
         handler.send_response(200)
@@ -101,7 +102,10 @@ def stalled(seconds: float) -> Answer:
         handler.end_headers()
         handler.wfile.write(b'{"a"')
         handler.wfile.flush()
-        time.sleep(seconds)
+        if until is None:
+            time.sleep(seconds)
+        else:
+            until.wait(timeout=seconds)
         handler.close_connection = True
 
     return answer

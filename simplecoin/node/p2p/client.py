@@ -6,6 +6,7 @@ thread of its own (`DownloadInThread`).
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -83,7 +84,8 @@ class PeerClient:
             raise Refused(f"{peer} {path} answered {status}: {str(data.get('reason', ''))[:40]!r}")
         return data
 
-    def get(self, peer: PeerAddress, path: str, params: dict, max_bytes: int = MAX_SMALL_ANSWER_BYTES) -> dict:
+    def get(self, peer: PeerAddress, path: str, params: dict | str, max_bytes: int = MAX_SMALL_ANSWER_BYTES) -> dict:
+        """GET `path`; `params` a dict, or a query string already encoded (no quoting of 16 x 64 hex digits)."""
         return self._call("GET", peer, path, max_bytes, params=params)
 
     def post(self, peer: PeerAddress, path: str, body: dict) -> dict:
@@ -100,19 +102,45 @@ def parse_peer_hash(text: object) -> bytes:
         raise PeerError("a hash is not hex") from e
 
 
+class DownloadThread:
+    """A daemon thread that runs the downloads handed to it one after another (one per connection).
+
+    Starting a thread per batch cost the sync thread a wait for the new thread to get the interpreter lock,
+    at every batch. `close` ends it after the download it is running, if any.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="peer-download", daemon=True).start()
+
+    def put(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+
 class DownloadInThread:
-    """A block download running in its own daemon thread, so the next batch downloads while this one is checked.
+    """A block download running in a daemon thread (its own, or a `DownloadThread`), so the next batch downloads
+    while this one is checked.
 
     `result` waits for it and returns its value or raises its exception in the caller's thread. Neither a
     stopping node's sync thread nor the process waits for a download still in flight (it has a 30 s deadline):
     the thread is a daemon, like every peer thread.
     """
 
-    def __init__(self, download: Callable[..., object], *args: object) -> None:
+    def __init__(self, download: Callable[..., object], *args: object, thread: DownloadThread | None = None) -> None:
         self._done = threading.Event()
         self._value: object = None
         self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(download, args), name="peer-download", daemon=True).start()
+        if thread is None:
+            threading.Thread(target=self._run, args=(download, args), name="peer-download", daemon=True).start()
+        else:
+            thread.put(lambda: self._run(download, args))
 
     def _run(self, download: Callable[..., object], args: tuple) -> None:
         try:
@@ -121,6 +149,14 @@ class DownloadInThread:
             self._error = e
         finally:
             self._done.set()
+
+    def wait(self, stop: threading.Event, timeout: float | None = None) -> bool:
+        """Whether the download is done; False if `stop` is set first or `timeout` seconds pass (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.wait(timeout=0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))):
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                return False
+        return True
 
     def result(self, stop: threading.Event) -> Any:
         """The download's value (its exception is raised here); None if `stop` is set first."""

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from simplecoin.core.errors import ValidationError
 from simplecoin.node import addrman
@@ -24,6 +25,8 @@ from simplecoin.node.store import StoreFault
 from simplecoin.node.threads import Supervisor
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 POLL_SECONDS = 2.0  # how often each peer's tip is asked for
 ADDRESS_REFRESH_SECONDS = 10 * 60  # how often a connected peer is asked for its addresses again
@@ -61,7 +64,7 @@ class PeerManager:
         self.relay = Relay(service, self.table, self.own, self.new_client)
         service.subscribe(lambda event: self.table.sent_us(event.source, event.kind))  # the explorer's peers page
         self.sync = BlockSync(
-            service, self.table, self.new_client, self._stop, wall_clock, progress and sys.stderr.isatty()
+            service, self.table, self.new_client, self._stop, wall_clock, progress and sys.stderr.isatty(), clock
         )
         # The table's state, by the names tests and tools read it by.
         self.lock, self.peers, self.addrman = self.table.lock, self.table.peers, self.table.addrman
@@ -158,22 +161,13 @@ class PeerManager:
             self.table.fill_outbound()
             due = self.table.due()
             random.shuffle(due)  # no peer is always first (a liar first in line held the only sync thread)
-            for peer in due:
+            # Every due peer's handshake first, then the rest of each visit: a sync downloads from every connected
+            # peer that has the blocks, so the others must be connected before the first sync starts.
+            met = [(p, info) for p in due if (info := self._guarded(p, lambda p=p: self._handshake(client, p)))]
+            for peer, info in met:
                 if self._stop.is_set():
                     return
-                # Deliberately broad after the expected PeerError: one peer's surprise must not end the sync
-                # thread for every other peer (the supervisor would restart it, but with a backoff).
-                try:
-                    self._visit(client, peer)
-                except PeerError as e:
-                    self.failed(peer, e)
-                except ValidationError as e:  # a block of a verified chain failed for a reason we did not map
-                    self.failed(peer, Misbehaving(SCORE_INVALID, f"sent an invalid block ({e})"))
-                except StoreFault as e:  # ours (a full disk): the peer is not failed; the store retries (server.py)
-                    log.warning("syncing from peer %s stopped: %s", peer.address, e)
-                except Exception as e:
-                    log.exception("visiting peer %s failed unexpectedly", peer.address)
-                    self.failed(peer, PeerError(f"unexpected {type(e).__name__}"))
+                self._guarded(peer, lambda peer=peer, info=info: self._after_handshake(client, peer, info))
             if self.path is not None and self.clock() - self._saved_at > SAVE_SECONDS:
                 self._saved_at = self.clock()
                 self.save()
@@ -182,11 +176,33 @@ class PeerManager:
 
     # -- one visit to a peer --------------------------------------------------------------------------------
 
+    def _guarded(self, peer: Peer, step: Callable[[], T]) -> T | None:
+        """One step of a visit to `peer`; what goes wrong is charged to that peer alone (None then)."""
+        if self._stop.is_set():
+            return None
+        # Deliberately broad after the expected PeerError: one peer's surprise must not end the sync
+        # thread for every other peer (the supervisor would restart it, but with a backoff).
+        try:
+            return step()
+        except PeerError as e:
+            self.failed(peer, e)
+        except ValidationError as e:  # a block of a verified chain failed for a reason we did not map
+            self.failed(peer, Misbehaving(SCORE_INVALID, f"sent an invalid block ({e})"))
+        except StoreFault as e:  # ours (a full disk): the peer is not failed; the store retries (server.py)
+            log.warning("syncing from peer %s stopped: %s", peer.address, e)
+        except Exception as e:
+            log.exception("visiting peer %s failed unexpectedly", peer.address)
+            self.failed(peer, PeerError(f"unexpected {type(e).__name__}"))
+        return None
+
     def _visit(self, client: PeerClient, peer: Peer) -> None:
         """Handshake, sync from it if its headers prove more work than ours, and learn its addresses."""
         info = self._handshake(client, peer)
-        if info is None:
-            return
+        if info is not None:
+            self._after_handshake(client, peer, info)
+
+    def _after_handshake(self, client: PeerClient, peer: Peer, info: dict) -> None:
+        """Sync from it if its headers prove more work than ours, and learn its addresses."""
         claimed = info["chain_work"]
         due_at = None  # when its next header from the future is due (our wall clock), if it sent one
         if claimed > self.service.tip().chain_work:  # only a hint that headers are worth asking for
