@@ -74,9 +74,8 @@ class Node:
         self.params = params
         self.clock = clock
         self.index = BlockIndex(params)
-        for stored in store.load_index():
-            self.index.add(self.index.make_entry(stored.header, stored.status, stored.seq))
-        self.active: list[bytes] = store.active_chain()
+        # One pass over the stored rows; the active chain shares the index's hash objects (one copy in memory).
+        self.active: list[bytes] = self.index.load(store.index_rows(), store.active_chain())
         self.mempool = Mempool(params, policy)
         self.orphans = OrphanBlocks()
         self._verified = SignatureCache()

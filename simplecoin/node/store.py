@@ -163,9 +163,19 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------------------------
 
+    def index_rows(self) -> Iterator[tuple[bytes, bytes, int, int, int]]:
+        """Every stored block as (hash, header bytes, height, status, seq), parents before children: what
+        `BlockIndex.load` reads at start, in one query. Rows are only ever inserted, in arrival order, and a block
+        arrives after its parent, so rowid order is parents first and needs no sort (ORDER BY height sorted a
+        million rows at each start)."""
+        cursor = self._db.execute("SELECT hash, header, height, status, seq FROM block_index ORDER BY rowid")
+        cursor.arraysize = 10_000
+        while rows := cursor.fetchmany():
+            yield from rows
+
     def load_index(self) -> Iterator[StoredIndexEntry]:
-        """Every stored block, parents before children."""
-        for header, status, seq in self._db.execute("SELECT header, status, seq FROM block_index ORDER BY height, seq"):
+        """Every stored block, parents before children, decoded (for tests and tools; the node uses index_rows)."""
+        for _, header, _, status, seq in self.index_rows():
             yield StoredIndexEntry(BlockHeader.deserialize(header), BlockStatus(status), seq)
 
     def active_chain(self) -> list[bytes]:
