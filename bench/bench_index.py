@@ -85,7 +85,7 @@ def write_store(path: Path, blocks: int) -> None:
 def load(path: Path) -> tuple[BlockIndex, list[bytes]]:
     store = Store(path, REGTEST)
     try:
-        index = BlockIndex(REGTEST)
+        index = BlockIndex(REGTEST, read_header=store.header)  # as the node's: whole headers stay in the store
         return index, index.load(store.index_rows(), store.active_chain())
     finally:
         store.close()

@@ -19,8 +19,8 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from simplecoin.core.errors import BlockValidationError
@@ -32,6 +32,7 @@ NONE = -1  # the row id of "no such block" (a parent or skip target not in this 
 VIEW_FIRST_ID = 1 << 30  # a view's own rows are numbered from here, so the base index may grow meanwhile
 _TIME_BITS = struct.Struct("<II")  # a header's time and bits, at bytes 68..76
 _TIME_OFFSET = 68
+NO_PARENT = bytes(32)  # the prev_hash of a genesis header
 
 
 class BlockStatus(IntEnum):
@@ -42,20 +43,40 @@ class BlockStatus(IntEnum):
     INVALID = 3  # failed to connect, or descends from a block that did
 
 
+HeaderReader = Callable[[bytes], BlockHeader]  # a block's header by its hash, from wherever its owner keeps it
+
+
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """One block in the index (Bitcoin: CBlockIndex), as a value: made from the index's columns when asked for."""
+    """One block in the index (Bitcoin: CBlockIndex), as a value: made from the index's columns when asked for.
+
+    What the rules need (time, bits) is at hand; the whole `header` is read when asked for, from the index's
+    memory or, in the node, from the store (a node keeping a million headers in memory cost 80 MB).
+    """
 
     hash: bytes
-    header: BlockHeader
     height: int
     chain_work: int  # total work of the chain ending here
     status: BlockStatus
     seq: int  # arrival order: breaks ties between tips of equal work
+    time: int
+    bits: int
+    prev_hash: bytes
+    source: BlockHeader | HeaderReader = field(repr=False, compare=False)  # the header, or where to read it
+
+    @classmethod
+    def of(cls, header: BlockHeader, height: int, chain_work: int, status: BlockStatus, seq: int) -> IndexEntry:
+        """The entry of a header in hand."""
+        return cls(header.hash(), height, chain_work, status, seq, header.time, header.bits, header.prev_hash, header)
 
     @property
-    def prev_hash(self) -> bytes:
-        return self.header.prev_hash
+    def header(self) -> BlockHeader:
+        source = self.source
+        return source if isinstance(source, BlockHeader) else source(self.hash)
+
+    def with_header(self) -> IndexEntry:
+        """This entry with its header read now: for a reader outside the lock its source is guarded by."""
+        return self if isinstance(self.source, BlockHeader) else replace(self, source=self.header)
 
 
 @dataclass(frozen=True)
@@ -144,12 +165,16 @@ class _Blocks:
     through it, so a view costs nothing until headers are added to it and never changes its base.
     """
 
-    def __init__(self, base: _Blocks | None = None) -> None:
+    def __init__(self, base: _Blocks | None = None, read_header: HeaderReader | None = None) -> None:
         self.base = base
+        # The whole headers: kept here (80 bytes a row) unless their owner can read them back (the node's store).
+        self.read_header = read_header
+        self.headers: bytearray | None = None if read_header else bytearray()
         self.first_id = 0 if base is None else base.first_id + VIEW_FIRST_ID
         self.ids: MutableMapping[bytes, int] = {} if base is None else ChainMap({}, base.ids)
         self.hashes: list[bytes] = []
-        self.headers = bytearray()  # 80 bytes a row: the serialized header
+        self.times = array("I")
+        self.bits = array("I")
         self.heights = array("i")
         self.parents = array("i")  # row id of the parent, NONE if it is not in the index
         self.skips = array("i")  # row id of the ancestor at skip_height(height), NONE if not in the index
@@ -177,7 +202,11 @@ class _Blocks:
         row = self.first_id + len(self.hashes)
         self.ids[block_hash] = row
         self.hashes.append(block_hash)
-        self.headers += header
+        if self.headers is not None:
+            self.headers += header
+        time, bits = _TIME_BITS.unpack_from(header, _TIME_OFFSET)
+        self.times.append(time)
+        self.bits.append(bits)
         self.heights.append(height)
         self.parents.append(parent)
         self.skips.append(skip)
@@ -235,13 +264,9 @@ class _Blocks:
         blocks, j = self.owner(row)
         return blocks.works[j]
 
-    def header(self, row: int) -> bytes:
-        blocks, j = self.owner(row)
-        return bytes(blocks.headers[j * HEADER_SIZE : (j + 1) * HEADER_SIZE])
-
     def time_bits(self, row: int) -> tuple[int, int]:
         blocks, j = self.owner(row)
-        return _TIME_BITS.unpack_from(blocks.headers, j * HEADER_SIZE + _TIME_OFFSET)
+        return blocks.times[j], blocks.bits[j]
 
     def status(self, row: int) -> BlockStatus:
         blocks, j = self.owner(row)
@@ -255,13 +280,24 @@ class _Blocks:
 
     def entry(self, row: int) -> IndexEntry:
         blocks, j = self.owner(row)
+        parent = blocks.parents[j]
+        source: BlockHeader | HeaderReader
+        if blocks.headers is not None:
+            source = BlockHeader.deserialize(bytes(blocks.headers[j * HEADER_SIZE : (j + 1) * HEADER_SIZE]))
+            prev_hash = source.prev_hash
+        else:  # every row of an index that reads its headers back has its parent in the index (or is genesis)
+            source = blocks.read_header  # type: ignore[assignment] - headers is None only when it is set
+            prev_hash = self.hash(parent) if parent != NONE else NO_PARENT
         return IndexEntry(
             blocks.hashes[j],
-            BlockHeader.deserialize(bytes(blocks.headers[j * HEADER_SIZE : (j + 1) * HEADER_SIZE])),
             blocks.heights[j],
             blocks.works[j],
             BlockStatus(blocks.statuses[j]),
             blocks.seqs[j],
+            blocks.times[j],
+            blocks.bits[j],
+            prev_hash,
+            source,
         )
 
     def ancestor(self, row: int, height: int) -> int:
@@ -303,9 +339,13 @@ class _EntryMap(Mapping[bytes, IndexEntry]):
 class BlockIndex:
     """All known blocks, by hash, with the set of candidate tips."""
 
-    def __init__(self, params: NetworkParams, base: BlockIndex | None = None) -> None:
+    def __init__(
+        self, params: NetworkParams, base: BlockIndex | None = None, read_header: HeaderReader | None = None
+    ) -> None:
+        """An empty index; over `base` for a view (see headerview.py). `read_header`: where the whole header of a
+        block can be read back (the node's store); without it the index keeps every header in memory."""
         self.params = params
-        self._blocks = _Blocks(None if base is None else base._blocks)
+        self._blocks = _Blocks(None if base is None else base._blocks, read_header)
         self.entries: Mapping[bytes, IndexEntry] = _EntryMap(self._blocks)
         self._candidates: set[bytes] = set()  # usable blocks with no usable child
         # Blocks set aside for this run without being invalid (their connection failed for a reason of ours),
@@ -342,11 +382,11 @@ class BlockIndex:
         parent = self._blocks.ids.get(header.prev_hash, NONE)
         height = self._blocks.height(parent) + 1 if parent != NONE else 0
         work = (self._blocks.work(parent) if parent != NONE else 0) + self._block_work(header.bits)
-        return IndexEntry(header.hash(), header, height, work, status, self._seq + 1 if seq is None else seq)
+        return IndexEntry.of(header, height, work, status, self._seq + 1 if seq is None else seq)
 
     def add(self, entry: IndexEntry) -> None:
         if entry.hash in self._blocks.ids:
-            raise ValueError(f"block {entry.header.hash_hex()} is in the index already")
+            raise ValueError(f"block {entry.hash[::-1].hex()} is in the index already")
         self._append(entry.hash, entry.header.serialize(), entry.height, entry.chain_work, entry.status, entry.seq)
         if entry.prev_hash in self.excluded:
             self.excluded.add(entry.hash)
@@ -372,38 +412,67 @@ class BlockIndex:
         in `active` (O(1)), any other by walking (O(log n)): no walk over the chain at start.
         """
         blocks = self._blocks
-        ids = blocks.ids
-        candidates = self._candidates
+        if blocks.hashes:
+            raise ValueError("load fills an empty index")
+        ids, hashes, heights, parents, skips = blocks.ids, blocks.hashes, blocks.heights, blocks.parents, blocks.skips
+        times, bitss, seqs, statuses, works = blocks.times, blocks.bits, blocks.seqs, blocks.statuses, blocks.works
+        first_child, next_sibling, headers = blocks.first_child, blocks.next_sibling, blocks.headers
+        has_usable_child = bytearray()  # the candidate tips are the usable rows without one, found at the end
         active_rows = array("i")
         activation = self.params.asert_activation_height
-        anchor_height = activation - 1 if activation is not None else len(active) + 1
+        checks_rule = activation is not None and not self.params.no_retargeting
+        anchor_height = activation - 1 if activation is not None else 0
         active_anchor: AsertAnchor | None = None
         for block_hash, header, height, status, seq in stored:
+            row = len(hashes)
             parent = ids.get(header[4:36], NONE) if height > 0 else NONE
-            on_active = height < len(active) and active[height] == block_hash
-            if on_active and height == len(active_rows) and (height == 0 or parent == active_rows[-1]):
-                skip = active_rows[skip_height(height)] if height > 0 else NONE
-            else:
-                on_active = False
-                skip = blocks.ancestor(parent, skip_height(height)) if parent != NONE else NONE
-            bits = _TIME_BITS.unpack_from(header, _TIME_OFFSET)[1]
-            work = (blocks.works[parent] if parent != NONE else 0) + self._block_work(bits)
-            row = blocks.append(block_hash, header, height, parent, skip, work, status, seq)
-            anchor = None
-            if on_active:
+            if height < len(active) and active[height] == block_hash and height == len(active_rows):
+                if height > 0 and parent != active_rows[-1]:
+                    raise ValueError(f"the stored active chain does not link at height {height}")
+                skip = active_rows[skip_height(height)] if height > 0 else NONE  # O(1): no walk
                 active_rows.append(row)
-                if len(active_rows) > anchor_height:  # every active block above it shares this one anchor
-                    anchor = active_anchor = active_anchor or self._asert_anchor(active_rows[anchor_height])
-            if seq > self._seq:
-                self._seq = seq
-            self._note_difficulty_rule(row, parent, anchor)
-            if status != BlockStatus.INVALID:
-                candidates.add(block_hash)
+            else:
+                skip = blocks.ancestor(parent, skip_height(height)) if parent != NONE else NONE
+            time, bits = _TIME_BITS.unpack_from(header, _TIME_OFFSET)
+            work = self._work_of_bits.get(bits) or self._block_work(bits)
+            ids[block_hash] = row
+            hashes.append(block_hash)
+            if headers is not None:
+                headers += header
+            heights.append(height)
+            parents.append(parent)
+            skips.append(skip)
+            times.append(time)
+            bitss.append(bits)
+            seqs.append(seq)
+            statuses.append(status)
+            first_child.append(NONE)
+            next_sibling.append(NONE)
+            has_usable_child.append(0)
             if parent != NONE:
-                candidates.discard(blocks.hashes[parent])
+                work += works[parent]
+                next_sibling[row], first_child[parent] = first_child[parent], row
+                if status != BlockStatus.INVALID:
+                    has_usable_child[parent] = 1
+            try:
+                works.append(work)
+            except OverflowError:  # past 8 bytes: Python ints from here on
+                works = blocks.works = list(works)
+                works.append(work)
+            if checks_rule:
+                if active_anchor is None and len(active_rows) > anchor_height:
+                    active_anchor = self._asert_anchor(active_rows[anchor_height])  # every active block's anchor
+                on_active = len(active_rows) > height and active_rows[height] == row
+                self._note_difficulty_rule(row, parent, active_anchor if on_active else None)
         if len(active_rows) != len(active):
             raise ValueError("the stored active chain is not a chain of stored blocks")
-        return [blocks.hashes[row] for row in active_rows]
+        self._seq = max(seqs, default=0)
+        self._candidates = {
+            hashes[row]
+            for row in range(len(hashes))
+            if not has_usable_child[row] and statuses[row] != BlockStatus.INVALID
+        }
+        return [hashes[row] for row in active_rows]
 
     def _note_difficulty_rule(self, row: int, parent: int, anchor: AsertAnchor | None = None) -> None:
         """Remember where the chain ending in `row` first breaks the difficulty rule (see `first_height_off_...`):

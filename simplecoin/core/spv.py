@@ -91,7 +91,7 @@ class HeaderChain:
             if header.prev_hash != prev_hash or check_proof_of_work(block_hash, header.bits, self.params.pow_limit):
                 raise SpvError(f"saved header at height {height} does not link or has no valid work")
             work += block_work(header.bits)
-            index.add(IndexEntry(block_hash, header, height, work, BlockStatus.VALID, height))
+            index.add(IndexEntry.of(header, height, work, BlockStatus.VALID, height))
             if height == low and activation is not None and low >= activation:  # the anchor is below the window
                 anchor_height = activation - 1
                 anchor_time = self.header_at(anchor_height - 1).time

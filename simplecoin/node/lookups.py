@@ -7,7 +7,7 @@ holds the node lock (`NodeService` does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from simplecoin.core.chain import IndexEntry
 from simplecoin.core.coins import Coin
@@ -122,7 +122,7 @@ class Lookups:
         entry = self.entry(block_hash)
         block = self.node.store.get_block(block_hash)
         assert block is not None, "indexed blocks are stored"
-        return block, entry, self.node.is_active(entry)
+        return block, replace(entry, source=block.header), self.node.is_active(entry)
 
     def tx(self, txid: bytes) -> TxLookup:
         pending = self.node.mempool.entries.get(txid)
@@ -239,12 +239,12 @@ class Lookups:
                 start = entry.height + 1
                 break
         end = min(start + min(limit, MAX_HEADERS_RESULTS), self.node.height + 1)
-        return [self.node.index[self.node.active[h]].header for h in range(start, end)]
+        return self.node.store.active_headers(start, end)  # one query: the index keeps no whole headers
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""
         start = min(start, self.node.height)
-        return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
+        return [self.node.index[self.node.active[h]].with_header() for h in range(start, max(start - limit, -1), -1)]
 
     def mempool_entries(self) -> list[MempoolEntry]:
         """The pending transactions, in no particular order (the service sorts them without the lock)."""
@@ -288,8 +288,8 @@ class Lookups:
             "network": self.node.params.name,
             "genesis": self.node.params.genesis_hash_hex,
             "height": tip.height,
-            "tip": tip.header.hash_hex(),
-            "bits": tip.header.bits,
+            "tip": hash_hex(tip.hash),
+            "bits": tip.bits,
             "chain_work": tip.chain_work,
             "median_time_past": self.node.median_time_past(),
             "mempool": len(self.node.mempool),

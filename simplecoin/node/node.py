@@ -27,7 +27,7 @@ from simplecoin.core.mempool import Mempool, MempoolEntry, MempoolPolicy
 from simplecoin.core.mining import COINBASE_RESERVE, make_block
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.pow import block_work
-from simplecoin.core.primitives import Block, Transaction
+from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import (
     check_block,
     check_header_contextual,
@@ -41,6 +41,8 @@ from simplecoin.node.store import Store
 from simplecoin.node.verdicts import RecentRejects, SignatureCache
 
 log = logging.getLogger(__name__)
+
+HEADER_CACHE = 64  # headers kept in memory besides the index (see Node._read_header)
 
 
 class InternalError(SimpleCoinError):
@@ -73,7 +75,10 @@ class Node:
         self.store = store
         self.params = params
         self.clock = clock
-        self.index = BlockIndex(params)
+        # Headers are read back from the store when asked for (the index keeps what the rules need); the last
+        # few read or added are kept here, so the tip's costs no query (bound: HEADER_CACHE, oldest goes first).
+        self._headers: BoundedDict[bytes, BlockHeader] = BoundedDict(HEADER_CACHE)
+        self.index = BlockIndex(params, read_header=self._read_header)
         # One pass over the stored rows; the active chain shares the index's hash objects (one copy in memory).
         self.active: list[bytes] = self.index.load(store.index_rows(), store.active_chain())
         self.mempool = Mempool(params, policy)
@@ -89,6 +94,12 @@ class Node:
 
     def close(self) -> None:
         self.store.close()
+
+    def _read_header(self, block_hash: bytes) -> BlockHeader:
+        header = self._headers.get(block_hash)
+        if header is None:
+            header = self._headers[block_hash] = self.store.header(block_hash)
+        return header
 
     # -- views -------------------------------------------------------------------------------------------------
 
@@ -194,6 +205,7 @@ class Node:
             params=self.params,
         )
         entry = self.index.make_entry(block.header)
+        self._headers[entry.hash] = block.header
         self.store.add_block(block, entry.height, entry.status, entry.seq)
         self.index.add(entry)
         return self.activate_best_chain(block)
@@ -236,7 +248,7 @@ class Node:
                 try:
                     self._connect_tip(entry, block)
                 except BlockValidationError as e:
-                    log.warning("block %s at height %d is invalid: %s", entry.header.hash_hex(), entry.height, e)
+                    log.warning("block %s at height %d is invalid: %s", hash_hex(entry.hash), entry.height, e)
                     self.store.set_status(self.index.mark_invalid(entry.hash), BlockStatus.INVALID)
                     invalid.append((entry.hash, e))
                     break
@@ -245,7 +257,7 @@ class Node:
                     # aside for this run, stay on the best chain we can connect, and try it again after a restart.
                     log.exception(
                         "block %s at height %d could not be connected; set aside until a restart",
-                        entry.header.hash_hex(),
+                        hash_hex(entry.hash),
                         entry.height,
                     )
                     self.index.exclude(entry.hash)

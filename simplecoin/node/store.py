@@ -178,6 +178,22 @@ class Store:
         for _, header, _, status, seq in self.index_rows():
             yield StoredIndexEntry(BlockHeader.deserialize(header), BlockStatus(status), seq)
 
+    def header(self, block_hash: bytes) -> BlockHeader:
+        """A stored block's header (KeyError if not stored): the block index keeps only what the rules need."""
+        row = self._db.execute("SELECT header FROM block_index WHERE hash = ?", (block_hash,)).fetchone()
+        if row is None:
+            raise KeyError(block_hash)
+        return BlockHeader.deserialize(row[0])
+
+    def active_headers(self, start: int, end: int) -> list[BlockHeader]:
+        """The active chain's headers from height `start` up to `end` (excluded), in one query."""
+        rows = self._db.execute(
+            "SELECT i.header FROM active_chain AS a JOIN block_index AS i ON i.hash = a.hash"
+            " WHERE a.height >= ? AND a.height < ? ORDER BY a.height",
+            (start, end),
+        )
+        return [BlockHeader.deserialize(raw) for (raw,) in rows]
+
     def active_chain(self) -> list[bytes]:
         return [h for (h,) in self._db.execute("SELECT hash FROM active_chain ORDER BY height")]
 
