@@ -34,6 +34,7 @@ import common  # first: it puts the repository on sys.path
 
 from simplecoin.core.chain import BlockIndex, BlockStatus
 from simplecoin.core.params import MAIN, REGTEST
+from simplecoin.node.node import load_index
 from simplecoin.node.store import Store
 
 SIDE_BRANCH = 100
@@ -86,7 +87,7 @@ def load(path: Path) -> tuple[BlockIndex, list[bytes]]:
     store = Store(path, REGTEST)
     try:
         index = BlockIndex(REGTEST, read_header=store.header)  # as the node's: whole headers stay in the store
-        return index, index.load(store.index_rows(), store.active_chain())
+        return index, load_index(index, store)
     finally:
         store.close()
 
