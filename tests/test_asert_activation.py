@@ -8,9 +8,7 @@ differ from the old rule's: fast blocks (1 s apart) make ASERT harder from the f
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-from collections.abc import Callable
 
 import pytest
 
@@ -143,21 +141,22 @@ def test_a_fork_below_the_activation_gives_each_branch_its_own_anchor():
     assert index.next_bits(index[b["a4"].hash]) != index.next_bits(index[b["c4"].hash])
 
 
-def count_steps(index: BlockIndex) -> collections.Counter[str]:
+class CountingColumn(list):
+    """A column of a block index's rows that counts the reads made of it."""
+
+    reads = 0
+
+    def __getitem__(self, row):  # type: ignore[override]
+        self.reads += 1
+        return super().__getitem__(row)
+
+
+def count_steps(index: BlockIndex) -> list[CountingColumn]:
     """Count the steps `index` takes through its blocks (to a parent, along a skip pointer) from now on."""
-    steps: collections.Counter[str] = collections.Counter()
     blocks = index._blocks
-
-    def counting(kind: str, method: Callable[[int], int]) -> Callable[[int], int]:
-        def step(row: int) -> int:
-            steps[kind] += 1
-            return method(row)
-
-        return step
-
-    for kind in ("parent", "skip"):
-        setattr(blocks, kind, counting(kind, getattr(blocks, kind)))
-    return steps
+    blocks.parents = CountingColumn(blocks.parents)  # type: ignore[assignment]
+    blocks.skips = CountingColumn(blocks.skips)  # type: ignore[assignment]
+    return [blocks.parents, blocks.skips]  # type: ignore[list-item]
 
 
 def test_next_bits_jumps_to_the_anchor():
@@ -168,7 +167,7 @@ def test_next_bits_jumps_to_the_anchor():
     expected = asert_bits(EASY_MAIN, b["b2"].header, b["b1"].header, tip)
     steps = count_steps(b.index)
     assert b.index.next_bits(tip) == expected
-    assert 0 < sum(steps.values()) <= 40  # 300 blocks above the anchor: a walk took 300 steps
+    assert 0 < sum(c.reads for c in steps) <= 40  # 300 blocks above the anchor: a walk took 300 steps
 
 
 def test_a_header_view_over_the_nodes_index():
@@ -189,7 +188,7 @@ def test_a_header_view_over_the_nodes_index():
     assert view.find_fork(view[b[names[-1]].hash], node_index[b[names[150]].hash]).hash == b[names[150]].hash
     assert b[names[-1]].hash not in node_index  # the node's own index is untouched
     assert len(node_index) == 201
-    assert sum(steps.values()) < 100 * 20  # each header: O(log n) steps in the base, never a walk to the anchor
+    assert sum(c.reads for c in steps) < 100 * 60  # per header two next_bits of O(log n) steps; a walk: 200+ each
 
 
 def test_the_first_height_off_the_rule_tells_an_old_rule_chain_apart():

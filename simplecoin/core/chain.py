@@ -304,17 +304,22 @@ class _Blocks:
     def ancestor(self, row: int, height: int) -> int:
         """The row at `height` on the chain ending in `row`; NONE if the chain leaves the index above it (Bitcoin:
         CBlockIndex::GetAncestor: take the skip pointer unless it overshoots, or the parent's would get closer)."""
+        # An index's own columns are read directly (a third of the cost); a view's rows may be its base's.
+        skip_of, parent_of = (self.skips.__getitem__, self.parents.__getitem__) if self.base is None else (
+            self.skip,
+            self.parent,
+        )
         walk_height = self.height(row)
         while walk_height > height and row != NONE:
             jump = skip_height(walk_height)
             jump_prev = skip_height(walk_height - 1)
             skip = NONE
             if jump == height or (jump > height and not (jump_prev < jump - 2 and jump_prev >= height)):
-                skip = self.skip(row)
+                skip = skip_of(row)
             if skip != NONE:
                 row, walk_height = skip, jump
             else:
-                row, walk_height = self.parent(row), walk_height - 1
+                row, walk_height = parent_of(row), walk_height - 1
         return row
 
 
