@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from simplecoin.core.params import MAIN, REGTEST
@@ -89,3 +91,94 @@ def test_another_networks_store_is_refused(tmp_path):
 def test_unusable_path_is_a_store_error(tmp_path):
     with pytest.raises(StoreError, match="cannot open"):
         Store(tmp_path / "missing-dir" / "chain.db", REGTEST)
+
+
+# Schema 1, as the code before the schema-2 migration wrote it (SimpleCoin 509fbc0, store.py's SCHEMA).
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS block_index (
+    hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL,
+    status INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS block_data (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS utxo (
+    txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
+    height INTEGER NOT NULL, coinbase INTEGER NOT NULL, PRIMARY KEY (txid, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS utxo_by_address ON utxo (pubkey_hash);
+CREATE TABLE IF NOT EXISTS tx_index (
+    txid BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tx_index_by_height ON tx_index (height);
+CREATE TABLE IF NOT EXISTS address_history (
+    pubkey_hash BLOB NOT NULL, height INTEGER NOT NULL, position INTEGER NOT NULL, txid BLOB NOT NULL,
+    received INTEGER NOT NULL, sent INTEGER NOT NULL,
+    PRIMARY KEY (pubkey_hash, height, position)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS address_history_by_height ON address_history (height);
+"""
+TABLES = ["meta", "block_index", "block_data", "undo", "active_chain", "utxo", "tx_index", "address_history"]
+
+
+def table_rows(path) -> dict[str, list[tuple]]:
+    db = sqlite3.connect(path)
+    try:
+        return {t: sorted(db.execute(f"SELECT * FROM {t}")) for t in TABLES}
+    finally:
+        db.close()
+
+
+def test_a_schema_1_data_directory_is_upgraded_in_place(tmp_path, funded):
+    """A data directory written with schema 1 opens: block_index and undo become WITHOUT ROWID, every row is
+    kept, and the node resumes at the same tip with the same index.
+
+    ... m13 - p14*
+           \\
+            q14           (a side branch: kept too)
+    """
+    node, b = funded
+    node.submit_block(b.block("p14", parent="m13"))
+    node.submit_block(b.block("q14", parent="m13"))
+    tip = node.tip
+    node.close()
+    source_path = tmp_path / "old.db"
+    old = sqlite3.connect(source_path)
+    old.executescript(SCHEMA_1)
+    current = tmp_path / "chain.db"  # the funded node's store, written with the current schema
+    db = sqlite3.connect(current)
+    for table in TABLES:
+        rows = list(db.execute(f"SELECT * FROM {table}"))
+        if rows:
+            old.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    db.close()
+    with old:
+        old.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    old.close()
+    before = table_rows(source_path)
+    assert before["meta"] != table_rows(current)["meta"]  # the fixture says schema 1
+
+    upgraded = Node(Store(source_path, REGTEST), REGTEST, clock=lambda: NOW)
+    try:
+        assert upgraded.tip == tip
+        assert b["q14"].hash in upgraded.index
+        assert upgraded.store.get_undo(tip.hash) is not None
+    finally:
+        upgraded.close()
+    after = table_rows(source_path)
+    assert after["meta"] == table_rows(current)["meta"]  # schema 2 now
+    assert {t: rows for t, rows in after.items() if t != "meta"} == {
+        t: rows for t, rows in before.items() if t != "meta"
+    }
+    db = sqlite3.connect(source_path)
+    schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    db.close()
+    assert "WITHOUT ROWID" in schema["block_index"]
+    assert "WITHOUT ROWID" in schema["undo"]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    Store(tmp_path / "chain.db", REGTEST).close()
+    db = sqlite3.connect(tmp_path / "chain.db")
+    with db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.close()
+    with pytest.raises(StoreError, match="schema"):
+        Store(tmp_path / "chain.db", REGTEST)

@@ -305,9 +305,13 @@ class _Blocks:
         """The row at `height` on the chain ending in `row`; NONE if the chain leaves the index above it (Bitcoin:
         CBlockIndex::GetAncestor: take the skip pointer unless it overshoots, or the parent's would get closer)."""
         # An index's own columns are read directly (a third of the cost); a view's rows may be its base's.
-        skip_of, parent_of = (self.skips.__getitem__, self.parents.__getitem__) if self.base is None else (
-            self.skip,
-            self.parent,
+        skip_of, parent_of = (
+            (self.skips.__getitem__, self.parents.__getitem__)
+            if self.base is None
+            else (
+                self.skip,
+                self.parent,
+            )
         )
         walk_height = self.height(row)
         while walk_height > height and row != NONE:
@@ -410,8 +414,8 @@ class BlockIndex:
         return row
 
     def load(self, stored: Iterable[tuple[bytes, bytes, int, int, int]], active: Sequence[bytes]) -> list[bytes]:
-        """Fill an empty index from the store: `stored` is (hash, header bytes, height, status, seq) per block,
-        parents first (trusted: the store wrote them after checking), `active` the stored best chain by height.
+        """Fill an empty index from the store: `stored` is (hash, header bytes, height, status, seq) per block, in
+        any order (trusted: the store wrote them after checking), `active` the stored best chain by height.
         Returns the active chain as the index's own hash objects (one copy of each in memory).
 
         Column by column, in C where it can be: a Python loop doing everything per block cost ~5 us, 5 s at a
@@ -462,7 +466,7 @@ class BlockIndex:
         on_active = bytearray(n)
         for row in active_rows:
             on_active[row] = 1
-        side = [row for row in range(n) if not on_active[row]]
+        side = sorted((row for row in range(n) if not on_active[row]), key=heights.__getitem__)  # parents first
         has_usable_child = bytearray(n)  # only the tips' flags are read: the side rows' and the active tip's
         for row in side:
             parent = parents[row]

@@ -17,6 +17,7 @@ Tables:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,16 +29,18 @@ from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.params import NetworkParams
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # 2: block_index and undo WITHOUT ROWID (their hash was stored twice); see _migrate
 COINS_PER_QUERY = 400  # outpoints per get_coins query: 800 parameters, under SQLite's old 999 limit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS block_index (
     hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL,
-    status INTEGER NOT NULL, seq INTEGER NOT NULL);
+    status INTEGER NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS block_data (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, raw BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS utxo (
     txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
@@ -52,6 +55,31 @@ CREATE TABLE IF NOT EXISTS address_history (
     PRIMARY KEY (pubkey_hash, height, position)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS address_history_by_height ON address_history (height);
 """
+
+
+def _rebuilt_without_rowid(table: str, columns: str) -> list[str]:
+    """Statements that copy `table` into a WITHOUT ROWID table of the same columns, keyed by hash."""
+    return [
+        f"CREATE TABLE {table}_new ({columns}) WITHOUT ROWID",
+        f"INSERT INTO {table}_new SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_new RENAME TO {table}",
+    ]
+
+
+# Schema version (as stored in meta) -> the statements that bring it to SCHEMA_VERSION.
+MIGRATIONS = {
+    "1": [
+        # A rowid table keyed by a BLOB keeps the key twice (the table and its automatic index): 43 bytes a
+        # block in each of block_index and undo.
+        *_rebuilt_without_rowid(
+            "block_index",
+            "hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL, status INTEGER NOT NULL,"
+            " seq INTEGER NOT NULL",
+        ),
+        *_rebuilt_without_rowid("undo", "hash BLOB PRIMARY KEY, raw BLOB NOT NULL"),
+    ],
+}
 
 
 class StoreError(SimpleCoinError):
@@ -146,9 +174,25 @@ class Store:
         if not meta:
             self._init_genesis(expected)
             return
+        if meta.get("schema") in MIGRATIONS and all(meta.get(k) == expected[k] for k in ("network", "genesis")):
+            self._migrate(meta["schema"])
+            meta["schema"] = str(SCHEMA_VERSION)
         for key, value in expected.items():
             if meta.get(key) != value:
                 raise StoreError(f"the store is for {key} {meta.get(key)!r}, not {value!r}")
+
+    def _migrate(self, version: str) -> None:
+        """Bring a data directory written by an older schema to this one, in place and in one transaction (a
+        crash leaves the old one whole). The space freed is reused by the store as it grows (VACUUM returns it
+        to the file system, at the cost of copying the database once)."""
+        log.info("upgrading the store from schema %s to %d", version, SCHEMA_VERSION)
+        try:
+            with self._db:
+                for statement in MIGRATIONS[version]:
+                    self._db.execute(statement)
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot upgrade the store from schema {version}: {e}") from e
 
     def _init_genesis(self, meta: dict[str, str]) -> None:
         genesis = self.params.genesis_block
@@ -164,18 +208,17 @@ class Store:
     # -- reads --------------------------------------------------------------------------------------------
 
     def index_rows(self) -> Iterator[tuple[bytes, bytes, int, int, int]]:
-        """Every stored block as (hash, header bytes, height, status, seq), parents before children: what
-        `BlockIndex.load` reads at start, in one query. Rows are only ever inserted, in arrival order, and a block
-        arrives after its parent, so rowid order is parents first and needs no sort (ORDER BY height sorted a
+        """Every stored block as (hash, header bytes, height, status, seq), in no particular order: what
+        `BlockIndex.load` reads at start, in one query (in the table's own order: ORDER BY height sorted a
         million rows at each start)."""
-        cursor = self._db.execute("SELECT hash, header, height, status, seq FROM block_index ORDER BY rowid")
+        cursor = self._db.execute("SELECT hash, header, height, status, seq FROM block_index")
         cursor.arraysize = 10_000
         while rows := cursor.fetchmany():
             yield from rows
 
     def load_index(self) -> Iterator[StoredIndexEntry]:
         """Every stored block, parents before children, decoded (for tests and tools; the node uses index_rows)."""
-        for _, header, _, status, seq in self.index_rows():
+        for _, header, _, status, seq in sorted(self.index_rows(), key=lambda row: (row[2], row[4])):
             yield StoredIndexEntry(BlockHeader.deserialize(header), BlockStatus(status), seq)
 
     def header(self, block_hash: bytes) -> BlockHeader:
