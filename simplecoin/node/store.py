@@ -13,6 +13,15 @@ Tables:
     utxo            the unspent outputs at the tip, indexed by address
     tx_index        txid -> (height, position) of transactions in the active chain
     address_history per address, the active-chain transactions that pay or spend it, with the amounts
+
+What a block costs on disk (a regtest chain of 2,000 coinbase-only blocks, after VACUUM, SQLite's dbstat):
+805 bytes; 897 with schema 1, whose block_index and undo were rowid tables keyed by a hash, so each kept the
+hash twice (table and automatic index). Of the 805: block_data 219 + its hash index 43, block_index 131,
+utxo 70 + by address 61, address_history 70 + by height 33, tx_index 43 + by height 43, active_chain 43,
+undo 43. Kept on purpose: block_index.header repeats block_data's first 80 bytes, but reading a header out of
+block_data would read the whole block (a 2,000-header answer could read 2,000 full blocks); the by-height
+indexes serve disconnect's DELETE ... WHERE height = ?; block_data stays a rowid table (its rows are whole
+blocks, up to the block size limit: a WITHOUT ROWID table is for small rows).
 """
 
 from __future__ import annotations
