@@ -181,7 +181,7 @@ class _Blocks:
         self.skips = array("i")  # row id of the ancestor at skip_height(height), NONE if not in the index
         self.first_child = array("i")  # a row's children: its first child, then that one's next sibling...
         self.next_sibling = array("i")
-        self.seqs = array("q")
+        self.seqs = array("i")  # arrival order: a 32-bit count, 2 billion blocks
         self.statuses = bytearray()
         # Cumulative work in 8 bytes while it fits (a regtest chain's always does), else Python ints.
         self.works: array[int] | list[int] = array("Q")
@@ -437,7 +437,7 @@ class BlockIndex:
         if _BIG_ENDIAN:
             time_bits.byteswap()
         blocks.ids, blocks.hashes, blocks.parents = ids, list(hashes), parents
-        blocks.heights, blocks.seqs, blocks.statuses = array("i", heights), array("q", seqs), bytearray(statuses)
+        blocks.heights, blocks.seqs, blocks.statuses = array("i", heights), array("i", seqs), bytearray(statuses)
         blocks.times, blocks.bits = time_bits[0::2], time_bits[1::2]
         if blocks.headers is not None:
             blocks.headers = bytearray(b"".join(headers))
