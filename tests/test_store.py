@@ -127,8 +127,8 @@ def table_rows(path) -> dict[str, list[tuple]]:
 
 
 def test_a_schema_1_data_directory_is_upgraded_in_place(tmp_path, funded):
-    """A data directory written with schema 1 opens: block_index and undo become WITHOUT ROWID, every row is
-    kept, and the node resumes at the same tip with the same index.
+    """A data directory written with schema 1 opens: undo becomes WITHOUT ROWID, every row is kept, and the
+    node resumes at the same tip with the same index.
 
     ... m13 - p14*
            \\
@@ -170,7 +170,6 @@ def test_a_schema_1_data_directory_is_upgraded_in_place(tmp_path, funded):
     db = sqlite3.connect(source_path)
     schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
     db.close()
-    assert "WITHOUT ROWID" in schema["block_index"]
     assert "WITHOUT ROWID" in schema["undo"]
 
 
