@@ -19,9 +19,10 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import ChainMap
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSequence, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
+from itertools import islice
 
 from simplecoin.core.errors import BlockValidationError
 from simplecoin.core.params import NetworkParams
@@ -29,6 +30,7 @@ from simplecoin.core.pow import asert_target, bits_to_target, block_work, retarg
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 
 NONE = -1  # the row id of "no such block" (a parent or skip target not in this index)
+LOAD_CHUNK = 10_000  # stored rows taken at a time by BlockIndex.load
 VIEW_FIRST_ID = 1 << 30  # a view's own rows are numbered from here, so the base index may grow meanwhile
 _TIME_BITS = struct.Struct("<II")  # a header's time and bits, at bytes 68..76
 _TIME_OFFSET = 68
@@ -184,7 +186,7 @@ class _Blocks:
         self.seqs = array("i")  # arrival order: a 32-bit count, 2 billion blocks
         self.statuses = bytearray()
         # Cumulative work in 8 bytes while it fits (a regtest chain's always does), else Python ints.
-        self.works: array[int] | list[int] = array("Q")
+        self.works: MutableSequence[int] = array("Q")
         self.base_children: dict[int, list[int]] = {}  # a view's children of base rows (the base's are not changed)
         # The lowest height at or above the ASERT activation where a row's chain breaks the difficulty rule: set
         # only for rows whose chain does (a chain mined before the rule existed), so empty on an honest node.
@@ -413,52 +415,68 @@ class BlockIndex:
         self._note_difficulty_rule(row, parent)
         return row
 
-    def load(self, stored: Iterable[tuple[bytes, bytes, int, int, int]], active: Sequence[bytes]) -> list[bytes]:
+    def load(self, stored: Iterable[tuple[bytes, bytes, int, int, int]], active: Iterable[bytes]) -> list[bytes]:
         """Fill an empty index from the store: `stored` is (hash, header bytes, height, status, seq) per block, in
         any order (trusted: the store wrote them after checking), `active` the stored best chain by height.
         Returns the active chain as the index's own hash objects (one copy of each in memory).
 
         Column by column, in C where it can be: a Python loop doing everything per block cost ~5 us, 5 s at a
-        million blocks. The hashes are the store's (not hashed again); a block on the active chain finds its
-        skip target in `active` (O(1)); only side branches (few) walk, O(log n) each.
+        million blocks. Rows are taken LOAD_CHUNK at a time: holding them all at once took 700 MB at a million
+        blocks, which the process kept. The hashes are the store's (not hashed again); a block on the active
+        chain finds its skip target in `active` (O(1)); only side branches (few) walk, O(log n) each.
         """
         blocks = self._blocks
         if blocks.hashes or blocks.base is not None:
             raise ValueError("load fills an empty index that is not a view")
-        columns = list(zip(*stored, strict=True)) or [(), (), (), (), ()]
-        hashes, headers, heights, statuses, seqs = columns
-        del columns
+        ids, hashes, headers = blocks.ids, blocks.hashes, blocks.headers
+        heights, parents, seqs, statuses = blocks.heights, blocks.parents, blocks.seqs, blocks.statuses
+        time_bits = array("I")
+        unlinked: list[tuple[int, bytes]] = []  # rows read before their parent (none when parents come first)
+        rows = iter(stored)
+        while chunk := list(islice(rows, LOAD_CHUNK)):
+            first = len(hashes)
+            chunk_hashes, chunk_headers, chunk_heights, chunk_statuses, chunk_seqs = zip(*chunk, strict=True)
+            del chunk
+            hashes.extend(chunk_hashes)
+            ids.update(zip(chunk_hashes, range(first, len(hashes)), strict=True))
+            heights.extend(chunk_heights)
+            statuses.extend(chunk_statuses)
+            seqs.extend(chunk_seqs)
+            time_bits.frombytes(b"".join([header[68:76] for header in chunk_headers]))
+            if headers is not None:
+                headers += b"".join(chunk_headers)
+            chunk_parents = [ids.get(header[4:36], NONE) for header in chunk_headers]  # genesis' zeros: NONE
+            parents.extend(chunk_parents)
+            if NONE in chunk_parents:
+                unlinked += [
+                    (row, header[4:36])
+                    for row, header, parent, height in zip(
+                        range(first, len(hashes)), chunk_headers, chunk_parents, chunk_heights, strict=True
+                    )
+                    if parent == NONE and height > 0
+                ]
         n = len(hashes)
-        ids = dict(zip(hashes, range(n), strict=True))
         if len(ids) != n:
             raise ValueError("a block is stored twice")
-        parents = array("i", [ids.get(header[4:36], NONE) for header in headers])  # genesis' zeros: NONE
-        time_bits = array("I", b"".join([header[68:76] for header in headers]))
+        for row, prev_hash in unlinked:
+            parents[row] = ids.get(prev_hash, NONE)
         if _BIG_ENDIAN:
             time_bits.byteswap()
-        blocks.ids, blocks.hashes, blocks.parents = ids, list(hashes), parents
-        blocks.heights, blocks.seqs, blocks.statuses = array("i", heights), array("i", seqs), bytearray(statuses)
         blocks.times, blocks.bits = time_bits[0::2], time_bits[1::2]
-        if blocks.headers is not None:
-            blocks.headers = bytearray(b"".join(headers))
-        del hashes, headers, heights, statuses, seqs, time_bits
-        # The active chain's rows, down from its tip by parent (in C-friendly order; a dict lookup per height cost
-        # twice as much), then checked against the stored hashes in one comparison.
+        del time_bits
         active_rows = array("i")
-        row = ids.get(active[-1], NONE) if active else NONE
-        while row != NONE:
-            active_rows.append(row)
-            row = parents[row]
-        active_rows.reverse()
-        if list(map(blocks.hashes.__getitem__, active_rows)) != list(active):
-            raise ValueError("the stored active chain does not link, or names a block that is not stored")
+        active_hashes = iter(active)
+        try:
+            while chunk_active := list(islice(active_hashes, LOAD_CHUNK)):
+                active_rows.extend(map(ids.__getitem__, chunk_active))
+        except KeyError as e:
+            raise ValueError("the stored active chain names a block that is not stored") from e
         skips = blocks.skips = array("i", [NONE]) * n
         first_child = blocks.first_child = array("i", [NONE]) * n
         next_sibling = blocks.next_sibling = array("i", [NONE]) * n
-        heights = blocks.heights
         for height in range(1, len(active_rows)):
             row, parent = active_rows[height], active_rows[height - 1]
-            if heights[row] != height:
+            if parents[row] != parent or heights[row] != height:
                 raise ValueError(f"the stored active chain does not link at height {height}")
             skips[row] = active_rows[skip_height(height)]
             first_child[parent] = row
@@ -476,15 +494,23 @@ class BlockIndex:
                 if blocks.statuses[row] != BlockStatus.INVALID:
                     has_usable_child[parent] = 1
         # Cumulative work: down the active chain by a running sum, then the side branches from their parents.
+        # In 8-byte slots (a list of a million ints held 32 MB more, kept by the process); Python ints past 2**64.
         work_of_bits = {bits: self._block_work(bits) for bits in set(blocks.bits)}
-        work = list(map(work_of_bits.__getitem__, blocks.bits))
-        total = 0
-        for row in active_rows:
-            total = work[row] = total + work[row]
-        for row in side:
-            if parents[row] != NONE:
-                work[row] += work[parents[row]]
-        blocks.works = array("Q", work) if not work or max(work) < 1 << 64 else work
+        bits_of = blocks.bits
+
+        def summed(works: MutableSequence[int]) -> MutableSequence[int]:
+            total = 0
+            for row in active_rows:
+                total = works[row] = total + work_of_bits[bits_of[row]]
+            for row in side:
+                parent = parents[row]
+                works[row] = (works[parent] if parent != NONE else 0) + work_of_bits[bits_of[row]]
+            return works
+
+        try:
+            blocks.works = summed(array("Q", bytes(8 * n)))
+        except OverflowError:
+            blocks.works = summed([0] * n)
         tips = [*side, *active_rows[-1:]]
         self._candidates = {
             blocks.hashes[row]

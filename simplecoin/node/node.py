@@ -72,7 +72,7 @@ def load_index(index: BlockIndex, store: Store) -> list[bytes]:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return index.load(store.index_rows(), store.active_chain())
+        return index.load(store.index_rows(), store.active_hashes())
     finally:
         if collecting:
             gc.enable()

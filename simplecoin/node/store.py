@@ -214,7 +214,14 @@ class Store:
         order without a sort (ORDER BY height sorted a million rows at each start), and the index's rows come
         out in chain order: its walks then read memory in order (in hash order the load took twice as long).
         That is why block_index stays a rowid table, though its hash is stored twice."""
-        cursor = self._db.execute("SELECT hash, header, height, status, seq FROM block_index ORDER BY rowid")
+        return self._stream("SELECT hash, header, height, status, seq FROM block_index ORDER BY rowid")
+
+    def active_hashes(self) -> Iterator[bytes]:
+        """`active_chain`, read as it is used (the node's start holds no second list of a million hashes)."""
+        return (block_hash for (block_hash,) in self._stream("SELECT hash FROM active_chain ORDER BY height"))
+
+    def _stream(self, query: str) -> Iterator[tuple]:
+        cursor = self._db.execute(query)
         cursor.arraysize = 10_000
         while rows := cursor.fetchmany():
             yield from rows
