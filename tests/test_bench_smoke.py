@@ -197,3 +197,9 @@ def test_wallet_benchmark_prints_every_figure():
     assert_labels(stdout, ["history, newest 20, at 1,000 blocks:", "1. first history", "2. balance:"])
     assert_labels(stdout, ["history, all 200:", "3. history at 1,500 vs 1,000 blocks:"])
     assert verdicts(stdout) == 5  # one per goal; the verdict line is checked by run_quick
+
+
+def test_index_benchmark_prints_every_figure():
+    stdout = run_quick("bench_index.py", timeout=300, args=("--blocks", "5000"))
+    assert_labels(stdout, ["500 blocks", "5,000 blocks", "load_cpu", "bytes per block:", "locator:", "find_fork:"])
+    assert verdicts(stdout) == 7  # one per goal; the verdict line is checked by run_quick
