@@ -17,6 +17,8 @@ from simplecoin.core.primitives import BlockHeader
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store
 from tests.conftest import NOW
+from tests.framework.builder import ChainBuilder
+from tests.test_asert_activation import ACTIVATION, EASY_MAIN, OLD_RULE, fast_chain
 
 
 def add_block(index: BlockIndex, parent: IndexEntry | None, time: int | None = None, tag: int = 0) -> IndexEntry:
@@ -188,3 +190,23 @@ def test_a_header_view_copies_nothing_of_its_base():
     assert view.ancestor(extra[-1], 50).hash == main[50].hash
     assert view.children(main[-1].hash) == [extra[0].hash]
     assert index.children(main[-1].hash) == []
+
+
+def test_load_remembers_where_an_old_rule_chain_breaks_the_difficulty_rule():
+    """The first height off the rule is worked out during the load (no walk later), as `add` does."""
+    for rule, off_at in ((OLD_RULE, ACTIVATION), (EASY_MAIN, None)):
+        b = ChainBuilder(rule)
+        names = fast_chain(b, 8)
+        side = fast_chain(b, 3, prefix="s", parent=names[4])
+        built = BlockIndex(EASY_MAIN)
+        for name in ["genesis", *names, *side]:
+            built.add(built.make_entry(b[name].header, BlockStatus.VALID))
+        order = sorted((built[h] for h in built.entries), key=lambda e: e.seq)
+        loaded = BlockIndex(EASY_MAIN)
+        loaded.load(stored_rows(built, order), [b[n].hash for n in ["genesis", *names]])
+        for name in [*names, *side]:
+            entry = loaded[b[name].hash]
+            assert loaded.first_height_off_the_difficulty_rule(entry) == built.first_height_off_the_difficulty_rule(
+                built[b[name].hash]
+            )
+        assert loaded.first_height_off_the_difficulty_rule(loaded[b[names[-1]].hash]) == off_at
