@@ -8,7 +8,7 @@ Run from the repository root:
 For each size, a synthetic regtest chain of `--blocks` headers on the genesis (plus a 100-block side branch
 forking at half the height) is written straight into a store's block_index and active_chain tables, then:
 
-- load: `BlockIndex.load(store.index_rows(), store.active_chain())`, as `Node.__init__` does. Goal <= 5 s at
+- load: `node.load_index` (`BlockIndex.load` of the store's rows), as `Node.__init__` does. Goal <= 5 s at
   the larger size (the node's start goal: /status answering within 5 s at 1,000,000 blocks).
 - bytes per block: what the loaded index and the active chain hold (tracemalloc, a second load). Goal <= 200
   (a ~300 MB server at 1,000,000 blocks, with Python and Flask's ~60 MB).

@@ -216,9 +216,9 @@ class Store:
         That is why block_index stays a rowid table, though its hash is stored twice."""
         return self._stream("SELECT hash, header, height, status, seq FROM block_index ORDER BY rowid")
 
-    def active_hashes(self) -> Iterator[bytes]:
-        """`active_chain`, read as it is used (the node's start holds no second list of a million hashes)."""
-        return (block_hash for (block_hash,) in self._stream("SELECT hash FROM active_chain ORDER BY height"))
+    def active_tip(self) -> tuple[int, bytes] | None:
+        """The active chain's (height, hash) at its top; None for an empty table."""
+        return self._db.execute("SELECT height, hash FROM active_chain ORDER BY height DESC LIMIT 1").fetchone()
 
     def _stream(self, query: str) -> Iterator[tuple]:
         cursor = self._db.execute(query)
