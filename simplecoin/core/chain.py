@@ -271,10 +271,6 @@ class _Blocks:
         blocks, j = self.owner(row)
         return blocks.times[j], blocks.bits[j]
 
-    def status(self, row: int) -> BlockStatus:
-        blocks, j = self.owner(row)
-        return BlockStatus(blocks.statuses[j])
-
     def set_status(self, row: int, status: BlockStatus) -> None:
         blocks, j = self.owner(row)
         if blocks is not self:
