@@ -6,8 +6,13 @@ first wins, so a node does not flip between two tips of the same work.
 
 Compact by design (Bitcoin: CBlockIndex). A node knows every block since genesis, so a Python object per block
 (a dataclass, its header, a dozen int objects) cost ~650 bytes each: 845 MB at a million blocks. Here a block is a
-row id into columns (`_Blocks`): its hash, its 80 header bytes, and small machine integers in `array`s. An
-`IndexEntry` is made from a row when asked for (`index[hash]`), and is a value, not the index's own state.
+row id into columns (`_Blocks`): its hash and small machine integers in `array`s (height, parent, skip, time,
+bits, work, status, arrival order), ~200 bytes in all. The whole header is kept too (80 bytes more) unless the
+index is given a `read_header` (the node reads headers back from its store). An `IndexEntry` is made from a row
+when asked for (`index[hash]`): a value, not the index's own state.
+
+Glossary: a *row* is a block's position in the columns; a *view* (headerview.py) is an index over another one,
+whose own rows are numbered from VIEW_FIRST_ID; *skip* is the row a block's skip pointer points to.
 
 Every block keeps a skip pointer besides its parent (Bitcoin: pskip, GetSkipHeight), to an ancestor at a height
 chosen so that any ancestor is reached in O(log n) jumps on any branch: `ancestor`, `locator`, `find_fork`,
