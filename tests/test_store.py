@@ -8,6 +8,7 @@ import pytest
 
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import OutPoint
+from simplecoin.node import store as store_module
 from simplecoin.node.node import Node
 from simplecoin.node.store import Store, StoreError
 from tests.conftest import NOW
@@ -181,3 +182,26 @@ def test_a_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="schema"):
         Store(tmp_path / "chain.db", REGTEST)
+
+
+def test_an_upgrade_that_fails_half_way_leaves_the_old_schema_whole(tmp_path, monkeypatch):
+    """The upgrade is one transaction: a failure (a crash) after its first statements leaves schema 1 as it was,
+    and the next start upgrades it."""
+    path = tmp_path / "chain.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_1)
+    with db:
+        meta = [("schema", "1"), ("network", REGTEST.name), ("genesis", REGTEST.genesis_hash_hex)]
+        db.executemany("INSERT INTO meta VALUES (?, ?)", meta)
+    db.close()
+    steps = store_module.MIGRATIONS["1"]
+    monkeypatch.setitem(store_module.MIGRATIONS, "1", [*steps[:2], "SELECT no_such_function()"])
+    with pytest.raises(StoreError, match="cannot upgrade"):
+        Store(path, REGTEST)
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == set(TABLES)  # no half-made table left
+    assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "1"
+    db.close()
+    monkeypatch.setitem(store_module.MIGRATIONS, "1", steps)
+    Store(path, REGTEST).close()

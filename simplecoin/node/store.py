@@ -189,6 +189,9 @@ class Store:
         log.info("upgrading the store from schema %s to %d", version, SCHEMA_VERSION)
         try:
             with self._db:
+                # Explicitly: sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so the CREATE TABLE
+                # would commit on its own, and a crash after it left a table the next attempt cannot create.
+                self._db.execute("BEGIN")
                 for statement in MIGRATIONS[version]:
                     self._db.execute(statement)
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
