@@ -8,7 +8,6 @@ differ from the old rule's: fast blocks (1 s apart) make ASERT harder from the f
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 
 import pytest
@@ -142,62 +141,54 @@ def test_a_fork_below_the_activation_gives_each_branch_its_own_anchor():
     assert index.next_bits(index[b["a4"].hash]) != index.next_bits(index[b["c4"].hash])
 
 
-class CountingEntries(dict):
-    """A block index's entries that count the lookups made through them."""
+class CountingColumn(list):
+    """A column of a block index's rows that counts the reads made of it."""
 
     reads = 0
 
-    def __getitem__(self, key: bytes) -> IndexEntry:
+    def __getitem__(self, row):  # type: ignore[override]
         self.reads += 1
-        return super().__getitem__(key)
-
-    def get(self, key: bytes, default: object = None) -> object:
-        self.reads += 1
-        return super().get(key, default)
+        return super().__getitem__(row)
 
 
-def test_next_bits_does_not_walk_to_the_anchor():
+def count_steps(index: BlockIndex) -> list[CountingColumn]:
+    """Count the steps `index` takes through its blocks (to a parent, along a skip pointer) from now on."""
+    blocks = index._blocks
+    blocks.parents = CountingColumn(blocks.parents)  # type: ignore[assignment]
+    blocks.skips = CountingColumn(blocks.skips)  # type: ignore[assignment]
+    return [blocks.parents, blocks.skips]  # type: ignore[list-item]
+
+
+def test_next_bits_jumps_to_the_anchor():
+    """The anchor is the tip's ancestor at the anchor height, reached by skip pointers: O(log n), not a walk."""
     b = ChainBuilder(EASY_MAIN)
     names = fast_chain(b, 300)
-    index = b.index
-    index.entries = CountingEntries(index.entries)
-    index.next_bits(index[b[names[-1]].hash])
-    assert index.entries.reads <= 2  # 300 blocks above the anchor: none of them read
+    tip = b.index[b[names[-1]].hash]
+    expected = asert_bits(EASY_MAIN, b["b2"].header, b["b1"].header, tip)
+    steps = count_steps(b.index)
+    assert b.index.next_bits(tip) == expected
+    assert 0 < sum(c.reads for c in steps) <= 40  # 300 blocks above the anchor: a walk took 300 steps
 
 
-def test_a_temporary_index_over_a_chainmap_of_the_nodes_entries():
-    """As presync builds it: a fresh BlockIndex whose entries are a ChainMap over the node's, extended with
-    make_entry/add. Its own anchor cache starts empty; next_bits must still be right, and walk back once."""
-    b = ChainBuilder(EASY_MAIN)
-    names = fast_chain(b, 150)
-    node_index = BlockIndex(EASY_MAIN)
-    for name in ["genesis", *names[:100]]:
-        node_index.add(node_index.make_entry(b[name].header, BlockStatus.VALID))
-    walked = CountingEntries(node_index.entries)
-    temporary = BlockIndex(EASY_MAIN)
-    temporary.entries = collections.ChainMap({}, walked)  # type: ignore[assignment]
-    for name in names[100:]:
-        prev = temporary.entries[b[name].header.prev_hash]
-        assert temporary.next_bits(prev) == b.index.next_bits(b.index[prev.hash]) == b[name].header.bits
-        temporary.add(temporary.make_entry(b[name].header))
-    assert walked.reads < 150  # one walk back to the anchor, then each block's anchor comes from its parent
-    assert b[names[-1]].hash not in node_index.entries  # the node's own index is untouched
-
-
-def test_presyncs_header_view_does_not_walk_to_the_anchor():
-    """core/headerview.py shares the node index's anchors: without them, the first next_bits on each new view walked
-    back to the anchor height (O(chain), under the node's lock, at every presync of every peer)."""
+def test_a_header_view_over_the_nodes_index():
+    """As presync builds it: a HeaderView over the node's index, extended with make_entry/add. Its next_bits is
+    the index's; the node's index is left as it was; the view finds the anchor through the base in O(log n)."""
     b = ChainBuilder(EASY_MAIN)
     names = fast_chain(b, 300)
     node_index = BlockIndex(EASY_MAIN)
-    for name in ["genesis", *names]:
+    for name in ["genesis", *names[:200]]:
         node_index.add(node_index.make_entry(b[name].header, BlockStatus.VALID))
-    node_index.entries = CountingEntries(node_index.entries)
+    steps = count_steps(node_index)
     view = HeaderView(node_index)
-    tip = node_index.entries[b[names[-1]].hash]
-    node_index.entries.reads = 0
-    assert view.next_bits(tip) == b.index.next_bits(b.index[tip.hash])
-    assert node_index.entries.reads <= 2  # 300 blocks above the anchor: none of them read
+    for name in names[200:]:
+        prev = view.entries[b[name].header.prev_hash]
+        assert view.next_bits(prev) == b.index.next_bits(b.index[prev.hash]) == b[name].header.bits
+        view.add(view.make_entry(b[name].header))
+    assert view.ancestor(view[b[names[-1]].hash], 5).hash == b[names[4]].hash
+    assert view.find_fork(view[b[names[-1]].hash], node_index[b[names[150]].hash]).hash == b[names[150]].hash
+    assert b[names[-1]].hash not in node_index  # the node's own index is untouched
+    assert len(node_index) == 201
+    assert sum(c.reads for c in steps) < 100 * 60  # per header two next_bits of O(log n) steps; a walk: 200+ each
 
 
 def test_the_first_height_off_the_rule_tells_an_old_rule_chain_apart():
@@ -295,8 +286,8 @@ def test_header_chain_resumes_across_the_activation(saved: int):
 
 
 def test_a_restarted_node_finds_each_blocks_anchor_again(tmp_path):
-    """The node rebuilds its index from the store at start: every block above the anchor gets its anchor back
-    through `add`, so next_bits stays O(1) and gives the same bits."""
+    """The node rebuilds its index from the store at start: every block above the anchor finds its anchor again
+    (its ancestor at the anchor height), so next_bits gives the same bits."""
     b = ChainBuilder(EASY_MAIN)
     names = fast_chain(b, 12)
     clock = lambda: b[names[-1]].header.time + 5  # noqa: E731
@@ -310,7 +301,6 @@ def test_a_restarted_node_finds_each_blocks_anchor_again(tmp_path):
     node = Node(Store(tmp_path / "chain.db", EASY_MAIN), EASY_MAIN, clock=clock)
     try:
         assert node.tip.hash == b[names[-1]].hash
-        assert node.tip.hash in node.index.anchors
         assert node.index.next_bits(node.tip) == before == b.index.next_bits(b.index[node.tip.hash])
         assert node.index.first_height_off_the_difficulty_rule(node.tip) is None
     finally:

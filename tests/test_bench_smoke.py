@@ -229,3 +229,9 @@ def test_scale_benchmark_prints_every_figure(tmp_path):
     assert_labels(stdout, SCALE_LABELS)
     assert verdicts(stdout) == 10  # one per goal; the verdict line is checked by run_quick
     assert (tmp_path / "scale" / "2000" / "complete").exists()  # cached: a second run reuses it
+
+
+def test_index_benchmark_prints_every_figure():
+    stdout = run_quick("bench_index.py", timeout=300, args=("--blocks", "5000"))
+    assert_labels(stdout, ["500 blocks", "5,000 blocks", "load_cpu", "bytes per block:", "locator:", "find_fork:"])
+    assert verdicts(stdout) == 7  # one per goal; the verdict line is checked by run_quick

@@ -20,6 +20,7 @@ CORE = ROOT / "simplecoin" / "core"
 ALLOWED = {
     "__future__",
     "abc",
+    "array",  # the block index keeps its columns in arrays
     "bisect",
     "collections",
     "dataclasses",

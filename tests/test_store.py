@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from contextlib import contextmanager
 
@@ -9,6 +10,7 @@ import pytest
 
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import OutPoint
+from simplecoin.node import store as store_module
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import AddressQuery, Store, StoreError
@@ -211,3 +213,116 @@ def test_address_pages_read_the_store_outside_the_node_lock(funded):
     assert held == [False, False]
     assert (info.tip_hash, page.tip_hash) == (node.tip.hash, node.tip.hash)
     assert len(page.txs) == 13
+
+
+# Schema 1, as the code before the schema-2 migration wrote it (SimpleCoin 509fbc0, store.py's SCHEMA).
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS block_index (
+    hash BLOB PRIMARY KEY, header BLOB NOT NULL, height INTEGER NOT NULL,
+    status INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS block_data (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS undo (hash BLOB PRIMARY KEY, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS active_chain (height INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS utxo (
+    txid BLOB NOT NULL, idx INTEGER NOT NULL, amount INTEGER NOT NULL, pubkey_hash BLOB NOT NULL,
+    height INTEGER NOT NULL, coinbase INTEGER NOT NULL, PRIMARY KEY (txid, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS utxo_by_address ON utxo (pubkey_hash);
+CREATE TABLE IF NOT EXISTS tx_index (
+    txid BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tx_index_by_height ON tx_index (height);
+CREATE TABLE IF NOT EXISTS address_history (
+    pubkey_hash BLOB NOT NULL, height INTEGER NOT NULL, position INTEGER NOT NULL, txid BLOB NOT NULL,
+    received INTEGER NOT NULL, sent INTEGER NOT NULL,
+    PRIMARY KEY (pubkey_hash, height, position)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS address_history_by_height ON address_history (height);
+"""
+TABLES = ["meta", "block_index", "block_data", "undo", "active_chain", "utxo", "tx_index", "address_history"]
+
+
+def table_rows(path) -> dict[str, list[tuple]]:
+    db = sqlite3.connect(path)
+    try:
+        return {t: sorted(db.execute(f"SELECT * FROM {t}")) for t in TABLES}
+    finally:
+        db.close()
+
+
+def test_a_schema_1_data_directory_is_upgraded_in_place(tmp_path, funded):
+    """A data directory written with schema 1 opens: undo becomes WITHOUT ROWID, every row is kept, and the
+    node resumes at the same tip with the same index.
+
+    ... m13 - p14*
+           \\
+            q14           (a side branch: kept too)
+    """
+    node, b = funded
+    node.submit_block(b.block("p14", parent="m13"))
+    node.submit_block(b.block("q14", parent="m13"))
+    tip = node.tip
+    node.close()
+    source_path = tmp_path / "old.db"
+    old = sqlite3.connect(source_path)
+    old.executescript(SCHEMA_1)
+    current = tmp_path / "chain.db"  # the funded node's store, written with the current schema
+    db = sqlite3.connect(current)
+    for table in TABLES:
+        rows = list(db.execute(f"SELECT * FROM {table}"))
+        if rows:
+            old.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    db.close()
+    with old:
+        old.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    old.close()
+    before = table_rows(source_path)
+    assert before["meta"] != table_rows(current)["meta"]  # the fixture says schema 1
+
+    upgraded = Node(Store(source_path, REGTEST), REGTEST, clock=lambda: NOW)
+    try:
+        assert upgraded.tip == tip
+        assert b["q14"].hash in upgraded.index
+        assert upgraded.store.get_undo(tip.hash) is not None
+    finally:
+        upgraded.close()
+    after = table_rows(source_path)
+    assert after["meta"] == table_rows(current)["meta"]  # schema 2 now
+    assert {t: rows for t, rows in after.items() if t != "meta"} == {
+        t: rows for t, rows in before.items() if t != "meta"
+    }
+    db = sqlite3.connect(source_path)
+    schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    db.close()
+    assert "WITHOUT ROWID" in schema["undo"]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    Store(tmp_path / "chain.db", REGTEST).close()
+    db = sqlite3.connect(tmp_path / "chain.db")
+    with db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    db.close()
+    with pytest.raises(StoreError, match="schema"):
+        Store(tmp_path / "chain.db", REGTEST)
+
+
+def test_an_upgrade_that_fails_half_way_leaves_the_old_schema_whole(tmp_path, monkeypatch):
+    """The upgrade is one transaction: a failure (a crash) after its first statements leaves schema 1 as it was,
+    and the next start upgrades it."""
+    path = tmp_path / "chain.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_1)
+    with db:
+        meta = [("schema", "1"), ("network", REGTEST.name), ("genesis", REGTEST.genesis_hash_hex)]
+        db.executemany("INSERT INTO meta VALUES (?, ?)", meta)
+    db.close()
+    steps = store_module.MIGRATIONS["1"]
+    monkeypatch.setitem(store_module.MIGRATIONS, "1", [*steps[:2], "SELECT no_such_function()"])
+    with pytest.raises(StoreError, match="cannot upgrade"):
+        Store(path, REGTEST)
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == set(TABLES)  # no half-made table left
+    assert dict(db.execute("SELECT key, value FROM meta"))["schema"] == "1"
+    db.close()
+    monkeypatch.setitem(store_module.MIGRATIONS, "1", steps)
+    Store(path, REGTEST).close()

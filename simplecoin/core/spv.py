@@ -14,11 +14,11 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
-from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry, locator_heights
+from simplecoin.core.chain import AsertAnchor, BlockIndex, BlockStatus, IndexEntry, locator_heights, required_bits
 from simplecoin.core.errors import SimpleCoinError, ValidationError
 from simplecoin.core.hashing import hash_hex, sha256d, verify_merkle_branch
 from simplecoin.core.params import NetworkParams
-from simplecoin.core.pow import asert_target, bits_to_target, block_work, check_proof_of_work, retarget, target_to_bits
+from simplecoin.core.pow import bits_to_target, block_work, check_proof_of_work
 from simplecoin.core.primitives import HEADER_SIZE, BlockHeader
 from simplecoin.core.validation import check_header_contextual
 
@@ -97,7 +97,7 @@ class HeaderChain:
             if header.prev_hash != prev_hash or check_proof_of_work(block_hash, header.bits, self.params.pow_limit):
                 raise SpvError(f"saved header at height {height} does not link or has no valid work")
             work += block_work(header.bits)
-            index.add(IndexEntry(block_hash, header, height, work, BlockStatus.VALID, height))
+            index.add(IndexEntry.of(header, height, work, BlockStatus.VALID, height))
             if height == low and activation is not None and low >= activation:  # the anchor is below the window
                 anchor_height = activation - 1
                 anchor_time = self.header_at(anchor_height - 1).time
@@ -228,8 +228,17 @@ class HeaderChain:
             (header_fields(h)[1] for h in range(max(start - params.median_time_span + 1, 0), start + 1)),
             maxlen=params.median_time_span,
         )
-        anchor_from: int | None = None  # the ASERT anchor's height, target and parent's time, read when first needed
-        anchor_target = anchor_parent_time = 0
+        anchors: list[AsertAnchor] = []  # read from the best chain when the rule first needs it
+
+        def anchor() -> AsertAnchor:
+            if not anchors:
+                height = params.asert_activation_height - 1  # type: ignore[operator]
+                anchors.append(AsertAnchor(height, header_fields(height)[2], header_fields(height - 1)[1]))
+            return anchors[0]
+
+        def period_start_time(height: int) -> int:
+            return header_fields(height)[1]
+
         targets: dict[int, tuple[int, int]] = {}  # bits -> (target, work), for bits whose target is within the limit
         work = tip.chain_work
         taken = 0
@@ -239,7 +248,6 @@ class HeaderChain:
         asert_from = activation if activation is not None and params.uses_asert(activation) else None
         latest = now + params.future_block_time_limit(0)
         latest_asert = now + params.future_block_time_limit(asert_from) if asert_from is not None else latest
-        no_retargeting = params.no_retargeting
         sha256, unpack = hashlib.sha256, _LINK_TIME_BITS.unpack_from
         for position in range(0, len(batch), HEADER_SIZE):
             height = start + taken + 1
@@ -247,29 +255,7 @@ class HeaderChain:
             if link != prev_hash:
                 break
             asert = asert_from is not None and height >= asert_from
-            # Bitcoin: GetNextWorkRequired, as BlockIndex.next_bits (whose walks need an entry per header).
-            if no_retargeting:
-                expected = prev_bits
-            elif asert:
-                if anchor_from is None:
-                    anchor_from = params.asert_activation_height - 1  # type: ignore[operator]
-                    anchor_target = bits_to_target(header_fields(anchor_from)[2])
-                    anchor_parent_time = header_fields(anchor_from - 1)[1]
-                expected = target_to_bits(
-                    asert_target(
-                        anchor_target,
-                        prev_time - anchor_parent_time,
-                        height - 1 - anchor_from,
-                        params.target_spacing,
-                        params.asert_half_life,
-                        params.pow_limit,
-                    )
-                )
-            elif height % params.retarget_interval:
-                expected = prev_bits
-            else:
-                first_time = header_fields(height - params.retarget_interval)[1]
-                expected = retarget(prev_bits, prev_time - first_time, params.retarget_timespan, params.pow_limit)
+            expected = required_bits(params, height, prev_time, prev_bits, anchor, period_start_time)
             if bits != expected:
                 break
             known = targets.get(bits)

@@ -149,7 +149,7 @@ class Lookups:
         entry = self.entry(block_hash)
         block = self.node.store.get_block(block_hash)
         assert block is not None, "indexed blocks are stored"
-        return block, entry, self.node.is_active(entry)
+        return block, replace(entry, source=block.header), self.node.is_active(entry)
 
     def tx(self, txid: bytes) -> TxLookup:
         pending = self.node.mempool.entries.get(txid)
@@ -298,12 +298,12 @@ class Lookups:
                 start = entry.height + 1
                 break
         end = min(start + min(limit, MAX_HEADERS_BINARY_RESULTS), self.node.height + 1)
-        return [self.node.index[self.node.active[h]].header for h in range(start, end)]
+        return self.node.store.active_headers(start, end)  # one query: the index keeps no whole headers
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""
         start = min(start, self.node.height)
-        return [self.node.index[self.node.active[h]] for h in range(start, max(start - limit, -1), -1)]
+        return [self.node.index[self.node.active[h]].with_header() for h in range(start, max(start - limit, -1), -1)]
 
     def side_branches(self, limit: int) -> list[SideBranch]:
         """The `limit` most recently seen side branches, newest first. Costs O(tips) plus at most
@@ -381,8 +381,8 @@ class Lookups:
             "network": self.node.params.name,
             "genesis": self.node.params.genesis_hash_hex,
             "height": tip.height,
-            "tip": tip.header.hash_hex(),
-            "bits": tip.header.bits,
+            "tip": hash_hex(tip.hash),
+            "bits": tip.bits,
             "chain_work": tip.chain_work,
             "median_time_past": self.node.median_time_past(),
             "mempool": len(self.node.mempool),

@@ -312,7 +312,7 @@ class NodeService:
 
     def tip(self) -> IndexEntry:
         with self.lock:
-            return self.node.tip
+            return self.node.tip.with_header()  # its header read under the lock, as the store's every read
 
     def status(self) -> dict:
         """The node's state; never waits for the lock (monitors and peers poll it while blocks are checked).
@@ -343,7 +343,7 @@ class NodeService:
 
     def entry(self, block_hash: bytes) -> IndexEntry:
         with self.lock:
-            return self.lookups.entry(block_hash)
+            return self.lookups.entry(block_hash).with_header()
 
     def hash_at(self, height: int) -> bytes:
         with self.lock:
