@@ -180,6 +180,23 @@ def test_a_tx_asked_of_one_announcer_that_does_not_send_it_is_asked_of_the_next(
     assert len(manager.relay.txrequests) == 0
 
 
+def test_an_inbound_peer_that_brought_a_tx_before_is_asked_without_the_strangers_delay(two_services):
+    """Issue 21, row 8: "outbound and previously good peers first". An inbound peer whose tx we took before is
+    asked at once, like an outbound one; a stranger who never brought one waits NONPREF_PEER_TX_DELAY."""
+    _, b = two_services
+    manager = PeerManager(b, "http://127.0.0.1:1", progress=False, clock=lambda: 1000.0)
+    hello = {"network": REGTEST.name, "genesis": REGTEST.genesis_hash_hex, "port": 5000}
+    good, stranger = (manager.table.hello_from(f"127.{i}.0.1", hello) for i in (67, 68))
+    builder = ChainBuilder(REGTEST)
+    for block in builder.chain([f"m{i}" for i in range(1, REGTEST.coinbase_maturity + 3)]):
+        b.submit_block(block)
+    earlier, later = builder.spend("m1"), builder.spend("m2")
+    b.submit_tx(earlier, source=manager.table.ban_key(good))  # what the peers page counts as brought by it
+    assert good.txs_sent == 1
+    assert manager.relay.wanted([], [later.txid], stranger) == {"blocks": [], "txs": []}  # waits 2 s
+    assert manager.relay.wanted([], [later.txid], good) == {"blocks": [], "txs": [later.txid]}
+
+
 def test_a_tx_asked_for_must_be_the_one_asked_for(two_services):
     _, b = two_services
     builder = ChainBuilder(REGTEST)

@@ -250,7 +250,8 @@ class Relay:
         if announcer is None or not lacking:
             return want
         with self.table.lock:
-            preferred = announcer.manual or announcer.outbound  # Bitcoin: outbound peers are preferred
+            # Bitcoin prefers outbound peers; an inbound peer that brought us a tx first before has earned it too.
+            preferred = announcer.manual or announcer.outbound or announcer.txs_sent > 0
             for txid in lacking:
                 self.txrequests.announced(announcer.address, txid, preferred, now)
             chosen = self.txrequests.requests(now, lacking)
