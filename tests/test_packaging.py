@@ -1,8 +1,8 @@
 """Packaging: the wheel a user installs with pip holds the package and its data, and its commands run a node.
 
-The dependency check is quick. The rest (marked slow, and run by CI like every test) builds the wheel the way
-`pip install .` does (`pip wheel`, with pip's isolated build environment, so setuptools comes from the
-package index as it does for a user), from a copy of only what the wheel is made of (pyproject.toml, README.md,
+The dependency check is quick. The rest (marked slow, and run by CI like every test) builds the wheel as a release is
+built, with `python -m build --wheel` (PyPA's `build`, in an isolated build environment, so setuptools comes
+from the package index as it does for a user), from a copy of only what the wheel is made of (pyproject.toml, README.md,
 simplecoin/), so nothing else of the checkout can leak in and no build/ or egg-info lands in it. It then
 installs the wheel into a fresh venv in a temporary directory, with its dependencies from the package index:
 that is what proves pyproject.toml lists every one (about 20 s with pip's cache). The commands run from a
@@ -74,8 +74,8 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copy2(REPO / name, source / name)
     shutil.copytree(REPO / "simplecoin", source / "simplecoin", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(out), str(source)], check=True, timeout=PIP_TIMEOUT)
+    build = [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)]
+    subprocess.run(build, check=True, timeout=PIP_TIMEOUT, capture_output=True)
     (built,) = out.glob("simplecoin-*.whl")
     return built
 
