@@ -28,7 +28,12 @@ class HeaderView(BlockIndex):
         """Check `header` in context on its parent (in the view) and add it: BlockValidationError if it fails.
 
         The parent must be in the view (KeyError otherwise); proof of work is checked by the caller beforehand.
+        A header the view knows already (a block the node stored, whose bytes it must fetch again because they
+        were damaged on its disk) passed these checks when it was added: its entry is the answer.
         """
+        known = self.entries.get(header.hash())
+        if known is not None:
+            return known
         parent = self.entries[header.prev_hash]
         check_header_contextual(
             header,
