@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+
 import pytest
 
+from simplecoin.core import feeest
 from simplecoin.core.errors import DecodeError
 from simplecoin.core.feeest import MAX_CONFIRMS, SUFFICIENT_TXS, ConfirmedEstimate, FeeEstimator
 from simplecoin.core.hashing import sha256d
@@ -166,3 +169,28 @@ def test_damaged_statistics_are_refused_and_change_nothing(damage, message):
     with pytest.raises(DecodeError, match=message):
         est.restore_stats(damaged)
     assert est.estimate().samples == 0
+
+
+@pytest.mark.parametrize("rescale_at", [feeest.RESCALE_AT, 1.5])
+def test_the_lazy_decay_counts_what_decaying_every_count_at_every_block_counts(monkeypatch, rescale_at):
+    """A block costs O(1) (one scale factor, not a multiplication of every count): the counts it stands for are
+    those of the plain rule, count *= DECAY at every block, before and after the scale is folded back in."""
+    monkeypatch.setattr(feeest, "RESCALE_AT", rescale_at)
+    est = FeeEstimator(0)
+    plain_total = [0.0] * len(est.total)
+    for height in range(1, 400):
+        ids = txids(f"h{height}-", height % 4)
+        watch(est, ids, 1 + height % 7, height - 1)
+        est.block_connected(height, ids)
+        plain_total = [count * feeest.DECAY for count in plain_total]
+        for _ in ids:
+            plain_total[est_bucket(1 + height % 7)] += 1
+    scaled = est.serialize_stats()  # folds the scale in
+    assert est.total == pytest.approx(plain_total, rel=1e-9)
+    again = FeeEstimator(0)
+    again.restore_stats(scaled)
+    assert again.estimate() == est.estimate()
+
+
+def est_bucket(per_byte: int) -> int:
+    return bisect.bisect_left(feeest.BUCKET_BOUNDS, per_byte * 1000.0)

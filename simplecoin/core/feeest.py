@@ -37,6 +37,13 @@ MAX_BUCKET_PER_KB = 10_000_000  # 10,000 per byte; above it one last bucket (Bit
 BUCKET_SPACING = 1.1  # each bucket's bound is 10 % above the one below (Bitcoin: FEE_SPACING, 5 %)
 MAX_CONFIRMS = 12  # targets 1..12 blocks are tracked (Bitcoin: the short horizon's 12 blocks)
 DECAY = 0.998  # per block: evidence halves in about 350 blocks (Bitcoin: DEFAULT_DECAY before 0.15)
+# The decay is lazy: the counts are kept multiplied by a scale that grows by 1/DECAY a block (so a block costs
+# O(1), not a multiplication of every count: 0.2 ms a block in Python, a third of an initial sync's time per
+# block), and divided by it when read. Past this scale the counts are divided once and the scale starts again.
+RESCALE_AT = 1e100
+# Dividing by the scale leaves a float error of ~1e-13 (5 confirmations read 4.9999999999999): comparisons with a
+# threshold and roundings allow this much.
+EPSILON = 1e-9
 SUCCESS_THRESHOLD = 0.85  # share confirmed within the target (Bitcoin: SUCCESS_PCT)
 # A range of buckets is judged only once this many (decayed) confirmed transactions are in it; fewer is "too
 # little data" (Bitcoin: SUFFICIENT_FEETXS, scaled there by the decay; ours is small so regtest nodes answer).
@@ -90,6 +97,7 @@ class FeeEstimator:
         # txid -> (entry height, bucket, fee per 1,000 bytes). Bound: the node's pool; what left it is dropped by
         # `forget_missing`, which the node calls after each block and whenever this outgrows the pool.
         self.tracked: dict[bytes, tuple[int, int, float]] = {}
+        self._scale = 1.0  # the stat rows hold each count times this (see RESCALE_AT)
 
     # -- what the node tells it ---------------------------------------------------------------------------------
 
@@ -113,9 +121,10 @@ class FeeEstimator:
                 self.old_pending[bucket] += count
                 row[bucket] = 0
         self.height = height
-        for counts in self._stat_rows():
-            for bucket in range(len(counts)):
-                counts[bucket] *= DECAY
+        self._scale /= DECAY  # every count so far decays: new ones weigh 1/DECAY more than the last block's
+        if self._scale > RESCALE_AT:
+            self._rescale()
+        weight = self._scale
         for txid in txids:
             item = self._untrack(txid)
             if item is None:
@@ -125,9 +134,9 @@ class FeeEstimator:
             if blocks < 1:
                 continue  # entered at this very height: Bitcoin skips these too
             for t in range(blocks - 1, MAX_CONFIRMS):
-                self.confirmed[t][bucket] += 1
-            self.total[bucket] += 1
-            self.rate_sum[bucket] += per_kb
+                self.confirmed[t][bucket] += weight
+            self.total[bucket] += weight
+            self.rate_sum[bucket] += per_kb * weight
 
     def forget_missing(self, in_pool: Callable[[bytes], bool]) -> None:
         """Stop watching what left the pool unmined (evicted, conflicted): a failure for each target it passed."""
@@ -136,7 +145,7 @@ class FeeEstimator:
             assert item is not None
             entry_height, bucket, _ = item
             for t in range(min(self.height - entry_height, MAX_CONFIRMS)):
-                self.failed[t][bucket] += 1
+                self.failed[t][bucket] += self._scale
 
     def restart(self, height: int) -> None:
         """After a reorg: forget what was pending (not failures) and count blocks from `height` on."""
@@ -144,6 +153,12 @@ class FeeEstimator:
         for row in (*self.pending, self.old_pending):
             row[:] = [0] * len(row)
         self.height = height
+
+    def _rescale(self) -> None:
+        """Divide the stat rows by the scale, which starts again at 1 (the counts they stand for are unchanged)."""
+        for counts in self._stat_rows():
+            counts[:] = [count / self._scale for count in counts]
+        self._scale = 1.0
 
     def _pending_row(self, entry_height: int) -> list[int]:
         if self.height - entry_height >= MAX_CONFIRMS:
@@ -160,6 +175,7 @@ class FeeEstimator:
 
     def serialize_stats(self) -> bytes:
         """The decayed counts (not what is pending: the saved mempool is re-admitted, and tracked again, on start)."""
+        self._rescale()
         rows = self._stat_rows()
         counts = [count for row in rows for count in row]
         w = Writer().raw(STATS_MAGIC).u32(STATS_VERSION).u32(len(BUCKET_BOUNDS)).u32(MAX_CONFIRMS)
@@ -190,6 +206,7 @@ class FeeEstimator:
             raise DecodeError("fee statistics with a negative or infinite count")
         for i, row in enumerate(self._stat_rows()):
             row[:] = values[i * n : (i + 1) * n]
+        self._scale = 1.0
 
     def _stat_rows(self) -> list[BucketCounts]:
         return [*self.confirmed, *self.failed, self.total, self.rate_sum]
@@ -207,6 +224,7 @@ class FeeEstimator:
         if not 1 <= target <= MAX_CONFIRMS:
             raise ValueError(f"target {target} is not in 1..{MAX_CONFIRMS}")
         t = target - 1
+        self._rescale()  # the counts as they are, so they add up with the pending ones (O(buckets): per answer)
         conf = fails = total = waiting = 0.0
         top = len(BUCKET_BOUNDS) - 1
         passed: tuple[int, int] | None = None
@@ -217,13 +235,13 @@ class FeeEstimator:
             waiting += self.old_pending[bucket] + sum(
                 self.pending[(self.height - age) % MAX_CONFIRMS][bucket] for age in range(target, MAX_CONFIRMS)
             )
-            if total < SUFFICIENT_TXS:
+            if total < SUFFICIENT_TXS - EPSILON:
                 continue
-            if conf / (total + fails + waiting) >= SUCCESS_THRESHOLD:
+            if conf / (total + fails + waiting) >= SUCCESS_THRESHOLD - EPSILON:
                 passed = (bucket, top)
                 conf = fails = total = waiting = 0.0
                 top = bucket - 1
-        samples = int(sum(self.total))
+        samples = int(sum(self.total) + EPSILON)
         if passed is None:
             return ConfirmedEstimate(None, target, samples, len(self.tracked))
         low, high = passed
@@ -233,5 +251,6 @@ class FeeEstimator:
             seen += self.total[bucket]
             if seen >= half and self.total[bucket] > 0:
                 per_kb = self.rate_sum[bucket] / self.total[bucket]
-                return ConfirmedEstimate(math.ceil(per_kb / 1000), target, samples, len(self.tracked))
+                rate = math.ceil(per_kb / 1000 - EPSILON)  # 2.0000000000001 per byte is 2, not 3
+                return ConfirmedEstimate(rate, target, samples, len(self.tracked))
         raise AssertionError("a range that passed holds confirmations")
