@@ -229,3 +229,20 @@ def test_tips_are_every_childless_block_newest_first(node, builder):
     assert node.index[b["d4"].hash].status == BlockStatus.INVALID
     assert [b.name_of(e.hash) for e in node.index.tips(10)] == ["d4", "c3", "b3"]
     assert [b.name_of(e.hash) for e in node.index.tips(2)] == ["d4", "c3"]
+
+
+def test_the_node_locator_reads_the_active_chain_and_follows_a_reorg(node, builder):
+    """The node's locator (from its active chain by height) is the index's (by skip pointers), before and after
+    a reorg to a branch that leaves the old chain below the first of the locator's doubling steps."""
+    b = builder
+    b.chain([f"a{i}" for i in range(1, 25)])
+    b.chain([f"f{i}" for i in range(3, 27)], parent="a2")
+    submit_all(node, b, " ".join(f"a{i}" for i in range(1, 25)))
+    assert node.locator() == node.index.locator(node.tip)
+    assert node.locator()[0] == b["a24"].hash and node.locator()[-1] == REGTEST.genesis_hash
+
+    submit_all(node, b, " ".join(f"f{i}" for i in range(3, 27)))
+
+    assert node.tip.hash == b["f26"].hash
+    assert node.locator() == node.index.locator(node.tip)
+    assert b["f3"].hash in node.locator() and b["a3"].hash not in node.locator()  # heights 26..17, 15, 11, 3, 0

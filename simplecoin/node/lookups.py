@@ -344,7 +344,7 @@ class Lookups:
     # -- for the peer layer ---------------------------------------------------------------------------------
 
     def locator(self) -> list[bytes]:
-        return self.node.index.locator(self.node.tip)
+        return self.node.locator()
 
     def header_context(self, prev_hash: bytes) -> IndexEntry | None:
         """Our index entry for a header chain's parent (None if unknown): where a peer's headers attach."""

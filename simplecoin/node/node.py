@@ -14,6 +14,7 @@ signatures, then `add_block` / `accept_tx` (a tx's cheap checks again only if th
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simplecoin.bounded import BoundedDict
-from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult
+from simplecoin.core.chain import BlockIndex, BlockStatus, IndexEntry, ReorgResult, locator_heights
 from simplecoin.core.errors import BlockValidationError, SimpleCoinError, TxValidationError, ValidationError
 from simplecoin.core.feeest import FeeEstimator
 from simplecoin.core.hashing import hash_hex
@@ -81,7 +82,21 @@ def load_index(index: BlockIndex, store: Store) -> list[bytes]:
             gc.enable()
     if stored_tip is not None and stored_tip[0] != len(active) - 1:
         raise ValueError(f"the stored active chain's tip is at height {stored_tip[0]}, its block at {len(active) - 1}")
+    release_freed_memory()
     return active
+
+
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    The load frees as much as it keeps (the store's rows, a chunk at a time, and the columns' old buffers as they
+    grow); glibc keeps those pages mapped, 26 MB of the server's RSS at a million blocks.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return
+    trim(0)
 
 
 class Node:
@@ -143,6 +158,11 @@ class Node:
         if self._mtp[0] != tip.hash:
             self._mtp = (tip.hash, self.index.median_time_past(tip))
         return self._mtp[1]
+
+    def locator(self) -> list[bytes]:
+        """The active chain's block locator, each block read from the active chain by height, O(1), so O(log n) in
+        all (Bitcoin: CChain::GetLocator); the index's `locator` walks skip pointers for other chains."""
+        return [self.active[height] for height in locator_heights(self.height)]
 
     def is_active(self, entry: IndexEntry) -> bool:
         return entry.height <= self.height and self.active[entry.height] == entry.hash
