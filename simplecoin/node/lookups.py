@@ -288,9 +288,9 @@ class Lookups:
         self._blocks_rate = (tip, rate)
         return rate
 
-    def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
-        """Active-chain headers after the first locator hash on it, at most `limit` and never more than a binary
-        answer holds (Bitcoin: getheaders)."""
+    def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        """Active-chain headers, serialized, after the first locator hash on it, at most `limit` and never more
+        than a binary answer holds (Bitcoin: getheaders)."""
         start = 0
         for block_hash in locator:
             entry = self.node.index.entries.get(block_hash)

@@ -449,7 +449,7 @@ class NodeService:
             self._snapshot = snapshots.take(figures, self.params.max_block_size - COINBASE_RESERVE)
             return self._snapshot, floors
 
-    def headers_after(self, locator: list[bytes], limit: int) -> list[BlockHeader]:
+    def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
         with self.lock:
             return self.lookups.headers_after(locator, limit)
 

@@ -464,14 +464,15 @@ class Store:
             raise KeyError(block_hash)
         return BlockHeader.deserialize(row[0])
 
-    def active_headers(self, start: int, end: int) -> list[BlockHeader]:
-        """The active chain's headers from height `start` up to `end` (excluded), in one query."""
+    def active_headers(self, start: int, end: int) -> list[bytes]:
+        """The active chain's serialized headers from height `start` up to `end` (excluded), in one query; as
+        stored, not decoded (a wallet's 20,000 were decoded and encoded again, a third of the answer's time)."""
         rows = self._db.execute(
             "SELECT i.header FROM active_chain AS a JOIN block_index AS i ON i.hash = a.hash"
             " WHERE a.height >= ? AND a.height < ? ORDER BY a.height",
             (start, end),
         )
-        return [BlockHeader.deserialize(raw) for (raw,) in rows]
+        return [raw for (raw,) in rows]
 
     def active_chain(self) -> list[bytes]:
         return [h for (h,) in self._db.execute("SELECT hash FROM active_chain ORDER BY height")]

@@ -375,9 +375,9 @@ def headers():
         raise ApiError(400, "'format' must be json or binary", "bad-param")
     cap = MAX_HEADERS_BINARY_RESULTS if form == "binary" else MAX_HEADERS_RESULTS
     found = _service().headers_after(locator, int_arg("limit", cap, 1, cap))
-    if form == "binary":  # serialized here, outside the node lock
-        return Response(b"".join(h.serialize() for h in found), mimetype="application/octet-stream")
-    return jsonify(headers=[h.serialize().hex() for h in found])
+    if form == "binary":  # joined here, outside the node lock
+        return Response(b"".join(found), mimetype="application/octet-stream")
+    return jsonify(headers=[h.hex() for h in found])
 
 
 @api.get("/peers")
