@@ -7,6 +7,7 @@ and then submitted to that node, so "valid" means what the node's own rules say.
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from simplecoin.core.amounts import COIN, format_coins, parse_coins
 from simplecoin.core.errors import TxValidationError
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import MAIN, REGTEST
-from simplecoin.core.primitives import OutPoint
+from simplecoin.core.primitives import HEADER_SIZE, OutPoint
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
@@ -432,3 +433,37 @@ def test_the_first_run_fetches_headers_in_binary_answers_and_stops_at_a_short_on
     assert all(answered_in_bytes)
     assert setup.light.sync_headers() == 0  # known: one request, an empty answer
     assert setup.client.requests == ["/headers"] * 5
+
+
+def test_the_next_answer_is_asked_for_while_one_is_checked(setup, monkeypatch):
+    """Pipelined: the request after a full answer goes out before that answer is checked, its locator the
+    answer's last (unchecked) header then the verified chain's; the sync ends the same."""
+    monkeypatch.setattr(api_module, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(nodeclient, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(wallet_client, "MAX_HEADERS_RESULTS", 2)
+    locators: list[list[bytes]] = []
+    asked = [threading.Event() for _ in range(6)]
+    headers = setup.client.headers
+
+    def recording(locator: list[bytes]) -> bytes:
+        locators.append(locator)
+        asked[len(locators) - 1].set()
+        return headers(locator)
+
+    chain = setup.light.chain
+    add_raw, overlapped = chain.add_raw, []
+
+    def checking(raw: bytes, now: int) -> int:
+        if len(raw) == 5 * HEADER_SIZE:  # a full answer: the next request is made meanwhile
+            overlapped.append(asked[len(overlapped) + 1].wait(timeout=10))
+        return add_raw(raw, now)
+
+    monkeypatch.setattr(setup.client, "headers", recording)
+    monkeypatch.setattr(chain, "add_raw", checking)
+    assert setup.light.sync_headers() == 16
+    assert overlapped == [True, True, True]
+    assert chain.tip.hash == setup.node.tip.hash
+    assert locators[0] == [REGTEST.genesis_hash]
+    assert locators[1] == [setup.node.active[5], REGTEST.genesis_hash]
+    assert locators[3][0] == setup.node.active[15]
+    assert len(locators) == 4
