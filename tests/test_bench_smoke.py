@@ -214,6 +214,7 @@ SCALE_LABELS = [
     "locator:",
     "ancestor:",
     "next_bits:",
+    "index locator by skip pointers:",
     "second node's sync rate:",
     "wallet first run (every header checked):",
     "wallet later balance:",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from simplecoin.core.errors import TxValidationError
 from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.core.primitives import HEADER_SIZE, OutPoint
+from simplecoin.core.spv import SpvError
 from simplecoin.node.node import Node
 from simplecoin.node.service import NodeService
 from simplecoin.node.store import Store
@@ -467,3 +469,30 @@ def test_the_next_answer_is_asked_for_while_one_is_checked(setup, monkeypatch):
     assert locators[1] == [setup.node.active[5], REGTEST.genesis_hash]
     assert locators[3][0] == setup.node.active[15]
     assert len(locators) == 4
+
+
+def test_a_lie_in_a_full_answer_keeps_what_came_before_it_and_waits_for_the_request_in_flight(setup, monkeypatch):
+    """The third header of the first (full) answer does not link: SpvError naming the node, the two before it are
+    kept, and the request already made for the next answer is over when sync_headers raises (the caller may use
+    the client at once: the demo goes on with the other payments)."""
+    monkeypatch.setattr(api_module, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(nodeclient, "MAX_HEADERS_BINARY_RESULTS", 5)
+    monkeypatch.setattr(wallet_client, "MAX_HEADERS_RESULTS", 2)
+    headers, answered = setup.client.headers, []
+
+    def lying(locator: list[bytes]) -> bytes:
+        raw = bytearray(headers(locator))
+        if not answered:
+            raw[2 * HEADER_SIZE + 4] ^= 1  # the third header's link to its parent
+        else:
+            time.sleep(0.3)  # a slow node: the lie is found while this answer is on its way
+        answered.append(len(raw))
+        return bytes(raw)
+
+    monkeypatch.setattr(setup.client, "headers", lying)
+    with pytest.raises(SpvError, match="is not trustworthy") as lie:
+        setup.light.sync_headers()
+    assert answered == [5 * HEADER_SIZE, 5 * HEADER_SIZE]  # the second was asked for before the first was checked
+    assert setup.light.chain.height == 2
+    assert not [t for t in threading.enumerate() if t.name == "wallet-headers"]
+    assert "\n" not in str(lie.value)

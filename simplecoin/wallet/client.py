@@ -10,9 +10,9 @@ The pieces: `nodeclient.py` (asking nodes), `payment.py` (coin selection and sig
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,20 +108,16 @@ class LightWallet(VerifiedHistory):
         """
         total = 0
         chain = self.chain
-        fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-headers")
-
-        def fetch(locator: list[bytes]) -> tuple[bytes, str]:
-            return self.client.headers(locator), self.client.answered_by
-
+        pending: _Request | None = None
         try:
-            pending = fetcher.submit(fetch, chain.locator())
+            pending = _Request(self.client, chain.locator())
             while True:
                 raw, answered_by = pending.result()
                 # Fewer than even an old node's JSON answer holds: the node has no more (a binary answer between
                 # the two caps costs one more, empty, request).
                 more = len(raw) >= MAX_HEADERS_RESULTS * HEADER_SIZE
                 if more:
-                    pending = fetcher.submit(fetch, [sha256d(raw[-HEADER_SIZE:]), *chain.locator()])
+                    pending = _Request(self.client, [sha256d(raw[-HEADER_SIZE:]), *chain.locator()])
                 try:
                     added = chain.add_raw(raw, int(self.clock()))
                 except SpvError as e:
@@ -129,9 +125,13 @@ class LightWallet(VerifiedHistory):
                 total += added
                 if not more or not added:
                     return total
-        finally:  # what was verified before a lie or a lost connection is kept; a request in flight is left
-            fetcher.shutdown(wait=False, cancel_futures=True)
-            with locked(self.headers_path):
+        except (KeyboardInterrupt, SystemExit):
+            pending = None  # the wallet is leaving: a request in flight is not waited for
+            raise
+        finally:
+            if pending is not None:
+                pending.join()  # one asked for before a lie was found: the client is free when we return
+            with locked(self.headers_path):  # what was verified before a lie or a lost connection is kept
                 self.header_file.save(chain)
 
     # -- keys and addresses ---------------------------------------------------------------------------------
@@ -371,3 +371,30 @@ class _CoinWalk:
             return self.seen
         report = self.first
         return max(report["balance"] - report["immature"] - report["pending_sent"], 0)
+
+
+class _Request(threading.Thread):
+    """One /headers request on a thread of its own, started at once; `result()` waits for it. A daemon: the
+    wallet leaves on an error or a Ctrl-C at once, not after the request's timeout (an executor's thread is
+    waited for at exit). The node client is used by one request at a time: the next starts after `result()`."""
+
+    def __init__(self, client: NodeClient, locator: list[bytes]) -> None:
+        super().__init__(name="wallet-headers", daemon=True)
+        self._client, self._locator = client, locator
+        self._answer: tuple[bytes, str] | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._answer = self._client.headers(self._locator), self._client.answered_by
+        except BaseException as e:  # noqa: BLE001 - raised in the waiting thread, by result()
+            self._error = e
+
+    def result(self) -> tuple[bytes, str]:
+        """The headers answered and who answered them; what the request raised, raised here."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
