@@ -396,6 +396,20 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
         assert net.replayed_balance(*a_addresses) == balance_a["confirmed"]
 
 
+def wait_reading_its_terminal(child: pexpect.spawn) -> None:
+    """Until the wallet sleeps in its read of the terminal (/proc: state S; nothing else runs after a prompt).
+
+    input() writes its prompt, then reads. A Ctrl-C that lands between the two is taken by CPython's signal
+    handler before the read starts, and the read then waits for a line with the KeyboardInterrupt pending: the
+    suite once waited 60 s for "cancelled" that way, under load. A person cannot type that fast; a test can."""
+
+    def sleeping() -> bool:
+        stat_line = Path(f"/proc/{child.pid}/stat").read_text()
+        return stat_line.rsplit(")", 1)[1].split()[0] == "S"
+
+    wait_until(sleeping, timeout=10, interval=0.01, what="the wallet to wait for a line")
+
+
 def test_console_on_a_terminal_and_ctrl_c(net: Net):
     net.wait_mempool_empty()
     child, transcript = net.terminal(net.a)
@@ -410,6 +424,7 @@ def test_console_on_a_terminal_and_ctrl_c(net: Net):
     child.sendline("1,5")
     child.expect_exact("amount '1,5' is not an amount in coins (like 1.25); try again")
     child.expect_exact("amount in coins: ")
+    wait_reading_its_terminal(child)
     child.send("\x03")  # Ctrl-C, in the middle of a payment: that payment is cancelled, the console goes on
     child.expect_exact("cancelled")
     child.expect_exact("> ")
