@@ -7,9 +7,10 @@ The headers are appended as they are verified; a reorganisation truncates the fi
 record names the tip and its cumulative work, so a load does not re-verify from the genesis: it checks that
 the file is the one the record describes (size, and a SHA-256 over the headers and the record's tip, height and
 work), and re-checks links and work only for the window of headers at the tip that the next header's checks
-read, so a load costs the same at 1,000 and 50,000 headers. A file that fails is not trusted:
-it is discarded and the headers are fetched and verified again. A file from before the record existed (the
-old cache) is verified in full once.
+read. So a load checks no header's proof of work again; it does read and hash the whole file, which grows with
+the chain (SHA-256 runs at about 1 GB/s here: 4 ms at 50,000 headers, 80 ms at a million). A file that fails is
+not trusted: it is discarded and the headers are fetched and verified again. A file from before the record
+existed (the old cache) is verified in full once.
 """
 
 from __future__ import annotations
@@ -118,4 +119,6 @@ class HeaderFile:
 def _digest(raw: bytes, meta: dict) -> str:
     """SHA-256 of the headers and the record's tip, height and work: a change to either is seen."""
     record = f"{meta.get('network')}|{meta.get('height')}|{meta.get('tip')}|{meta.get('chain_work')}|".encode()
-    return hashlib.sha256(record + raw).hexdigest()
+    digest = hashlib.sha256(record)
+    digest.update(raw)  # not record + raw: that copied the whole file first (80 MB at a million headers)
+    return digest.hexdigest()
