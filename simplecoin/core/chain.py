@@ -40,6 +40,8 @@ LOAD_CHUNK = 10_000  # stored rows taken at a time by BlockIndex.load
 VIEW_FIRST_ID = 1 << 30  # a view's own rows are numbered from here, so the base index may grow meanwhile
 _TIME_BITS = struct.Struct("<II")  # a header's time and bits, at bytes 68..76
 _TIME_OFFSET = 68
+_TIME_AND_BITS = slice(_TIME_OFFSET, _TIME_OFFSET + _TIME_BITS.size)  # of a serialized header
+_PREV_HASH = slice(4, 36)
 NO_PARENT = bytes(32)  # the prev_hash of a genesis header
 _BIG_ENDIAN = struct.pack("=I", 1) != struct.pack("<I", 1)  # arrays are native; headers little-endian
 
@@ -446,7 +448,7 @@ class BlockIndex:
 
     def _append(self, block_hash: bytes, header: bytes, height: int, work: int, status: int, seq: int) -> int:
         blocks = self._blocks
-        parent = blocks.ids.get(header[4:36], NONE) if height > 0 else NONE
+        parent = blocks.ids.get(header[_PREV_HASH], NONE) if height > 0 else NONE
         skip = blocks.ancestor(parent, skip_height(height)) if parent != NONE else NONE
         row = blocks.append(block_hash, header, height, parent, skip, work, status, seq)
         self._seq = max(self._seq, seq)
@@ -481,7 +483,7 @@ class BlockIndex:
             heights.extend(chunk_heights)
             statuses.extend(chunk_statuses)
             seqs.extend(chunk_seqs)
-            time_bits.frombytes(b"".join([header[68:76] for header in chunk_headers]))
+            time_bits.frombytes(b"".join([header[_TIME_AND_BITS] for header in chunk_headers]))
             if headers is not None:
                 headers += b"".join(chunk_headers)
             # Rows come in arrival order from the node's store, so a parent is most often the row just before:
@@ -490,13 +492,13 @@ class BlockIndex:
             chunk_parents = [
                 row - 1 if prev_hash == last else ids.get(prev_hash, NONE)
                 for row, prev_hash, last in zip(
-                    range(first, len(hashes)), [header[4:36] for header in chunk_headers], previous, strict=True
+                    range(first, len(hashes)), [header[_PREV_HASH] for header in chunk_headers], previous, strict=True
                 )
             ]
             parents.extend(chunk_parents)
             if NONE in chunk_parents:
                 unlinked += [
-                    (row, header[4:36])
+                    (row, header[_PREV_HASH])
                     for row, header, parent, height in zip(
                         range(first, len(hashes)), chunk_headers, chunk_parents, chunk_heights, strict=True
                     )
