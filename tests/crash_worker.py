@@ -1,6 +1,6 @@
 """A node process for the crash-safety tests to kill: it submits the blocks of a file, one line of output each.
 
-    python -m tests.crash_worker DB BLOCKS [--pause-sql N | --pause-event N] [--in-block I]
+    python -m tests.crash_worker DB BLOCKS [--pause-sql N | --pause-event N] [--in-block I] [--hold-before I]
 
 BLOCKS holds one hex-serialized block per line, in submission order. The worker opens
 `Node(Store(DB, REGTEST), REGTEST, clock=lambda: NOW)` and prints (flushing each line):
@@ -17,7 +17,8 @@ With --pause-sql N it stops inside the N-th write statement (INSERT/UPDATE/DELET
 ran and before its transaction commits, and prints `paused sql <n> <first word> in_transaction=<bool>`. With
 --pause-event N it stops right after the N-th connect or disconnect (add_block does not count) of this run returned,
 printing `paused event <n>`. With --in-block I only what happens while block I of the file is submitted counts
-(-1: while the node opens, finishing whatever a crash left undone).
+(-1: while the node opens, finishing whatever a crash left undone). With --hold-before I it stops before it begins
+block I of the file, printing `paused before <I>`, whatever else it was told.
 A paused worker waits for its killer; if stdin closes instead it exits with status 3 without going on.
 Nothing here changes the store's code: the hooks wrap the store object and its SQLite connection from outside.
 """
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause-sql", type=int, default=0, metavar="N")
     parser.add_argument("--pause-event", type=int, default=0, metavar="N")
     parser.add_argument("--in-block", type=int, default=None, metavar="I")
+    parser.add_argument("--hold-before", type=int, default=None, metavar="I")
     args = parser.parse_args(argv)
     submitting = -1  # the block of the file being submitted; -1 while the node opens
 
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [line.strip() for line in f if line.strip()]
     for i, line in enumerate(lines):
         block = Block.deserialize(bytes.fromhex(line))
+        if i == args.hold_before:
+            pause("before", i)
         submitting = i
         say("begin", i)
         outcome = node.submit_block(block)
