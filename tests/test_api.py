@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +25,13 @@ from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
+from simplecoin.node.store import Store
 from simplecoin.web import api as api_module
 from simplecoin.web.app import MAX_BODY_BYTES, create_app
+from tests.conftest import NOW
 from tests.framework.builder import ALICE, BOB, DEFAULT_FEE, MINER_KEY, ChainBuilder, resolve
+from tests.framework.lockload import lock_held_by_another_thread, waiting_for_the_lock
+from tests.framework.nodes import wait_until
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 OWN_URL = "http://127.0.0.1:1"
@@ -405,6 +410,66 @@ def test_headers_in_binary_are_the_same_headers_end_to_end(api: Api):
     assert len(answer.data) == 4 * 80
     assert api.get(f"/headers?locator={locator}&format=binary&limit=2").data == answer.data[:160]
     assert api.get(f"/headers?locator={locator}&format=json").get_json()["headers"] == listed
+
+
+def test_headers_skip_a_locator_hash_off_the_active_chain_and_follow_a_reorg(api: Api):
+    b = api.builder
+    api.node.submit_block(b.block("f14", parent="m13"))  # a side branch of equal work: m14 stays the tip
+    locator = ",".join(b[n].header.hash_hex() for n in ("f14", "m12"))
+    assert api.get(f"/headers?locator={locator}&format=binary").data == b"".join(
+        b[n].header.serialize() for n in ("m13", "m14")
+    )
+    api.node.submit_block(b.block("f15", parent="f14"))  # the side branch overtakes: m14 goes off
+    assert api.node.tip.hash == b["f15"].hash
+    assert api.get(f"/headers?locator={locator}&format=binary").data == b["f15"].header.serialize()
+    locator = ",".join(b[n].header.hash_hex() for n in ("m14", "m12"))
+    assert api.get(f"/headers?locator={locator}&format=binary").data == b"".join(
+        b[n].header.serialize() for n in ("m13", "f14", "f15")
+    )
+
+
+def test_headers_are_read_without_the_node_lock(api: Api):
+    """A light wallet's first run asks for 20,000 headers at a time. At a million blocks their SQL alone took
+    50 ms, all of it under the node lock, so a few clients asking again and again kept blocks from connecting.
+    The headers are read on a read connection of their own (one committed state), as address pages are."""
+    chain = [api.node.store.get_block(h).header.serialize() for h in api.node.active]
+    answers: list = []
+    with lock_held_by_another_thread(api.service):
+        readers = [
+            threading.Thread(target=lambda: answers.append(api.get("/headers?format=binary").data), daemon=True),
+            threading.Thread(
+                target=lambda: answers.append(api.get(f"/headers?locator={display(api.node.active[10])}").get_json()),
+                daemon=True,
+            ),
+        ]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + 10
+        for reader in readers:
+            reader.join(timeout=max(deadline - time.monotonic(), 0))
+        assert not any(reader.is_alive() for reader in readers), "GET /headers waited for the node lock"
+    assert b"".join(chain) in answers
+    assert {"headers": [h.hex() for h in chain[11:]]} in answers
+
+
+def test_headers_of_a_store_in_memory_are_read_under_the_node_lock(api: Api):
+    """A store in memory has no read connection of its own: its one connection is read under the lock."""
+    node = Node(Store(":memory:", REGTEST), REGTEST, clock=lambda: NOW)
+    try:
+        for h in api.node.active[1:]:
+            assert node.submit_block(api.node.store.get_block(h)).status == "accepted"
+        service = NodeService(node)
+        locator = [b"\0" * 32, api.node.active[12]]  # a hash it does not know, then m12
+        with lock_held_by_another_thread(service) as release:
+            answers: list = []
+            reader = threading.Thread(target=lambda: answers.append(service.headers_after(locator, 5)), daemon=True)
+            reader.start()
+            wait_until(lambda: waiting_for_the_lock(reader), timeout=10, what="the read to wait for the lock")
+            release.set()
+            reader.join(timeout=10)
+        assert answers == [[api.node.store.get_block(h).header.serialize() for h in api.node.active[13:]]]
+    finally:
+        node.close()
 
 
 @pytest.mark.parametrize(

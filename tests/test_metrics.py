@@ -9,11 +9,8 @@ The chain: 13 mined blocks (the `funded` fixture), then the fork below, which th
 
 from __future__ import annotations
 
-import contextlib
 import random
-import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,13 +19,14 @@ from simplecoin.core.hashing import hash_hex
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint
 from simplecoin.node.config import ConfigError, build_config, read_config_file
-from simplecoin.node.metrics import NodeMetrics, TimedLock
+from simplecoin.node.metrics import NodeMetrics
 from simplecoin.node.p2p.manager import PeerManager
 from simplecoin.node.service import NodeService
 from simplecoin.web.app import create_app
 from tests.framework.builder import BOB
 from tests.framework.client import metric_samples, metrics
 from tests.framework.fakepeer import call
+from tests.framework.lockload import lock_held_by_another_thread, waiting_for_the_lock
 from tests.framework.nodes import REPO, running_node, wait_until
 
 OWN_URL = "http://127.0.0.1:1"
@@ -177,26 +175,6 @@ def test_requests_are_labelled_by_rule_so_random_paths_add_no_labels(app_of):
     assert got[("simplecoin_http_requests_total", (("endpoint", "/status"), ("method", "GET"), ("status", "200")))] == 1
 
 
-@contextlib.contextmanager
-def lock_held_by_another_thread(service: NodeService) -> Iterator[threading.Event]:
-    """The node lock held by another thread (a block being connected, say) until the event is set or the block ends."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with service.lock:
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    assert held.wait(10)
-    try:
-        yield release
-    finally:
-        release.set()
-        holder.join(timeout=10)
-
-
 def test_scraping_never_waits_for_the_node_lock(app_of):
     """While another thread holds the node lock, the scrape is answered all the same."""
     service, _, _, client = app_of
@@ -242,12 +220,6 @@ def test_the_timed_lock_is_still_a_reentrant_lock():
     assert lock.acquire(blocking=False)
     lock.release()
     assert lock.acquisitions == 3
-
-
-def waiting_for_the_lock(thread: threading.Thread) -> bool:
-    """Whether `thread` is blocked waiting for a TimedLock (its innermost Python frame is the waiting one)."""
-    frame = sys._current_frames().get(thread.ident)
-    return frame is not None and frame.f_code is TimedLock._wait.__code__
 
 
 def test_metrics_public_is_a_config_key_false_by_default():

@@ -17,7 +17,6 @@ from simplecoin.core.errors import SimpleCoinError
 from simplecoin.core.hashing import hash160, hash_hex, merkle_branch
 from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
-from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, OutPoint, Transaction
 from simplecoin.node.node import Node
 from simplecoin.node.snapshots import PoolFigures, SnapshotKey
@@ -287,18 +286,6 @@ class Lookups:
         rate = block_rates[len(block_rates) // 2] if block_rates else 0
         self._blocks_rate = (tip, rate)
         return rate
-
-    def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
-        """Active-chain headers, serialized, after the first locator hash on it, at most `limit` and never more
-        than a binary answer holds (Bitcoin: getheaders)."""
-        start = 0
-        for block_hash in locator:
-            entry = self.node.index.entries.get(block_hash)
-            if entry is not None and self.node.is_active(entry):
-                start = entry.height + 1
-                break
-        end = min(start + min(limit, MAX_HEADERS_BINARY_RESULTS), self.node.height + 1)
-        return self.node.store.active_headers(start, end)  # one query: the index keeps no whole headers
 
     def recent(self, start: int, limit: int) -> list[IndexEntry]:
         """Active-chain entries from height `start` down, at most `limit`."""

@@ -25,6 +25,7 @@ from simplecoin.core.errors import BlockValidationError, TxValidationError, Vali
 from simplecoin.core.headerview import HeaderView
 from simplecoin.core.mempool import MempoolEntry
 from simplecoin.core.mining import COINBASE_RESERVE
+from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS
 from simplecoin.core.primitives import Block, BlockHeader, Transaction
 from simplecoin.core.validation import check_block, check_tx_signatures
 from simplecoin.node import snapshots
@@ -450,8 +451,21 @@ class NodeService:
             return self._snapshot, floors
 
     def headers_after(self, locator: list[bytes], limit: int) -> list[bytes]:
+        """Active-chain headers after the locator (StoreReader.headers_after), never more than a binary answer
+        holds. They are read on a read connection, all of one committed state, without the node lock: 20,000 of
+        them, a light wallet's request, are 50 ms of SQL at a million blocks. A store in memory has no read
+        connection: then under the lock."""
+        limit = min(limit, MAX_HEADERS_BINARY_RESULTS)
+        store = self.node.store
+
+        def read() -> list[bytes]:
+            with store.reading() as reader:
+                return reader.headers_after(locator, limit)
+
+        if store.has_readers:
+            return read()
         with self.lock:
-            return self.lookups.headers_after(locator, limit)
+            return read()
 
     def locator(self) -> list[bytes]:
         with self.lock:

@@ -30,7 +30,7 @@ import functools
 import logging
 import queue
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +201,26 @@ class StoreReader:
         """A stored block (one the caller read from this reader)."""
         (raw,) = self._db.execute("SELECT raw FROM block_data WHERE hash = ?", (block_hash,)).fetchone()
         return Block.deserialize(raw)
+
+    def headers_after(self, locator: Sequence[bytes], limit: int) -> list[bytes]:
+        """Up to `limit` active-chain headers, as stored (80 bytes each, not decoded), after the first locator hash
+        on the active chain, or from genesis if none is (Bitcoin: getheaders)."""
+        start = 0
+        for block_hash in locator:
+            row = self._db.execute(
+                "SELECT a.height FROM block_index AS i JOIN active_chain AS a ON a.height = i.height"
+                " WHERE i.hash = ? AND a.hash = i.hash",
+                (block_hash,),
+            ).fetchone()
+            if row is not None:
+                start = row[0] + 1
+                break
+        rows = self._db.execute(
+            "SELECT i.header FROM active_chain AS a JOIN block_index AS i ON i.hash = a.hash"
+            " WHERE a.height >= ? ORDER BY a.height LIMIT ?",
+            (start, limit),
+        )
+        return [raw for (raw,) in rows]
 
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
         """(height, position) of a transaction in the active chain."""
@@ -463,16 +483,6 @@ class Store:
         if row is None:
             raise KeyError(block_hash)
         return BlockHeader.deserialize(row[0])
-
-    def active_headers(self, start: int, end: int) -> list[bytes]:
-        """The active chain's serialized headers from height `start` up to `end` (excluded), in one query; as
-        stored, not decoded (a wallet's 20,000 were decoded and encoded again, a third of the answer's time)."""
-        rows = self._db.execute(
-            "SELECT i.header FROM active_chain AS a JOIN block_index AS i ON i.hash = a.hash"
-            " WHERE a.height >= ? AND a.height < ? ORDER BY a.height",
-            (start, end),
-        )
-        return [raw for (raw,) in rows]
 
     def active_chain(self) -> list[bytes]:
         return [h for (h,) in self._db.execute("SELECT hash FROM active_chain ORDER BY height")]

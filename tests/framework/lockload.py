@@ -8,11 +8,14 @@ variants, one reader polls GET /status and records how long each answer took.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +23,39 @@ import requests
 
 from simplecoin.core.params import REGTEST
 from simplecoin.core.primitives import OutPoint, Transaction
+from simplecoin.node.metrics import TimedLock
+from simplecoin.node.service import NodeService
 from tests.framework.builder import MINER_KEY, funded_data_dir
 
 INPUTS = 690
 COIN_AMOUNT = 100_000
 TIMEOUT = 30.0
+
+
+@contextlib.contextmanager
+def lock_held_by_another_thread(service: NodeService) -> Iterator[threading.Event]:
+    """The node lock held by another thread (a block being connected, say) until the event is set or the block ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+
+def waiting_for_the_lock(thread: threading.Thread) -> bool:
+    """Whether `thread` is blocked waiting for a TimedLock (its innermost Python frame is the waiting one)."""
+    frame = sys._current_frames().get(thread.ident)
+    return frame is not None and frame.f_code is TimedLock._wait.__code__
 
 
 @dataclass
