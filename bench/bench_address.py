@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Run, load_average  # first: it puts the repository on sys.path
+from common import Run, load_average, stop_on_sigterm  # first: it puts the repository on sys.path
 
 from tests.framework import addrload
 from tests.framework.fakepeer import call
@@ -86,4 +86,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

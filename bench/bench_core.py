@@ -74,7 +74,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ecdsa
-from common import Run, Samples, load_average, ms, open_node, verdict  # first: it puts the repository on sys.path
+from common import (  # first: it puts the repository on sys.path
+    Run,
+    Samples,
+    load_average,
+    ms,
+    open_node,
+    stop_on_sigterm,
+    verdict,
+)
 from ecdsa import SECP256k1, VerifyingKey
 from ecdsa.util import sigdecode_der
 
@@ -849,4 +857,5 @@ def print_summary(
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -274,4 +274,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    common.stop_on_sigterm()
     raise SystemExit(main())

@@ -31,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from bench_mempool import NOW, AnyCoin, payment  # it imports common first, which puts the repository on sys.path
-from common import Run, Samples, ms
+from common import Run, Samples, ms, stop_on_sigterm
 
 from simplecoin.core.mining import COINBASE_RESERVE
 from simplecoin.core.params import REGTEST
@@ -106,4 +106,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     raise SystemExit(main())

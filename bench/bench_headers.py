@@ -23,7 +23,7 @@ import hashlib
 import struct
 import time
 
-from common import Run, show_load  # first: it puts the repository on sys.path
+from common import Run, show_load, stop_on_sigterm  # first: it puts the repository on sys.path
 
 from simplecoin.core.params import MAX_HEADERS_BINARY_RESULTS, REGTEST
 from simplecoin.core.pow import bits_to_target
@@ -107,4 +107,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     raise SystemExit(main())

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Run, load_average  # first: it puts the repository on sys.path
+from common import Run, load_average, stop_on_sigterm  # first: it puts the repository on sys.path
 
 from simplecoin.core import keys
 from tests.framework.lockload import INPUTS, Result, measure, prepare
@@ -71,4 +71,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from common import Run, Samples, verdict  # first: it puts the repository on sys.path
+from common import Run, Samples, stop_on_sigterm, verdict  # first: it puts the repository on sys.path
 
 from simplecoin.core.coins import Coin
 from simplecoin.core.errors import TxValidationError
@@ -208,4 +208,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

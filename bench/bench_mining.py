@@ -50,7 +50,14 @@ from multiprocessing import Pipe, Process
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from common import Run, cpu_ticks, open_node, stop_processes, verdict  # first: it puts the repository on sys.path
+from common import (  # first: it puts the repository on sys.path
+    Run,
+    cpu_ticks,
+    open_node,
+    stop_on_sigterm,
+    stop_processes,
+    verdict,
+)
 
 from simplecoin.core.mining import (
     EXTRANONCE_SIZE,
@@ -303,4 +310,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from common import (
     Run,
+    stop_on_sigterm,
     verdict,
 )  # first: it puts the repository on sys.path
 from node_new_work import GOAL_NEW_WORK_MS, bench_new_work, report_new_work
@@ -166,4 +167,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Run, load_average  # first: it puts the repository on sys.path
+from common import Run, load_average, stop_on_sigterm  # first: it puts the repository on sys.path
 
 from tests.framework.client import mature_coinbases, reward_key, spend, submit
 from tests.framework.fakepeer import FakePeer, hello_answer, reply, slow
@@ -126,4 +126,5 @@ def _seconds(delays: list[float]) -> str:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

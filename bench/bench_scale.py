@@ -38,7 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, Run, Samples, ms, node_processes, open_node, show_load  # first: it puts the repo on sys.path
+from common import (  # first: it puts the repo on sys.path
+    ROOT,
+    Run,
+    Samples,
+    ms,
+    node_processes,
+    open_node,
+    show_load,
+    stop_on_sigterm,
+)
 
 from simplecoin.core.mining import solve
 from simplecoin.core.params import REGTEST
@@ -316,4 +325,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     raise SystemExit(main())

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import Run, Samples, open_service, show_load  # first: it puts the repository on sys.path
+from common import Run, Samples, open_service, show_load, stop_on_sigterm  # first: it puts the repository on sys.path
 
 from simplecoin.core.amounts import COIN
 from simplecoin.core.params import REGTEST
@@ -144,4 +144,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     raise SystemExit(main())

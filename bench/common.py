@@ -14,13 +14,16 @@ prints as PASS or FAIL beside the figure) and ends with `return run.finish()`, w
 the `Run` is made (before the script puts any load of its own) above BUSY_LOAD_PER_CORE per core, or a reason a
 script measured itself and handed to `run.busy(...)` (bench_mining: CPU the rest of the machine used during its
 windows). A run where every goal was met is a PASS however busy the machine was. Ctrl-C ends a script with
-exit code 130 (Python's own), after its `with` blocks removed its temporary directories and stopped its nodes.
+exit code 130 (Python's own), after its `with` blocks removed its temporary directories and stopped its nodes;
+SIGTERM (`kill PID`, a CI job's timeout) does the same with exit code 143, once the script's `__main__` block
+called `stop_on_sigterm()`.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import signal
 import statistics
 import sys
 import time
@@ -45,6 +48,17 @@ STOP_SECONDS = 3.0  # how long a process gets at each step of the stop ladder
 BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above this per core at the start: the figures are not clean
 
 PASS, FAIL = 0, 1  # exit codes; "inconclusive" exits 0 and says so on the last line
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the script as Ctrl-C does: it unwinds, so the nodes it started are stopped and its temporary
+    directories removed, not left running (the default action ended the process at once). Called from a
+    script's `__main__` block only: importing this module (as the tests do) changes no signal handler."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def verdict(ok: bool) -> str:

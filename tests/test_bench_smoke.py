@@ -6,12 +6,17 @@ bench_node's --quick uses the Python load generator, so these need no wrk.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.framework.nodes import child_pids, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -236,3 +241,42 @@ def test_index_benchmark_prints_every_figure():
     stdout = run_quick("bench_index.py", timeout=300, args=("--blocks", "5000"))
     assert_labels(stdout, ["500 blocks", "5,000 blocks", "load_cpu", "bytes per block:", "locator:", "find_fork:"])
     assert verdicts(stdout) == 7  # one per goal; the verdict line is checked by run_quick
+
+
+@pytest.mark.slow
+def test_a_benchmark_ended_by_sigterm_stops_the_nodes_it_started(tmp_path):
+    """`kill PID` (or a CI job's timeout) on a benchmark: before, SIGTERM ended it at once and its nodes ran on."""
+    before = _bench_temp_entries()
+    bench = subprocess.Popen(
+        [sys.executable, "bench/bench_scale.py", "--blocks", "2000", "--out", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    nodes: list[int] = []
+    try:
+
+        def a_node_runs() -> bool:
+            nodes[:] = [pid for pid in child_pids(bench.pid) if "miner.py" in _cmdline(pid)]
+            return bool(nodes)
+
+        wait_until(a_node_runs, timeout=150, what="the benchmark's first node")
+        bench.send_signal(signal.SIGTERM)
+        status = bench.wait(timeout=60)
+        wait_until(lambda: not any(_cmdline(pid) for pid in nodes), timeout=30, what="the nodes to stop")
+        assert status == 128 + signal.SIGTERM
+        assert _bench_temp_entries() <= before, "left behind"
+    finally:
+        for pid in [*child_pids(bench.pid), *nodes, bench.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        bench.wait(timeout=10)
+
+
+def _cmdline(pid: int) -> str:
+    """A live process's command line ("" once it has exited, a zombie included)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
