@@ -33,6 +33,7 @@ from simplecoin.core.keys import address_from_pubkey_hash
 from simplecoin.core.params import MAIN, REGTEST
 from simplecoin.wallet.keyfile import WalletFile
 from tests.framework.nodes import REPO, NodeProcess, free_port, running_node, wait_until
+from tests.framework.terminal import spawn_interactive
 
 PAUSE = 0.2  # seconds between mined blocks
 MATURITY = REGTEST.coinbase_maturity
@@ -206,8 +207,8 @@ class Net:
     def terminal(self, wallet: Path, *args: str, passphrase: str | None = None) -> tuple[pexpect.spawn, io.StringIO]:
         """`wallet.py` on a pseudo-terminal: its stdin is a real tty, Ctrl-C is the terminal's interrupt."""
         cmd = [*self.command(wallet), *args]
-        child = pexpect.spawn(
-            cmd[0], cmd[1:], cwd=str(REPO), env=self.env(passphrase), encoding="utf-8", timeout=WALLET_TIMEOUT
+        child = spawn_interactive(
+            cmd, cwd=str(REPO), env=self.env(passphrase), encoding="utf-8", timeout=WALLET_TIMEOUT
         )
         child.logfile_read = transcript = io.StringIO()
         return child, transcript
@@ -399,9 +400,9 @@ def test_pay_through_the_console_and_the_subcommand(net: Net):
 def wait_reading_its_terminal(child: pexpect.spawn) -> None:
     """Until the wallet sleeps in its read of the terminal (/proc: state S; nothing else runs after a prompt).
 
-    input() writes its prompt, then reads. A Ctrl-C that lands between the two is taken by CPython's signal
-    handler before the read starts, and the read then waits for a line with the KeyboardInterrupt pending: the
-    suite once waited 60 s for "cancelled" that way, under load. A person cannot type that fast; a test can."""
+    input() writes its prompt, then reads: a Ctrl-C sent between the two could be taken before the read starts.
+    A person cannot type that fast; a test can. (The two 60 s waits for "cancelled" seen here had another cause:
+    SIGINT ignored, see tests/framework/terminal.py.)"""
 
     def sleeping() -> bool:
         stat_line = Path(f"/proc/{child.pid}/stat").read_text()

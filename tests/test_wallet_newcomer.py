@@ -37,6 +37,7 @@ from simplecoin.web.app import create_app
 from tests.conftest import NOW
 from tests.framework.builder import BOB, ChainBuilder
 from tests.framework.nodes import REPO, serving
+from tests.framework.terminal import spawn_interactive
 
 BOB_ADDRESS = address_from_pubkey_hash(BOB.pubkey_hash, REGTEST.address_version)
 PASSPHRASE = "correct horse battery staple"
@@ -72,7 +73,7 @@ def run(node: SimpleNamespace, wallet: Path, *args: str, stdin: str = "", passph
 def terminal(node: SimpleNamespace, wallet: Path, *args: str) -> pexpect.spawn:
     command = ["wallet.py", "--network", "regtest", "--wallet", str(wallet), "--node", node.url, *args]
     env = {k: v for k, v in os.environ.items() if k != "SIMPLECOIN_PASSPHRASE"}
-    return pexpect.spawn(sys.executable, command, cwd=str(REPO), env=env, encoding="utf-8", timeout=60)
+    return spawn_interactive([sys.executable, *command], cwd=str(REPO), env=env, encoding="utf-8", timeout=60)
 
 
 class Script:
