@@ -18,7 +18,10 @@ same chain's prefix. Then, at `--blocks / 10` (the same-run reference) and at `-
 3. a second, empty node on 127.0.0.2 syncing from the first: blocks/s while blocks arrive;
 4. the light wallet (`LightWallet`, the library behind `wallet.py`) on a new wallet: the first run (every
    header fetched and checked, then the balance), and a later `balance`;
-5. the explorer's dashboard and a block page (GET over HTTP, median of several).
+5. the explorer's dashboard and a block page (GET over HTTP, median of several);
+6. a request that takes the node lock (GET /block/<tip>) alone, then while FLOOD_CLIENTS clients ask for the most
+   headers an answer holds (`/headers?format=binary` from genesis) again and again: its p99 each time, and the
+   header answers served per second. No goal: it shows that the headers are read without the node lock.
 
 Goals at `--blocks`: start <= 5 s; RSS <= 300 MB; locator, ancestor and next_bits <= 1 ms and <= 1.5x their
 figure at blocks/10; sync >= 1,500 blocks/s; wallet first run <= 10 s, later balance <= 1 s; dashboard and block
@@ -32,12 +35,14 @@ import logging
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from common import (  # first: it puts the repo on sys.path
     ROOT,
     Run,
@@ -69,6 +74,8 @@ GOAL_WALLET_FIRST_S = 10.0
 GOAL_BALANCE_S = 1.0
 GOAL_PAGE_MS = 100.0
 GOAL_RATIO = 1.5
+FLOOD_CLIENTS = 4  # clients asking for headers again and again
+FLOOD_SECONDS = 8.0  # each window (alone, flooded); 2 s on chains below 100,000 blocks
 
 
 @dataclass
@@ -89,6 +96,9 @@ class Figures:
     balance: float = 0.0
     dashboard: float = 0.0
     block_page: float = 0.0
+    lock_alone: float = 0.0  # p99 of GET /block/<tip> (s)
+    lock_flooded: float = 0.0  # ... while FLOOD_CLIENTS clients fetch headers
+    headers_served: float = 0.0  # header answers per second to those clients
 
 
 # -- the chain --------------------------------------------------------------------------------------------------
@@ -213,6 +223,51 @@ def explorer_figures(node: NodeProcess, figures: Figures) -> None:
     figures.block_page = Samples.of(page(block_path), PAGE_REPS).median
 
 
+def p99_of_gets(url: str, seconds: float) -> float:
+    """The 99th percentile (s) of GETs of `url` one after another for `seconds`."""
+    session, took = requests.Session(), []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        response = session.get(url, timeout=60)
+        took.append(time.perf_counter() - started)
+        assert response.status_code == 200, (url, response.status_code)
+    took.sort()
+    return took[min(int(len(took) * 0.99), len(took) - 1)]
+
+
+def headers_flood_figures(node: NodeProcess, figures: Figures) -> None:
+    """GET /block/<tip> (it takes the node lock) alone, then while FLOOD_CLIENTS clients ask for headers."""
+    window = FLOOD_SECONDS if figures.blocks >= 100_000 else 2.0
+    probe = f"{node.url}/block/{node.status()['tip']}"
+    figures.lock_alone = p99_of_gets(probe, window)
+    stop, served, failed = threading.Event(), [], []
+
+    def flood() -> None:
+        session, answers = requests.Session(), 0
+        try:
+            while not stop.is_set():
+                response = session.get(f"{node.url}/headers?format=binary", timeout=60)
+                response.raise_for_status()
+                answers += 1
+        except Exception as e:  # noqa: BLE001 - told below, in the main thread
+            failed.append(e)
+        served.append(answers)
+
+    clients = [threading.Thread(target=flood, daemon=True) for _ in range(FLOOD_CLIENTS)]
+    for client in clients:
+        client.start()
+    started = time.perf_counter()
+    try:
+        figures.lock_flooded = p99_of_gets(probe, window)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=60)
+    figures.headers_served = sum(served) / (time.perf_counter() - started)
+    assert not failed, f"a client asking for headers failed: {failed[0]}"
+
+
 def sync_figures(a: NodeProcess, workdir: Path, figures: Figures) -> None:
     """A second, empty node on SECOND_HOST syncing from `a`: blocks/s from the first block it has to the last."""
     tip = a.status()["tip"]
@@ -246,6 +301,7 @@ def measure(path: Path, workdir: Path) -> Figures:
         servers, _ = node_processes(a)
         figures.rss_mb = sum(rss_mb(pid) for pid in servers)
         explorer_figures(a, figures)
+        headers_flood_figures(a, figures)
         wallet_figures(a.url, workdir, figures)
         sync_figures(a, workdir, figures)
     print(f"   {figures}", flush=True)  # every figure at once, before the summary sets them side by side
@@ -303,6 +359,10 @@ def report(run: Run, full: Figures, small: Figures) -> None:
     ):
         verdict = limited_and_flat(label, value * 1e3, reference * 1e3, GOAL_PAGE_MS)
         line(label, ms(value), ms(reference), f"<= {GOAL_PAGE_MS:g} ms and <= {GOAL_RATIO}x", verdict)
+    line("GET /block/<tip> p99, alone", ms(full.lock_alone), ms(small.lock_alone), "none", None)
+    line(f"GET /block/<tip> p99, while {FLOOD_CLIENTS} clients fetch headers",
+         f"{ms(full.lock_flooded)}, {full.headers_served:.1f} header answers/s",
+         f"{ms(small.lock_flooded)}, {small.headers_served:.1f} answers/s", "none", None)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,6 +225,8 @@ SCALE_LABELS = [
     "wallet later balance:",
     "explorer dashboard:",
     "explorer block page:",
+    "GET /block/<tip> p99, alone:",
+    "GET /block/<tip> p99, while 4 clients fetch headers:",
     "(at 200 blocks:",
 ]
 
