@@ -472,6 +472,20 @@ def test_headers_of_a_store_in_memory_are_read_under_the_node_lock(api: Api):
         node.close()
 
 
+def test_a_read_connection_that_cannot_open_answers_try_later_not_500(api: Api, monkeypatch):
+    """Ours, not the client's: a read-only connection that cannot be opened (the disk failing, no file handle
+    left) is answered as a failed write is, 503 with Retry-After, never 500 "internal error"."""
+    store = api.node.store
+    store.close_idle_readers()
+    monkeypatch.setattr(store, "_reader_uri", (store.path.parent / "gone" / "chain.db").as_uri() + "?mode=ro")
+    for path in ("/headers?format=binary", f"/address/{addr(BOB)}"):
+        answer = api.get(path)
+        assert_error(answer, 503, "store-unavailable")
+        assert answer.headers["Retry-After"].isdigit()
+    monkeypatch.undo()
+    assert api.get("/headers?format=binary").status_code == 200
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -105,6 +105,10 @@ class StoreWriteError(StoreFault):
     """Raised when a write fails for a reason of the disk (full, read-only, I/O error); it is rolled back."""
 
 
+class StoreReadError(StoreFault):
+    """Raised when a read-only connection fails for a reason of the disk or the system (cannot open, I/O error)."""
+
+
 class DamagedBlock(StoreFault):
     """Raised when a stored block's bytes do not read back as that block (Bitcoin: ReadBlockFromDisk's checks)."""
 
@@ -365,9 +369,13 @@ class Store:
         self._check_meta()
 
     def close(self) -> None:
+        self.close_idle_readers()
+        self._db.close()
+
+    def close_idle_readers(self) -> None:
+        """Close the read-only connections kept for reuse (the next read opens a new one)."""
         while not self._idle_readers.empty():
             self._idle_readers.get_nowait().close()
-        self._db.close()
 
     @property
     def has_readers(self) -> bool:
@@ -391,18 +399,21 @@ class Store:
             yield self._db
             return
         try:
-            conn = self._idle_readers.get_nowait()
-        except queue.Empty:
-            conn = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False, isolation_level=None)
-        try:
-            conn.execute("BEGIN")
             try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
-        except BaseException:
-            conn.close()
-            raise
+                conn = self._idle_readers.get_nowait()
+            except queue.Empty:
+                conn = sqlite3.connect(self._reader_uri, uri=True, check_same_thread=False, isolation_level=None)
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.OperationalError as e:  # the disk or the system failing us (as _write's), not the client
+            raise StoreReadError(f"cannot read the store at {self.path}: {e}") from e
         if self._idle_readers.qsize() < IDLE_READERS:
             self._idle_readers.put(conn)
         else:
