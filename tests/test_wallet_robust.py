@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -276,11 +277,11 @@ def test_a_damaged_header_cache_is_verified_again_not_trusted(chain_service, wal
         elif damage == "meta-work":
             record = json.loads(meta.read_text())
             meta.write_text(json.dumps({**record, "chain_work": str(int(record["chain_work"]) * 1000)}))
-        elif damage == "resealed":  # the tip header changed and a plain SHA-256 of the file put in the record
+        elif damage == "resealed":  # the tip header changed and a plain CRC-32 of the file put in the record
             raw[30 * 80 + 70] ^= 1
             headers.write_bytes(bytes(raw))
             record = json.loads(meta.read_text())
-            meta.write_text(json.dumps({**record, "sha256": hashlib.sha256(bytes(raw)).hexdigest()}))
+            meta.write_text(json.dumps({**record, "crc32": zlib.crc32(bytes(raw))}))
         else:
             meta.unlink()
             raw[20 * 80 + 70] ^= 1
@@ -292,6 +293,44 @@ def test_a_damaged_header_cache_is_verified_again_not_trusted(chain_service, wal
         fixed = LightWallet(wallet_file, REGTEST, NodeClient([url]), clock=lambda: NOW)
         assert fixed.chain.height == 30
         assert fixed.chain.best[-1] == b["m30"].hash
+
+
+def old_record(meta: Path, headers: Path) -> None:
+    """The record as the wallet wrote it before the CRC: a SHA-256 over the record's fields and the headers."""
+    record = json.loads(meta.read_text())
+    del record["crc32"]
+    fields = f"{record['network']}|{record['height']}|{record['tip']}|{record['chain_work']}|".encode()
+    meta.write_text(json.dumps({**record, "sha256": hashlib.sha256(fields + headers.read_bytes()).hexdigest()}))
+
+
+def test_a_header_cache_recorded_with_the_old_sha256_is_resumed_and_then_recorded_with_a_crc(
+    chain_service, wallet_file: Path
+):
+    service, b = chain_service
+    with serving(create_app(service)) as url:
+        light = LightWallet(wallet_file, REGTEST, NodeClient([url]), clock=lambda: NOW)
+        light.sync_headers()
+        headers, meta = light.headers_path, light.header_file.meta_path
+        assert isinstance(json.loads(meta.read_text())["crc32"], int)
+        old_record(meta, headers)
+        resumed = LightWallet(wallet_file, REGTEST, NodeClient([url]), clock=lambda: NOW)
+        assert resumed.chain.height == 30  # from the old record, not fetched again
+        b.block("m31", parent="m30")
+        assert service.submit_block(b["m31"]).status == "accepted"
+        resumed.sync_headers()
+        record = json.loads(meta.read_text())
+        assert "sha256" not in record
+        assert record["crc32"] == zlib.crc32(
+            headers.read_bytes(),
+            zlib.crc32(f"{record['network']}|31|{b['m31'].hash.hex()}|{record['chain_work']}|".encode()),
+        )
+        assert LightWallet(wallet_file, REGTEST, NodeClient([url]), clock=lambda: NOW).chain.height == 31
+        # An old record that no longer matches its file is not trusted either.
+        old_record(meta, headers)
+        raw = bytearray(headers.read_bytes())
+        raw[20 * 80 + 70] ^= 1
+        headers.write_bytes(bytes(raw))
+        assert LightWallet(wallet_file, REGTEST, NodeClient([url]), clock=lambda: NOW).chain.height == 0
 
 
 def test_a_reorg_rewrites_the_cache_from_the_fork(chain_service, wallet_file: Path):
